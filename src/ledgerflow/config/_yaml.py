@@ -1,0 +1,199 @@
+"""Reading the raw configuration tree: YAML with ``!include``, then ``${VAR}`` interpolation.
+
+Mappings and lists remember the file they were read from (``.source``) so that every
+error can name the right file. Error messages never echo scalar values, which may be secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ledgerflow.errors import ConfigError
+
+
+class SourcedDict(dict[Any, Any]):
+    """A YAML mapping that knows which file it came from."""
+
+    source: Path | None = None
+
+
+class SourcedList(list[Any]):
+    """A YAML sequence that knows which file it came from."""
+
+    source: Path | None = None
+
+
+class Interpolated(str):
+    """A string produced by ``${VAR}`` substitution; may be read as an int or a bool."""
+
+
+class Where:
+    """A position in the configuration tree: a file and a dotted key path."""
+
+    def __init__(self, file: str, path: str = "") -> None:
+        self.file = file
+        self.path = path
+
+    def child(self, key: object, value: object = None) -> Where:
+        """The position of ``key`` (a str key or a list index) holding ``value``."""
+        source = getattr(value, "source", None)
+        file = str(source) if source is not None else self.file
+        if isinstance(key, int):
+            return Where(file, f"{self.path}[{key}]")
+        return Where(file, f"{self.path}.{key}" if self.path else str(key))
+
+    def error(self, message: str, hint: str | None = None) -> ConfigError:
+        """A ``ConfigError`` reading ``<file>: <key.path>: <message>``."""
+        where = f"{self.file}: {self.path}" if self.path else self.file
+        return ConfigError(f"{where}: {message}", hint=hint)
+
+
+def _mark(loader: _Loader, node: yaml.Node) -> str:
+    return f"{loader.path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+
+
+class _Loader(yaml.SafeLoader):
+    """A safe loader for one file; ``chain`` lists the files that included it, itself last."""
+
+    def __init__(self, text: str, path: Path, chain: tuple[Path, ...]) -> None:
+        super().__init__(text)
+        self.path = path
+        self.chain = chain
+
+
+def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[SourcedDict]:
+    data = SourcedDict()
+    data.source = loader.path
+    yield data
+    seen: set[str] = set()
+    for key_node, _ in node.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+            if key_node.value in seen:
+                raise ConfigError(f"{_mark(loader, key_node)}: duplicate key '{key_node.value}'")
+            seen.add(key_node.value)
+    data.update(loader.construct_mapping(node))
+
+
+def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> Iterator[SourcedList]:
+    data = SourcedList()
+    data.source = loader.path
+    yield data
+    data.extend(loader.construct_sequence(node))
+
+
+def _construct_include(loader: _Loader, node: yaml.Node) -> Any:
+    if not isinstance(node, yaml.ScalarNode) or not node.value:
+        raise ConfigError(f"{_mark(loader, node)}: !include expects a file name")
+    target = Path(os.path.abspath(loader.path.parent / os.path.expanduser(node.value)))
+    chain = " -> ".join(str(p) for p in loader.chain)
+    if target in loader.chain:
+        raise ConfigError(
+            f"{_mark(loader, node)}: !include {node.value} makes an include loop: "
+            f"{chain} -> {target}"
+        )
+    if not target.is_file():
+        raise ConfigError(
+            f"{_mark(loader, node)}: !include {node.value}: file not found: {target} "
+            f"(include chain: {chain})"
+        )
+    return load_yaml(target, _chain=loader.chain)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+_Loader.add_constructor("!include", _construct_include)
+
+
+def load_yaml(path: Path, *, _chain: tuple[Path, ...] = ()) -> Any:
+    """Parse one YAML file, following ``!include`` relative to the including file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    loader = _Loader(text, path, (*_chain, path))
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = "; ".join(p for p in (exc.context, exc.problem) if p)
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({type(exc).__name__})") from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path}: invalid YAML value ({type(exc).__name__})") from None
+    finally:
+        loader.dispose()
+
+
+_TOKEN = re.compile(r"\$\$|\$\{(?P<body>[^}]*)\}|\$\{")
+_BODY = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>.*))?", re.S)
+
+
+def expand(text: str, environ: Mapping[str, str], where: Where) -> str:
+    """Substitute ``${VAR}`` and ``${VAR:-default}`` in ``text``; ``$$`` is a literal ``$``.
+
+    As in the shell, the default also applies when the variable is set but empty.
+    """
+    if "$" not in text:
+        return text
+    substituted = False
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal substituted
+        if match.group(0) == "$$":
+            return "$"
+        body = match.group("body")
+        if body is None:
+            raise where.error("unterminated '${'", hint="write '$$' for a literal '$'")
+        parts = _BODY.fullmatch(body)
+        if parts is None:
+            raise where.error("invalid variable reference, expected ${NAME} or ${NAME:-default}")
+        name, default = parts.group("name"), parts.group("default")
+        if default is not None and "${" in default:
+            raise where.error(f"nested references in the default of ${{{name}}} are not supported")
+        substituted = True
+        value = environ.get(name)
+        if value:
+            return value
+        if default is not None:
+            return default
+        if value is None:
+            raise where.error(
+                f"environment variable {name} is not set",
+                hint=f"set it or write ${{{name}:-default}}",
+            )
+        return value
+
+    result = _TOKEN.sub(replace, text)
+    return Interpolated(result) if substituted else result
+
+
+def interpolate(data: Any, environ: Mapping[str, str], where: Where) -> Any:
+    """A copy of ``data`` with every string scalar expanded; keys are left as they are."""
+    if isinstance(data, str):
+        return expand(data, environ, where)
+    if isinstance(data, Mapping):
+        mapping = SourcedDict()
+        mapping.source = getattr(data, "source", None)
+        for key, value in data.items():
+            mapping[key] = interpolate(value, environ, where.child(key, value))
+        return mapping
+    if isinstance(data, list):
+        items = SourcedList()
+        items.source = getattr(data, "source", None)
+        items.extend(
+            interpolate(value, environ, where.child(i, value)) for i, value in enumerate(data)
+        )
+        return items
+    return data

@@ -1,0 +1,111 @@
+"""The validated settings read from ``ledgerflow.yml``.
+
+Plain frozen dataclasses: nothing here does I/O. :mod:`ledgerflow.config.loader` builds
+them from YAML; every other layer reads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Dialect = Literal["sqlite", "postgresql"]
+REDACTED = "***"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A role name and its password; the password never shows in ``repr`` or ``str``."""
+
+    username: str
+    password: str | None = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        return self.username if self.password is None else f"{self.username}:{REDACTED}"
+
+    @classmethod
+    def parse(cls, text: str) -> Credentials:
+        """``"name:password"`` or ``"name"``."""
+        name, sep, password = text.partition(":")
+        return cls(name, password if sep else None)
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """One entry of ``databases:`` (a *bind*)."""
+
+    name: str
+    dialect: Dialect
+    path: Path | None = None  # sqlite: absolute path of the database file
+    host: str | None = None  # postgresql
+    port: int = 5432
+    database: str | None = None
+    admin: Credentials | None = None
+    user: Credentials | None = None
+    options: dict[str, str] = field(default_factory=dict)
+    source: str = "ledgerflow.yml"  # file the entry was read from, for error messages
+
+    def describe(self) -> str:
+        """A human location with no secret: a file path or ``host:port/database``."""
+        if self.dialect == "sqlite":
+            return f"sqlite:{self.path}"
+        return f"postgresql://{self.host}:{self.port}/{self.database}"
+
+    def credentials(self, role: Literal["user", "admin"]) -> Credentials | None:
+        """The credentials for a role; the runtime role falls back to admin when no user is set."""
+        if role == "admin":
+            return self.admin
+        return self.user or self.admin
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    kind: str = "local"
+    workers: int | None = None
+    address: str | None = None  # dask scheduler address
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ValuesConfig:
+    inline_max_bytes: int = 1_048_576
+    store: Path = Path(".ledgerflow/values")
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    file_hash: Literal["content", "fast"] = "content"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective configuration of one project."""
+
+    path: Path | None  # the ledgerflow.yml, None for settings built in code
+    databases: dict[str, DatabaseConfig]
+    plugins: tuple[str, ...] = ()
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    values: ValuesConfig = field(default_factory=ValuesConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    auto_migrate: bool = False
+    redacted: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+    @property
+    def default(self) -> DatabaseConfig:
+        return self.databases["default"]
+
+    def redacted_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.redacted, sort_keys=False)
+
+    @property
+    def hash(self) -> str:
+        """Hash of the redacted configuration, as recorded with each run."""
+        return hashlib.sha256(self.redacted_yaml().encode()).hexdigest()

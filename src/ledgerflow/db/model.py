@@ -1,0 +1,118 @@
+"""The declarative base users derive their tables from.
+
+``class ComputationResult(Model)`` maps to the table ``computation_result`` in the
+``default`` database; ``__tablename__`` overrides the name and ``__bind_key__`` routes the
+model to another database of ``ledgerflow.yml``. The table records its bind and the module
+that defined it in ``Table.info`` so sessions route it and migrations give it to the
+plugin that owns it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import MetaData
+from sqlalchemy.orm import DeclarativeBase, declared_attr
+
+from ledgerflow.errors import ModelError
+
+#: Constraint names that are stable across dialects, so SQLite batch migrations can find them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+DEFAULT_BIND = "default"
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def snake_case(name: str) -> str:
+    """``ComputationResult`` -> ``computation_result``, ``HTTPServer`` -> ``http_server``."""
+    return _CAMEL.sub("_", name).lower()
+
+
+def bind_of(table: Any) -> str:
+    """The bind (database name in ``ledgerflow.yml``) a table lives in."""
+    return str(table.info.get("bind_key", DEFAULT_BIND))
+
+
+class _TableRegistry:
+    """Which model claimed which table name, across every bind."""
+
+    def __init__(self) -> None:
+        self._owners: dict[str, tuple[str, str]] = {}
+
+    def claim(self, table_name: str, model: str, bind: str) -> None:
+        owner = self._owners.get(table_name)
+        if owner is not None and owner[0] != model:
+            other_model, other_bind = owner
+            where = (
+                f"binds '{other_bind}' and '{bind}'"
+                if other_bind != bind
+                else f"bind '{bind}'"
+            )
+            raise ModelError(
+                f"table name '{table_name}' is used by two models, {other_model} and {model}, "
+                f"in {where}",
+                hint="give one of them another __tablename__",
+            )
+        self._owners[table_name] = (model, bind)
+
+    def clear(self) -> None:
+        self._owners.clear()
+
+
+_registry = _TableRegistry()
+
+
+class Model(DeclarativeBase):
+    """Base class of every user table.
+
+    Class attributes understood besides SQLAlchemy's own:
+
+    ``__bind_key__``
+        name of the database in ``ledgerflow.yml`` (default ``"default"``).
+    """
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    __abstract__ = True
+
+    @declared_attr.directive
+    @classmethod
+    def __tablename__(cls) -> str:
+        return snake_case(cls.__name__)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        if not cls.__dict__.get("__abstract__", False) and "__table__" not in cls.__dict__:
+            bind = getattr(cls, "__bind_key__", None) or DEFAULT_BIND
+            name = cls.__dict__.get("__tablename__")
+            table_name = name if isinstance(name, str) else snake_case(cls.__name__)
+            _registry.claim(table_name, f"{cls.__module__}.{cls.__qualname__}", bind)
+        super().__init_subclass__(**kwargs)
+        table = cls.__dict__.get("__table__")
+        if table is not None:
+            table.info.setdefault("bind_key", getattr(cls, "__bind_key__", None) or DEFAULT_BIND)
+            table.info.setdefault("module", cls.__module__)
+
+    def __repr__(self) -> str:
+        mapper = self.__mapper__
+        keys = ", ".join(
+            f"{col.key}={getattr(self, col.key, None)!r}" for col in mapper.primary_key
+        )
+        return f"<{type(self).__name__} {keys}>"
+
+
+def clear_models() -> None:
+    """Forget every user model: mappers, tables and claimed names.
+
+    For test suites that import plugin packages afresh in each test; classes mapped before
+    the call are unusable after it.
+    """
+    Model.registry.dispose()
+    Model.metadata.clear()
+    _registry.clear()

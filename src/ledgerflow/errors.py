@@ -1,0 +1,140 @@
+"""Every error ledgerflow raises on purpose.
+
+Each class carries a message a user can act on (what went wrong, where, how to fix it)
+and the exit code the CLI uses. The CLI catches :class:`LedgerflowError` only and prints
+its message on one line; anything else is a bug and shows a traceback.
+"""
+
+from __future__ import annotations
+
+
+class LedgerflowError(Exception):
+    """Base of every ledgerflow error."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class UsageError(LedgerflowError):
+    """Bad input on the command line or to a public function."""
+
+    exit_code = 2
+
+
+class ConfigError(LedgerflowError):
+    """ledgerflow.yml is missing, malformed or invalid."""
+
+    exit_code = 3
+
+
+class ProjectExistsError(LedgerflowError):
+    """`init` refuses to overwrite an existing project."""
+
+    exit_code = 3
+
+
+class PluginImportError(LedgerflowError):
+    """A plugin named in the configuration cannot be imported."""
+
+    exit_code = 3
+
+
+class MissingExtraError(LedgerflowError):
+    """An optional dependency is not installed."""
+
+    exit_code = 3
+
+    def __init__(self, feature: str, extra: str, module: str) -> None:
+        super().__init__(
+            f"{feature} needs the Python package '{module}', which is not installed",
+            hint=f"pip install 'ledgerflow[{extra}]'",
+        )
+
+
+class ModelError(LedgerflowError):
+    """A model definition is invalid (for example a table name used in two binds)."""
+
+    exit_code = 3
+
+
+class DatabaseError(LedgerflowError):
+    """A database could not be reached or refused an operation."""
+
+    exit_code = 4
+
+
+class ConnectionFailedError(DatabaseError):
+    """The server is unreachable or refused the credentials."""
+
+
+class MigrationError(LedgerflowError):
+    """A migration could not be created or applied."""
+
+    exit_code = 5
+
+
+class SchemaOutdatedError(MigrationError):
+    """The database is older than the library or the plugins' migrations."""
+
+
+class SchemaTooNewError(MigrationError):
+    """The database was migrated by a newer ledgerflow than this one."""
+
+
+class TaskDefinitionError(LedgerflowError):
+    """A task is declared or called incorrectly."""
+
+    exit_code = 2
+
+
+class ContextError(LedgerflowError):
+    """`context` was used outside a running task."""
+
+
+class SerializationError(LedgerflowError):
+    """A value cannot be stored in the ledger."""
+
+
+class IntegrityError(LedgerflowError):
+    """A stored value failed its signature or hash check."""
+
+    exit_code = 6
+
+
+class RunFailedError(LedgerflowError):
+    """A run finished with failed tasks."""
+
+    exit_code = 1
+
+
+class RunInterruptedError(LedgerflowError):
+    """A run was interrupted (Ctrl-C or a signal)."""
+
+    exit_code = 130
+
+
+class NotFoundError(LedgerflowError):
+    """No ledger record matches an id, prefix or path."""
+
+    exit_code = 4
+
+
+class AmbiguousIdError(LedgerflowError):
+    """An id prefix matches several records."""
+
+    exit_code = 2
+
+
+class ImportRecordsError(LedgerflowError):
+    """An export file holds a corrupt or invalid record."""
+
+    exit_code = 6

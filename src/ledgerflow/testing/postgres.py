@@ -1,0 +1,480 @@
+"""PostgreSQL for tests: find a server or start a throwaway one, then make fresh databases.
+
+A test never touches a shared database: :meth:`PgServer.create_database` makes a new
+database owned by a new *admin* role, with a new *user* role that may only read and
+write rows, the way a ledgerflow deployment is set up (see the roles section of the
+documentation). :meth:`PgDatabase.drop` removes all three.
+
+Where the server comes from:
+
+* ``LEDGERFLOW_TEST_PG`` — a libpq URL for a superuser connection, e.g.
+  ``postgresql://postgres@127.0.0.1:5432/postgres``. When it is set, nothing else is tried.
+* otherwise a local server on ``127.0.0.1:5432`` as ``postgres`` then ``root``;
+* otherwise :func:`start_throwaway_cluster` runs ``initdb`` and ``pg_ctl`` in a temporary
+  directory (the pytest plugin does this unless ``LEDGERFLOW_TEST_PG_NO_CLUSTER`` is set).
+
+psycopg is imported lazily so that ``ledgerflow.testing`` imports without it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import glob
+import os
+import pwd
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from ledgerflow.errors import DatabaseError, MissingExtraError
+
+if TYPE_CHECKING:
+    import psycopg
+
+ENV_URL = "LEDGERFLOW_TEST_PG"
+LOCAL_HOST = "127.0.0.1"
+LOCAL_PORT = 5432
+LOCAL_SUPERUSERS = ("postgres", "root")
+CONNECT_TIMEOUT = 3
+INSTALL_HINT = "install PostgreSQL, e.g. on Debian/Ubuntu: apt-get install -y postgresql"
+
+Role = Literal["admin", "user"]
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:  # pragma: no cover - psycopg is part of the test extra
+        raise MissingExtraError("PostgreSQL test databases", "postgres", "psycopg") from exc
+    return psycopg
+
+
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass(frozen=True)
+class PgServer:
+    """A PostgreSQL server reachable with a role allowed to create roles and databases."""
+
+    host: str
+    port: int
+    superuser: str
+    password: str | None = field(default=None, repr=False)
+    dbname: str = "postgres"  # maintenance database used for CREATE/DROP DATABASE
+
+    def connect(self, dbname: str | None = None) -> psycopg.Connection[Any]:
+        """An autocommit connection as the superuser."""
+        psycopg = _psycopg()
+        return psycopg.connect(
+            host=self.host,
+            port=self.port,
+            user=self.superuser,
+            password=self.password,
+            dbname=dbname or self.dbname,
+            connect_timeout=CONNECT_TIMEOUT,
+            autocommit=True,
+        )
+
+    def create_database(self, prefix: str = "lf_test") -> PgDatabase:
+        """A fresh database owned by a fresh admin role, with a fresh data-only user role."""
+        from psycopg import sql
+
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,40}", prefix):
+            raise ValueError(f"database prefix {prefix!r} must be a lowercase SQL identifier")
+        name = f"{prefix}_{secrets.token_hex(4)}"
+        db = PgDatabase(
+            host=self.host,
+            port=self.port,
+            name=name,
+            admin_name=f"{name}_admin",
+            admin_password=secrets.token_hex(12),
+            user_name=f"{name}_user",
+            user_password=secrets.token_hex(12),
+            server=self,
+        )
+        database, admin, user = (sql.Identifier(n) for n in (name, db.admin_name, db.user_name))
+        try:
+            with self.connect() as conn:
+                for role, password in ((admin, db.admin_password), (user, db.user_password)):
+                    conn.execute(
+                        sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                            role, sql.Literal(password)
+                        )
+                    )
+                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(database, admin))
+                conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database))
+                conn.execute(
+                    sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, user)
+                )
+            with db.connect("admin") as conn:
+                conn.execute(sql.SQL(_SCHEMA_GRANTS).format(admin=admin, user=user))
+        except BaseException:
+            db.drop()
+            raise
+        return db
+
+
+# Run as the admin role, which owns the database (and so, on PostgreSQL 15, the public
+# schema through pg_database_owner). Mirrors the deployment recipe in the documentation.
+_SCHEMA_GRANTS = """
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO {user};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {user};
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {user};
+ALTER DEFAULT PRIVILEGES FOR ROLE {admin} IN SCHEMA public
+  GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {user};
+ALTER DEFAULT PRIVILEGES FOR ROLE {admin} IN SCHEMA public
+  GRANT USAGE, SELECT ON SEQUENCES TO {user};
+"""
+
+
+
+
+@dataclass(frozen=True)
+class PgDatabase:
+    """One database made by :meth:`PgServer.create_database`, with its two roles."""
+
+    host: str
+    port: int
+    name: str
+    admin_name: str
+    admin_password: str = field(repr=False)
+    user_name: str
+    user_password: str = field(repr=False)
+    server: PgServer = field(repr=False, compare=False)
+
+    def credentials(self, role: Role) -> tuple[str, str]:
+        if role == "admin":
+            return self.admin_name, self.admin_password
+        if role == "user":
+            return self.user_name, self.user_password
+        raise ValueError(f"role must be 'admin' or 'user', not {role!r}")
+
+    def url(self, role: Role = "user") -> str:
+        """A SQLAlchemy URL, ``postgresql+psycopg://name:password@host:port/database``."""
+        name, password = self.credentials(role)
+        return f"postgresql+psycopg://{name}:{password}@{_netloc(self.host, self.port)}/{self.name}"
+
+    def conninfo(self, role: Role = "user") -> str:
+        """A libpq connection string for ``psycopg.connect``."""
+        from psycopg.conninfo import make_conninfo
+
+        name, password = self.credentials(role)
+        return make_conninfo(
+            host=self.host, port=self.port, dbname=self.name, user=name, password=password
+        )
+
+    def connect(self, role: Role = "user", *, autocommit: bool = True) -> psycopg.Connection[Any]:
+        return _psycopg().connect(
+            self.conninfo(role), connect_timeout=CONNECT_TIMEOUT, autocommit=autocommit
+        )
+
+    def config_entry(self) -> dict[str, str]:
+        """The ``databases:`` entry of ``ledgerflow.yml`` for this database."""
+        return {
+            "dialect": "postgresql",
+            "address": _netloc(self.host, self.port),
+            "database": self.name,
+            "admin": f"{self.admin_name}:{self.admin_password}",
+            "user": f"{self.user_name}:{self.user_password}",
+        }
+
+    def drop(self) -> None:
+        """Drop the database and both roles; safe to call twice or after a partial create."""
+        from psycopg import sql
+
+        admin, user = sql.Identifier(self.admin_name), sql.Identifier(self.user_name)
+        with self.server.connect() as conn:
+            # FORCE terminates the sessions a test left open.
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(self.name)
+                )
+            )
+            existing = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)",
+                    [[self.admin_name, self.user_name]],
+                )
+            }
+            if not existing:
+                return
+            roles = sql.SQL(", ").join(sql.Identifier(r) for r in sorted(existing))
+            # Whatever a test made the roles own or receive in the maintenance database.
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(roles))
+            for role in (admin, user):
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
+
+
+# --------------------------------------------------------------------------- finding
+
+
+def _probe(server: PgServer) -> str | None:
+    """Why ``server`` cannot be used, or None when it can."""
+    psycopg = _psycopg()
+    try:
+        with server.connect() as conn:
+            row = conn.execute(
+                "SELECT rolsuper, rolcreaterole AND rolcreatedb FROM pg_roles"
+                " WHERE rolname = current_user"
+            ).fetchone()
+    except psycopg.Error as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"{server.superuser}@{_netloc(server.host, server.port)}: {message}"
+    if not row or not (row[0] or row[1]):
+        return (
+            f"{server.superuser}@{_netloc(server.host, server.port)}: role may not create "
+            "roles and databases"
+        )
+    return None
+
+
+def server_from_url(url: str) -> PgServer:
+    """A :class:`PgServer` from a libpq URL or ``key=value`` string."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(url)
+    return PgServer(
+        host=str(params.get("host") or LOCAL_HOST),
+        port=int(params.get("port") or LOCAL_PORT),
+        superuser=str(params.get("user") or "postgres"),
+        password=str(params["password"]) if params.get("password") else None,
+        dbname=str(params.get("dbname") or "postgres"),
+    )
+
+
+def find_server(reasons: list[str] | None = None) -> PgServer | None:
+    """The server named by ``LEDGERFLOW_TEST_PG``, else a local one; None if unreachable.
+
+    When ``reasons`` is given, one line per server tried and refused is appended to it.
+    """
+    url = os.environ.get(ENV_URL)
+    if url:
+        try:
+            candidates = [server_from_url(url)]
+        except Exception as exc:
+            _note(reasons, f"{ENV_URL} is not a valid libpq URL: {exc}")
+            return None
+    else:
+        candidates = [PgServer(LOCAL_HOST, LOCAL_PORT, name) for name in LOCAL_SUPERUSERS]
+    for server in candidates:
+        problem = _probe(server)
+        if problem is None:
+            return server
+        _note(reasons, problem)
+    return None
+
+
+def _note(reasons: list[str] | None, line: str) -> None:
+    if reasons is not None:
+        reasons.append(line)
+
+
+# --------------------------------------------------------------------------- throwaway
+
+
+def find_pg_bin_dir() -> Path:
+    """The directory holding ``initdb`` and ``pg_ctl``: PATH first, then Debian's layout."""
+    initdb = shutil.which("initdb")
+    if initdb:
+        directory = Path(initdb).resolve().parent
+        if (directory / "pg_ctl").exists():
+            return directory
+    versions = []
+    for candidate in glob.glob("/usr/lib/postgresql/*/bin"):
+        version = Path(candidate).parent.name
+        if version.replace(".", "").isdigit() and (Path(candidate) / "initdb").exists():
+            versions.append((tuple(int(p) for p in version.split(".")), Path(candidate)))
+    if versions:
+        return max(versions)[1]
+    raise DatabaseError(
+        "cannot start a throwaway PostgreSQL cluster: 'initdb' and 'pg_ctl' were found "
+        "neither on PATH nor in /usr/lib/postgresql/*/bin",
+        hint=INSTALL_HINT,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOCAL_HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def _unprivileged_account() -> pwd.struct_passwd | None:
+    """The account to run PostgreSQL as: None when we are not root (run as ourselves)."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise DatabaseError(
+        "cannot start a throwaway PostgreSQL cluster as root: PostgreSQL refuses to run as "
+        "root and there is no 'postgres' or 'nobody' account to run it as",
+        hint=INSTALL_HINT,
+    )
+
+
+def _reachable_by(path: Path, account: pwd.struct_passwd) -> bool:
+    """Whether ``account`` may traverse every directory leading to ``path``."""
+    for directory in [path, *path.parents]:
+        st = directory.stat()
+        if st.st_uid == account.pw_uid:
+            allowed = st.st_mode & 0o100
+        elif st.st_gid == account.pw_gid:
+            allowed = st.st_mode & 0o010
+        else:
+            allowed = st.st_mode & 0o001
+        if not allowed:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class ThrowawayCluster(PgServer):
+    """A cluster started by :func:`start_throwaway_cluster`; :meth:`stop` removes it."""
+
+    root: Path = field(default=Path(), compare=False)
+    bin_dir: Path = field(default=Path(), compare=False)
+    account: pwd.struct_passwd | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "server.log"
+
+    def stop(self) -> None:
+        """Stop the server (immediately: its data is thrown away) and delete its files."""
+        if not self.root.exists():
+            return
+        if (self.data_dir / "postmaster.pid").exists():
+            _run_pg(
+                [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate",
+                 "-w", "stop"],
+                self.account, self.root, check=False,
+            )
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _run_pg(
+    argv: list[str], account: pwd.struct_passwd | None, cwd: Path, *, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run a PostgreSQL program, as ``account`` when we are root."""
+    kwargs: dict[str, Any] = {}
+    env = dict(os.environ)
+    if account is not None:
+        kwargs = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+        env.update(HOME=account.pw_dir, USER=account.pw_name, LOGNAME=account.pw_name)
+    result = subprocess.run(
+        argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=120, **kwargs,
+    )
+    if check and result.returncode != 0:
+        output = (result.stderr or result.stdout).strip()
+        raise DatabaseError(
+            f"cannot start a throwaway PostgreSQL cluster: {Path(argv[0]).name} exited with "
+            f"status {result.returncode}: {output[-2000:]}",
+            hint=INSTALL_HINT if result.returncode == 127 else None,
+        )
+    return result
+
+
+_CLUSTER_SETTINGS = """
+# ledgerflow throwaway test cluster: durability off, it is deleted at the end.
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '{socket_dir}'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 200
+log_min_messages = warning
+"""
+
+
+def start_throwaway_cluster(base_dir: str | Path | None = None) -> ThrowawayCluster:
+    """``initdb`` a cluster in a new directory under ``base_dir`` and start it.
+
+    ``base_dir`` defaults to the system temporary directory. Authentication is ``trust``
+    and the server listens on 127.0.0.1 only, on a free port; the superuser is
+    ``postgres``. As root, PostgreSQL runs as the ``postgres`` account. Call
+    :meth:`ThrowawayCluster.stop` to stop it and delete its files (also done at exit).
+    """
+    bin_dir = find_pg_bin_dir()
+    account = _unprivileged_account()
+    base = Path(base_dir) if base_dir is not None else Path(tempfile.gettempdir())
+    base.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="lf-pg-", dir=base))
+    if account is not None:
+        if not _reachable_by(base.resolve(), account):
+            shutil.rmtree(root)
+            raise DatabaseError(
+                f"cannot start a throwaway PostgreSQL cluster in {base}: the "
+                f"'{account.pw_name}' account that runs it cannot reach that directory",
+                hint="pass a base directory every user may traverse, such as /tmp",
+            )
+        os.chown(root, account.pw_uid, account.pw_gid)
+    try:
+        cluster = _init_and_start(root, bin_dir, account)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    atexit.register(cluster.stop)
+    return cluster
+
+
+def _init_and_start(
+    root: Path, bin_dir: Path, account: pwd.struct_passwd | None
+) -> ThrowawayCluster:
+    data = root / "data"
+    _run_pg(
+        [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+         "--encoding=UTF8", "--locale=C", "--no-sync"],
+        account, root,
+    )
+    with open(data / "postgresql.conf", "a", encoding="utf-8") as conf:
+        conf.write(_CLUSTER_SETTINGS.format(socket_dir=root))
+    last_error: DatabaseError | None = None
+    for _attempt in range(3):  # another process may grab the free port before we bind it
+        port = _free_port()
+        cluster = ThrowawayCluster(
+            LOCAL_HOST, port, "postgres", root=root, bin_dir=bin_dir, account=account
+        )
+        try:
+            _run_pg(
+                [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(cluster.log_file),
+                 "-o", f"-p {port}", "-w", "-t", "60", "start"],
+                account, root,
+            )
+        except DatabaseError as exc:
+            log = cluster.log_file.read_text(errors="replace") if cluster.log_file.exists() else ""
+            last_error = DatabaseError(f"{exc.message}\n{log[-2000:]}")
+            continue
+        _wait_ready(cluster)
+        return cluster
+    assert last_error is not None
+    raise last_error
+
+
+def _wait_ready(server: PgServer, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        problem = _probe(server)
+        if problem is None:
+            return
+        if time.monotonic() > deadline:
+            raise DatabaseError(f"the throwaway PostgreSQL cluster did not accept connections: "
+                                f"{problem}")
+        time.sleep(0.1)

@@ -1,0 +1,3 @@
+"""Shared fixtures: ledgerflow's own test suite uses the public pytest plugin."""
+
+pytest_plugins = ["ledgerflow.testing.plugin"]
