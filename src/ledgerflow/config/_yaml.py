@@ -40,13 +40,17 @@ class Where:
         self.file = file
         self.path = path
 
-    def child(self, key: object, value: object = None) -> Where:
-        """The position of ``key`` (a str key or a list index) holding ``value``."""
+    def _file(self, value: object) -> str:
         source = getattr(value, "source", None)
-        file = str(source) if source is not None else self.file
-        if isinstance(key, int):
-            return Where(file, f"{self.path}[{key}]")
-        return Where(file, f"{self.path}.{key}" if self.path else str(key))
+        return str(source) if source is not None else self.file
+
+    def child(self, key: object, value: object = None) -> Where:
+        """The position of mapping key ``key``, holding ``value``."""
+        return Where(self._file(value), f"{self.path}.{key}" if self.path else str(key))
+
+    def index(self, i: int, value: object = None) -> Where:
+        """The position of list item ``i``, holding ``value``."""
+        return Where(self._file(value), f"{self.path}[{i}]")
 
     def error(self, message: str, hint: str | None = None) -> ConfigError:
         """A ``ConfigError`` reading ``<file>: <key.path>: <message>``."""
@@ -137,7 +141,7 @@ def load_yaml(path: Path, *, _chain: tuple[Path, ...] = ()) -> Any:
 
 
 _TOKEN = re.compile(r"\$\$|\$\{(?P<body>[^}]*)\}|\$\{")
-_BODY = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>.*))?", re.S)
+_BODY = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>.*))?", re.DOTALL)
 
 
 def expand(text: str, environ: Mapping[str, str], where: Where) -> str:
@@ -193,7 +197,7 @@ def interpolate(data: Any, environ: Mapping[str, str], where: Where) -> Any:
         items = SourcedList()
         items.source = getattr(data, "source", None)
         items.extend(
-            interpolate(value, environ, where.child(i, value)) for i, value in enumerate(data)
+            interpolate(value, environ, where.index(i, value)) for i, value in enumerate(data)
         )
         return items
     return data
