@@ -19,6 +19,7 @@ psycopg is imported lazily so that ``ledgerflow.testing`` imports without it.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import glob
 import os
 import pwd
@@ -43,17 +44,33 @@ LOCAL_HOST = "127.0.0.1"
 LOCAL_PORT = 5432
 LOCAL_SUPERUSERS = ("postgres", "root")
 CONNECT_TIMEOUT = 3
-INSTALL_HINT = "install PostgreSQL, e.g. on Debian/Ubuntu: apt-get install -y postgresql"
+DEBIAN_BIN_GLOB = "/usr/lib/postgresql/*/bin"
+INSTALL_HINT = "install the Debian package 'postgresql': apt-get install -y postgresql"
 
 Role = Literal["admin", "user"]
 
 
 def _psycopg() -> Any:
+    """The psycopg module, or a :class:`MissingExtraError` saying how to install it."""
     try:
         import psycopg
     except ImportError as exc:  # pragma: no cover - psycopg is part of the test extra
         raise MissingExtraError("PostgreSQL test databases", "postgres", "psycopg") from exc
     return psycopg
+
+
+# Run as the admin role, which owns the database (and so, on PostgreSQL 15, the public
+# schema through pg_database_owner). Mirrors the deployment recipe in the documentation.
+_SCHEMA_GRANTS = """
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO {user};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {user};
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {user};
+ALTER DEFAULT PRIVILEGES FOR ROLE {admin} IN SCHEMA public
+  GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {user};
+ALTER DEFAULT PRIVILEGES FOR ROLE {admin} IN SCHEMA public
+  GRANT USAGE, SELECT ON SEQUENCES TO {user};
+"""
 
 
 def _netloc(host: str, port: int) -> str:
@@ -85,7 +102,7 @@ class PgServer:
 
     def create_database(self, prefix: str = "lf_test") -> PgDatabase:
         """A fresh database owned by a fresh admin role, with a fresh data-only user role."""
-        from psycopg import sql
+        sql = _psycopg().sql
 
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,40}", prefix):
             raise ValueError(f"database prefix {prefix!r} must be a lowercase SQL identifier")
@@ -117,24 +134,10 @@ class PgServer:
             with db.connect("admin") as conn:
                 conn.execute(sql.SQL(_SCHEMA_GRANTS).format(admin=admin, user=user))
         except BaseException:
-            db.drop()
+            with contextlib.suppress(Exception):
+                db.drop()
             raise
         return db
-
-
-# Run as the admin role, which owns the database (and so, on PostgreSQL 15, the public
-# schema through pg_database_owner). Mirrors the deployment recipe in the documentation.
-_SCHEMA_GRANTS = """
-REVOKE CREATE ON SCHEMA public FROM PUBLIC;
-GRANT USAGE ON SCHEMA public TO {user};
-GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {user};
-GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {user};
-ALTER DEFAULT PRIVILEGES FOR ROLE {admin} IN SCHEMA public
-  GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {user};
-ALTER DEFAULT PRIVILEGES FOR ROLE {admin} IN SCHEMA public
-  GRANT USAGE, SELECT ON SEQUENCES TO {user};
-"""
-
 
 
 
@@ -165,10 +168,8 @@ class PgDatabase:
 
     def conninfo(self, role: Role = "user") -> str:
         """A libpq connection string for ``psycopg.connect``."""
-        from psycopg.conninfo import make_conninfo
-
         name, password = self.credentials(role)
-        return make_conninfo(
+        return _psycopg().conninfo.make_conninfo(
             host=self.host, port=self.port, dbname=self.name, user=name, password=password
         )
 
@@ -189,7 +190,7 @@ class PgDatabase:
 
     def drop(self) -> None:
         """Drop the database and both roles; safe to call twice or after a partial create."""
-        from psycopg import sql
+        sql = _psycopg().sql
 
         admin, user = sql.Identifier(self.admin_name), sql.Identifier(self.user_name)
         with self.server.connect() as conn:
@@ -240,9 +241,7 @@ def _probe(server: PgServer) -> str | None:
 
 def server_from_url(url: str) -> PgServer:
     """A :class:`PgServer` from a libpq URL or ``key=value`` string."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    params = conninfo_to_dict(url)
+    params = _psycopg().conninfo.conninfo_to_dict(url)
     return PgServer(
         host=str(params.get("host") or LOCAL_HOST),
         port=int(params.get("port") or LOCAL_PORT),
@@ -290,7 +289,7 @@ def find_pg_bin_dir() -> Path:
         if (directory / "pg_ctl").exists():
             return directory
     versions = []
-    for candidate in glob.glob("/usr/lib/postgresql/*/bin"):
+    for candidate in glob.glob(DEBIAN_BIN_GLOB):
         version = Path(candidate).parent.name
         if version.replace(".", "").isdigit() and (Path(candidate) / "initdb").exists():
             versions.append((tuple(int(p) for p in version.split(".")), Path(candidate)))
@@ -392,6 +391,7 @@ def _run_pg(
     return result
 
 
+_MAX_SOCKET_DIR = 90
 _CLUSTER_SETTINGS = """
 # ledgerflow throwaway test cluster: durability off, it is deleted at the end.
 listen_addresses = '127.0.0.1'
@@ -445,7 +445,9 @@ def _init_and_start(
         account, root,
     )
     with open(data / "postgresql.conf", "a", encoding="utf-8") as conf:
-        conf.write(_CLUSTER_SETTINGS.format(socket_dir=root))
+        # A Unix socket path longer than ~107 bytes is refused: then TCP only.
+        socket_dir = str(root) if len(str(root)) <= _MAX_SOCKET_DIR else ""
+        conf.write(_CLUSTER_SETTINGS.format(socket_dir=socket_dir))
     last_error: DatabaseError | None = None
     for _attempt in range(3):  # another process may grab the free port before we bind it
         port = _free_port()
