@@ -1,0 +1,76 @@
+"""The ``ledgerflow`` command: a group whose commands live one module per group.
+
+Commands are imported only when invoked, so ``ledgerflow --help`` stays fast. Every
+:class:`~ledgerflow.errors.LedgerflowError` is printed as one line (``--debug`` adds the
+traceback) and exits with the error's code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from ledgerflow import __version__
+from ledgerflow.errors import LedgerflowError
+
+#: command name -> (module, attribute, one-line help). Keep the help in sync with the command.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "init": ("ledgerflow.cli.project", "init", "Create a project: ledgerflow.yml and a sample plugin."),
+    "config": ("ledgerflow.cli.project", "config", "Show the effective, redacted configuration."),
+    "db": ("ledgerflow.cli.db", "db", "Create and evolve the databases (migrations)."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        entry = COMMANDS.get(name)
+        if entry is None:
+            return None
+        module, attr, _ = entry
+        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), envvar="LEDGERFLOW_CONFIG",
+    help="Path of ledgerflow.yml (default: $LEDGERFLOW_CONFIG, else found upwards from here).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.version_option(__version__, prog_name="ledgerflow")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
+    """ledgerflow: data pipelines whose database is first-class."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+    ctx.obj["debug"] = debug
+
+
+def main(argv: list[str] | None = None) -> Any:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        return cli.main(args=argv, prog_name="ledgerflow", standalone_mode=False)
+    except LedgerflowError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"Error: {exc.render()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
