@@ -1,0 +1,183 @@
+"""``ledgerflow db``: create and evolve the databases (thin wrappers over ledgerflow.migrations)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ledgerflow.cli.output import cli_settings, echo, print_json, print_table
+from ledgerflow.config import Settings
+
+_BIND_HELP = "Only this database of ledgerflow.yml (default: every database)."
+_ONE_BIND_HELP = "Database of ledgerflow.yml to work on."
+
+
+def _migrations() -> Any:
+    import ledgerflow.migrations as migrations  # Alembic is imported only when a command runs
+
+    return migrations
+
+
+def _where(settings: Settings, bind: str | None) -> str:
+    names = [bind] if bind else sorted(settings.databases)
+    described = []
+    for name in names:
+        db = settings.databases.get(name)
+        described.append(f"'{name}' ({db.describe()})" if db else f"'{name}'")
+    return ", ".join(described)
+
+
+def _print_steps(steps: Iterable[Any], verb: str) -> int:
+    count = 0
+    for step in steps:
+        count += 1
+        arrow = "->" if step.direction == "up" else "<-"
+        echo(
+            f"  {arrow} [{step.bind}] {step.branch} {step.revision}  {step.message or ''}".rstrip()
+        )
+    if count == 0:
+        echo(f"Nothing to {verb}: already there.", style="green")
+    else:
+        echo(f"Done: {count} migration{'s' if count != 1 else ''} applied.", style="green")
+    return count
+
+
+def _show(path: Path | str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+@click.group(short_help="Create and evolve the databases (migrations).")
+def db() -> None:
+    """Create and evolve the project's databases: the ledger tables and the plugins' tables."""
+
+
+@db.command(short_help="Apply migrations up to REVISION (default: heads).")
+@click.argument("revision", default="heads")
+@click.option("--bind", default=None, help=_BIND_HELP)
+@click.pass_context
+def upgrade(ctx: click.Context, revision: str, bind: str | None) -> None:
+    """Apply migrations up to REVISION (default: heads, the latest of every branch)."""
+    settings = cli_settings(ctx)
+    echo(f"Upgrading {_where(settings, bind)} to {revision} ...")
+    _print_steps(_migrations().upgrade(settings, revision, bind=bind), "upgrade")
+
+
+@db.command(short_help="Revert migrations down to REVISION (e.g. BRANCH@base).")
+@click.argument("revision")
+@click.option("--bind", default="default", show_default=True, help=_ONE_BIND_HELP)
+@click.pass_context
+def downgrade(ctx: click.Context, revision: str, bind: str) -> None:
+    """Revert migrations down to REVISION: a revision id, -1, or PLUGIN@base."""
+    settings = cli_settings(ctx)
+    echo(f"Downgrading {_where(settings, bind)} to {revision} ...")
+    _print_steps(_migrations().downgrade(settings, revision, bind=bind), "downgrade")
+
+
+@db.command("make-migrations", short_help="Write a plugin's migration from its models.")
+@click.option("--plugin", "plugin", required=True, help="Dotted name of the plugin package.")
+@click.option("-m", "--message", required=True, help="What the migration does.")
+@click.option("--bind", default="default", show_default=True, help=_ONE_BIND_HELP)
+@click.option(
+    "--no-renames", is_flag=True,
+    help="Write a disappeared and an appeared column as drop + add, not as a rename.",
+)
+@click.pass_context
+def make_migrations(
+    ctx: click.Context, plugin: str, message: str, bind: str, no_renames: bool
+) -> None:
+    """Compare PLUGIN's models with the database and write the migration that bridges them."""
+    settings = cli_settings(ctx)
+    echo(f"Comparing the models of {plugin} with {_where(settings, bind)} ...")
+    new = _migrations().make_migrations(
+        settings, plugin, message, bind=bind, renames=not no_renames
+    )
+    if new.empty:
+        echo(f"No changes in the models of {plugin}: wrote an empty migration.", style="yellow")
+    echo(f"Wrote {_show(new.path)} (revision {new.revision}, branch {new.branch})", style="green")
+    for operation in new.operations:
+        echo(f"  - {operation}")
+    for rename in new.renames:
+        echo(f"  - renamed {rename} (data kept)", style="cyan")
+    echo("Review it, then apply it with: ledgerflow db upgrade")
+
+
+def _revision_rows(revisions: Iterable[Any]) -> list[tuple[Any, ...]]:
+    rows = []
+    for rev in revisions:
+        state = " ".join(s for s, on in (("head", rev.is_head), ("current", rev.is_current)) if on)
+        rows.append(
+            (rev.bind, rev.branch, rev.revision, rev.down_revision or "-", state, rev.message)
+        )
+    return rows
+
+
+@db.command(short_help="List the migrations of every branch.")
+@click.option("--bind", default=None, help=_BIND_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def history(ctx: click.Context, bind: str | None, as_json: bool) -> None:
+    """List the migrations known for each database, newest first within each branch."""
+    revisions = _migrations().history(cli_settings(ctx), bind=bind)
+    if as_json:
+        print_json(revisions)
+        return
+    if not revisions:
+        echo("No migrations.")
+        return
+    columns = ("bind", "branch", "revision", "down revision", "status", "message")
+    print_table(columns, _revision_rows(revisions))
+
+
+@db.command(short_help="Show the revision each database is at.")
+@click.option("--bind", default=None, help=_BIND_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def current(ctx: click.Context, bind: str | None, as_json: bool) -> None:
+    """Show the revision each database (and each branch in it) is at."""
+    by_bind = _migrations().current(cli_settings(ctx), bind=bind)
+    if as_json:
+        print_json(by_bind)
+        return
+    rows = []
+    for name in sorted(by_bind):
+        revisions = by_bind[name]
+        if not revisions:
+            rows.append((name, "-", "(no migration applied)", "", ""))
+        for rev in revisions:
+            state = "head" if rev.is_head else "behind"
+            rows.append((name, rev.branch, rev.revision, state, rev.message))
+    print_table(("bind", "branch", "revision", "status", "message"), rows)
+
+
+@db.command(short_help="Exit 1 with a diff when models and database differ.")
+@click.option("--bind", default=None, help=_BIND_HELP)
+@click.pass_context
+def check(ctx: click.Context, bind: str | None) -> None:
+    """Compare the models and migrations with the database; exit 1 when they differ."""
+    settings = cli_settings(ctx)
+    differences = _migrations().check(settings, bind=bind)
+    if not differences:
+        echo(f"{_where(settings, bind)}: in sync with the models.", style="green")
+        return
+    echo(f"{_where(settings, bind)}: {len(differences)} difference(s):", style="red")
+    for line in differences:
+        echo(f"  {line}")
+    echo("Fix: ledgerflow db make-migrations --plugin PLUGIN -m MESSAGE, then ledgerflow db upgrade")
+    raise SystemExit(1)  # not ctx.exit: main() runs click outside standalone mode
+
+
+@db.command(short_help="Record REVISION as applied without running migrations.")
+@click.argument("revision")
+@click.option("--bind", default="default", show_default=True, help=_ONE_BIND_HELP)
+@click.pass_context
+def stamp(ctx: click.Context, revision: str, bind: str) -> None:
+    """Record REVISION as the database's revision without running any migration."""
+    settings = cli_settings(ctx)
+    _migrations().stamp(settings, revision, bind=bind)
+    echo(f"Stamped {_where(settings, bind)} at {revision}.", style="green")

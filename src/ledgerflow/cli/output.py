@@ -1,0 +1,110 @@
+"""Output helpers shared by every command: tables, stable JSON, coloured statuses.
+
+Commands print through these so that ``--json`` output is stable (sorted keys, ISO dates)
+and human output looks the same everywhere. Colours are dropped when stdout is not a
+terminal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ledgerflow.config import Settings, load_settings
+
+#: Style of each status word (runs, task runs, migration states).
+STATUS_STYLES: dict[str, str] = {
+    "done": "green",
+    "cached": "cyan",
+    "running": "yellow",
+    "pending": "bright_black",
+    "failed": "bold red",
+    "skipped": "magenta",
+    "interrupted": "red",
+    "ok": "green",
+    "in sync": "green",
+    "head": "green",
+    "current": "cyan",
+}
+
+
+def console() -> Console:
+    """A console on the current stdout (so click's test runner captures it)."""
+    return Console(file=click.get_text_stream("stdout"), highlight=False, soft_wrap=True)
+
+
+def echo(message: str = "", *, style: str | None = None) -> None:
+    """Print one line, styled when stdout is a terminal; never interprets ``[markup]``."""
+    console().print(Text(message, style=style or ""))
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple) and hasattr(obj, "_asdict"):
+        return {key: _plain(value) for key, value in obj._asdict().items()}
+    if isinstance(obj, dict):
+        return {str(key): _plain(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple | set | frozenset):
+        items = [_plain(item) for item in obj]
+        return sorted(items, key=repr) if isinstance(obj, set | frozenset) else items
+    if isinstance(obj, datetime | date):
+        return obj.isoformat()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, bytes):
+        return obj.hex()
+    return obj
+
+
+def to_json(obj: Any) -> str:
+    """Stable JSON: sorted keys, dataclasses as objects, dates as ISO 8601 strings."""
+    return json.dumps(_plain(obj), sort_keys=True, indent=2, default=str, ensure_ascii=False)
+
+
+def print_json(obj: Any) -> None:
+    click.echo(to_json(obj))
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+def print_table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    title: str | None = None,
+    status_column: str | None = "status",
+) -> None:
+    """A table; cells of the column named ``status_column`` are coloured by status."""
+    table = Table(title=title, show_edge=False, header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    status_index = columns.index(status_column) if status_column in columns else -1
+    for row in rows:
+        cells = [
+            status_text(str(cell)) if i == status_index else Text("" if cell is None else str(cell))
+            for i, cell in enumerate(row)
+        ]
+        table.add_row(*cells)
+    console().print(table)
+
+
+def cli_settings(ctx: click.Context) -> Settings:
+    """The project's settings, from ``--config``/``$LEDGERFLOW_CONFIG`` or found upwards."""
+    root = ctx.find_root()
+    path = (root.obj or {}).get("config_path")
+    return load_settings(path)
