@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "init": ("ledgerflow.cli.project", "init", "Create a project: ledgerflow.yml and a sample plugin."),
     "config": ("ledgerflow.cli.project", "config", "Show the effective, redacted configuration."),
     "db": ("ledgerflow.cli.db", "db", "Create and evolve the databases (migrations)."),
+    "run": ("ledgerflow.cli.run", "run", "Run a task: ledgerflow run MODULE:TASK [--arg value ...]."),
+    "explain": ("ledgerflow.cli.run", "explain", "Say whether a task call is cached, or why it would run."),
 }
 
 

@@ -1,0 +1,118 @@
+"""The live progress of a run on the terminal, and the lines printed when it ends.
+
+:class:`RunProgress` is a :class:`~ledgerflow.engine.RunObserver`: the scheduler reports
+counts, the display redraws them a few times a second from its own thread, so a run of many
+small tasks does not pay for drawing. Without a terminal it only remembers the run id.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.spinner import Spinner
+from rich.text import Text
+
+from ledgerflow.cli.output import STATUS_STYLES
+
+#: Order of the states in the progress line and the summary.
+STATES = ("done", "cached", "running", "pending", "failed", "skipped", "interrupted")
+#: States always named in the summary, even at zero.
+SUMMARY_ALWAYS = ("done", "cached")
+TRACEBACK_LINES = 6
+
+
+def short_id(run_id: str | None) -> str:
+    return (run_id or "?")[:8]
+
+
+def format_counts(counts: dict[str, int], always: tuple[str, ...] = SUMMARY_ALWAYS) -> str:
+    """``"100 done, 0 cached, 2 failed"``: the states in a fixed order, zeros left out."""
+    parts = [f"{counts.get(s, 0)} {s}" for s in STATES if s in always or counts.get(s)]
+    parts += [f"{n} {s}" for s, n in sorted(counts.items()) if s not in STATES and n]
+    return ", ".join(parts)
+
+
+def summary_line(run_id: str, status: str, duration: float, counts: dict[str, int]) -> str:
+    """``run 3fa2c1d9 done in 1.23 s: 100 done, 0 cached``."""
+    return f"run {short_id(run_id)} {status} in {duration:.2f} s: {format_counts(counts)}"
+
+
+def failure_block(failure: Any) -> str:
+    """One readable block for a failed task: call, exception, the last traceback lines."""
+    lines = [f"✗ {failure.task_name}({failure.arguments_preview}) failed",
+             f"  {failure.exception_type}: {failure.message}"]
+    trace = [line for line in (failure.traceback or "").rstrip().splitlines() if line.strip()]
+    if trace:
+        body = [line for line in trace if not line.startswith("Traceback (most recent")]
+        tail = body[-TRACEBACK_LINES - 1 : -1] if len(body) > 1 else body
+        lines.append("  traceback (last lines):")
+        lines += ["    " + line.rstrip() for line in tail]
+    return "\n".join(lines)
+
+
+class RunProgress:
+    """Observer of a run: a live line on a terminal, nothing otherwise."""
+
+    def __init__(self, console: Console, *, live: bool, refresh_per_second: float = 8) -> None:
+        self.console = console
+        self.run_id: str | None = None
+        self.entry: str | None = None
+        self.failures: list[Any] = []
+        self._counts: dict[str, int] = {}
+        self._started = time.monotonic()
+        self._spinner = Spinner("dots", style="cyan")
+        self._live = (
+            Live(console=console, get_renderable=self._render, transient=True,
+                 refresh_per_second=refresh_per_second, redirect_stdout=False,
+                 redirect_stderr=False)
+            if live else None
+        )
+        self._showing = False
+
+    # RunObserver -------------------------------------------------------------------------
+
+    def run_started(self, run_id: str, entry: Any) -> None:
+        self.run_id = run_id
+        self.entry = str(getattr(entry, "name", entry))
+        self._started = time.monotonic()
+        if self._live is not None and not self._showing:
+            self._live.start()
+            self._showing = True
+
+    def counts_changed(self, counts: dict[str, int], elapsed: float) -> None:
+        self._counts = dict(counts)
+
+    def task_failed(self, failure: Any) -> None:
+        self.failures.append(failure)
+        if self._showing:
+            self.console.print(Text(f"✗ {failure.task_name} failed: {failure.exception_type}",
+                                    style="red"))
+
+    def run_finished(self, result: Any) -> None:
+        self.close()
+
+    # -------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Remove the live line (safe to call twice, and after an exception)."""
+        if self._live is not None and self._showing:
+            self._showing = False
+            self._live.stop()
+
+    def _render(self) -> Group:
+        elapsed = time.monotonic() - self._started
+        line = Text()
+        line.append(f" run {short_id(self.run_id)} ", style="bold")
+        if self.entry:
+            line.append(f"{self.entry} ")
+        line.append(f"{elapsed:6.1f} s  ", style="bright_black")
+        for state in STATES:
+            count = self._counts.get(state, 0)
+            if count or state in ("done", "cached", "running"):
+                line.append(f"{state} ", style=STATUS_STYLES.get(state, ""))
+                line.append(f"{count}  ", style="bold")
+        spinner = self._spinner.render(time.monotonic())
+        return Group(Text.assemble(spinner, line))

@@ -1,0 +1,228 @@
+"""``ledgerflow run TARGET`` and ``ledgerflow explain TARGET``: a task from the command line.
+
+TARGET is ``package.module:task`` or ``path/to/file.py:task``; the task's parameters are
+options (see :mod:`ledgerflow.cli.params`). Both commands build the lazy call and hand it
+to :mod:`ledgerflow.engine`; this module only parses and prints.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from ledgerflow.cli.output import cli_settings, echo, print_json
+from ledgerflow.cli.params import TaskCommand
+from ledgerflow.cli.progress import RunProgress, failure_block, short_id, summary_line
+from ledgerflow.config import find_config
+from ledgerflow.errors import ConfigError, RunFailedError, RunInterruptedError, UsageError
+
+EXECUTORS = ("local", "threads", "processes")
+_TAG_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+PREVIEW_CHARS = 200
+
+
+def _load_task(ctx: click.Context, target: str) -> Any:
+    """Import the task named by TARGET, with the project directory and cwd on sys.path."""
+    from ledgerflow.engine.loading import load_task
+
+    config_path = (ctx.find_root().obj or {}).get("config_path")
+    try:
+        root: Path | None = find_config(config_path).parent
+    except ConfigError:
+        root = None
+    return load_task(target, root=root)
+
+
+def _parse_tags(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for text in values:
+        key, sep, value = text.partition("=")
+        key = key.strip()
+        if not sep or not _TAG_KEY.fullmatch(key):
+            raise UsageError(
+                f"--tag '{text}' is not key=value",
+                hint="e.g. --tag sample=S4; keys use letters, digits, '_', '.', '-'",
+            )
+        if key in tags and tags[key] != value:
+            raise UsageError(f"--tag '{key}' given twice with different values")
+        tags[key] = value
+    return tags
+
+
+def _command_line(ctx: click.Context) -> str:
+    return shlex.join([*ctx.command_path.split(), *ctx.meta.get("ledgerflow.argv", ())])
+
+
+def _call(ctx: click.Context) -> Any:
+    call = ctx.meta.get("ledgerflow.call")
+    if call is None:
+        raise UsageError(
+            f"missing TARGET: which task to {ctx.command.name}?",
+            hint=f"ledgerflow {ctx.command.name} package.module:task or path/to/file.py:task",
+        )
+    return call
+
+
+def preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
+    """A short repr of a result for the summary and ``--json``."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def result_json(result: Any) -> dict[str, Any]:
+    """The RunResult summary printed by ``run --json``."""
+    return {
+        "run_id": result.run_id,
+        "status": result.status,
+        "counts": dict(result.counts),
+        "duration": round(result.duration, 6),
+        "result": None if result.value is None else preview(result.value),
+        "failures": [
+            {
+                "task": f.task_name,
+                "arguments": f.arguments_preview,
+                "exception_type": f.exception_type,
+                "message": f.message,
+                "traceback": f.traceback,
+            }
+            for f in result.failures
+        ],
+    }
+
+
+class _TaskRunCommand(TaskCommand):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["ledgerflow.argv"] = list(args)
+        return super().parse_args(ctx, args)
+
+
+TARGET_HELP = "package.module:task or path/to/file.py:task"
+
+
+@click.command(
+    cls=_TaskRunCommand, load=_load_task,
+    short_help="Run a task: ledgerflow run MODULE:TASK [--arg value ...].",
+)
+@click.argument("target", metavar="TARGET", required=False)
+@click.option("--no-cache", is_flag=True, help="Execute every call; use no cached result.")
+@click.option("--rerun", "rerun", multiple=True, metavar="TASK_NAME",
+              help="Ignore cached results of this task (repeatable).")
+@click.option("--executor", type=click.Choice(EXECUTORS), default=None,
+              help="Where tasks execute (default: the configuration's, else local).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Worker threads or processes (default: all cores).")
+@click.option("--tag", "tags", multiple=True, callback=_parse_tags, metavar="KEY=VALUE",
+              help="Label the run (repeatable).")
+@click.option("--dry-run", is_flag=True,
+              help="Show what would run and what is cached; write nothing.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display and no summary line.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
+@click.pass_context
+def run(ctx: click.Context, target: str | None, no_cache: bool, rerun: tuple[str, ...],
+        executor: str | None, workers: int | None, tags: dict[str, str], dry_run: bool,
+        quiet: bool, as_json: bool) -> None:
+    """Run TARGET (package.module:task or path/to/file.py:task) and record it in the ledger.
+
+    The task's parameters are options: ``ledgerflow run --help TARGET`` lists them.
+    Cached calls are reused; the run's id, status and counts are printed at the end.
+    """
+    from ledgerflow.engine import execute
+
+    call = _call(ctx)
+    settings = cli_settings(ctx)
+    err = Console(file=click.get_text_stream("stderr"), highlight=False, soft_wrap=True)
+    progress = RunProgress(err, live=not quiet and not as_json and sys.stderr.isatty())
+    try:
+        result = execute(
+            call, settings=settings, executor=executor, workers=workers, cache=not no_cache,
+            rerun=rerun, tags=tags or None, dry_run=dry_run, observer=progress,
+            command_line=_command_line(ctx),
+        )
+    except KeyboardInterrupt:
+        progress.close()
+        raise RunInterruptedError(
+            f"run {short_id(progress.run_id)} interrupted",
+            hint="finished tasks are recorded and cached",
+        ) from None
+    finally:
+        progress.close()
+    _report(result, quiet=quiet, as_json=as_json, dry_run=dry_run, err=err)
+
+
+def _report(result: Any, *, quiet: bool, as_json: bool, dry_run: bool, err: Console) -> None:
+    if as_json:
+        data = result_json(result)
+        if dry_run:
+            data["plan"] = [_plan_entry(item) for item in result.plan or ()]
+        print_json(data)
+    elif dry_run:
+        _print_plan(result)
+    for failure in result.failures:
+        err.print(failure_block(failure), markup=False, highlight=False)
+    if result.status == "interrupted":
+        raise RunInterruptedError(
+            f"run {short_id(result.run_id)} interrupted",
+            hint="finished tasks are recorded and cached",
+        )
+    if result.status == "failed":
+        raise RunFailedError(
+            summary_line(result.run_id, "failed", result.duration, result.counts),
+            hint=f"ledgerflow show {short_id(result.run_id)}",
+        )
+    if not quiet and not as_json and not dry_run:
+        if result.value is not None:
+            echo(f"result: {preview(result.value)}")
+        echo(summary_line(result.run_id, result.status, result.duration, result.counts))
+
+
+def _plan_entry(item: Any) -> dict[str, Any]:
+    if isinstance(item, dict):
+        return item
+    return {k: getattr(item, k) for k in ("task_name", "arguments_preview", "status")
+            if hasattr(item, k)}
+
+
+def _print_plan(result: Any) -> None:
+    plan = [_plan_entry(item) for item in result.plan or ()]
+    for entry in plan:
+        echo(f"{entry.get('status', '?'):>7}  {entry.get('task_name', '?')}"
+             f"({entry.get('arguments_preview', '')})")
+    echo(f"dry run: {len(plan)} calls, nothing written: "
+         + ", ".join(f"{n} {s}" for s, n in sorted(result.counts.items()) if n))
+
+
+@click.command(
+    cls=TaskCommand, load=_load_task,
+    short_help="Say whether a task call is cached, or why it would run.",
+)
+@click.argument("target", metavar="TARGET", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@click.pass_context
+def explain(ctx: click.Context, target: str | None, as_json: bool) -> None:
+    """Explain whether TARGET called with the given options would come from the cache.
+
+    Prints "cached", or the reasons the call would run: never run, code changed (which
+    function), which argument changed, which file changed. Nothing is written.
+    """
+    from ledgerflow.engine import explain as explain_call
+
+    call = _call(ctx)
+    explanation = explain_call(call, settings=cli_settings(ctx))
+    if as_json:
+        print_json({"task": explanation.task_name, "status": explanation.status,
+                    "reasons": list(explanation.reasons)})
+        return
+    if explanation.status == "cached":
+        echo(f"{explanation.task_name}: cached", style="cyan")
+        for reason in explanation.reasons:
+            echo(f"  {reason}")
+        return
+    echo(f"{explanation.task_name}: would run", style="yellow")
+    for reason in explanation.reasons:
+        echo(f"  - {reason}")
