@@ -31,12 +31,7 @@ class _Writer:
         if self._plan is not None and self._plan[0] == keys:
             return self._plan
         columns = self.table.c
-        unknown = [k for k in keys if k not in columns]
-        if unknown:
-            raise UsageError(
-                f"bulk_insert into '{self.table.name}': unknown column {', '.join(map(repr, unknown))}",
-                hint=f"columns: {', '.join(columns.keys())}",
-            )
+        self._check_keys(keys)
         constants = {
             c.key: c.default.arg
             for c in columns
@@ -74,6 +69,15 @@ class _Writer:
         self._names = names
         return self._plan
 
+    def _check_keys(self, keys: Sequence[str]) -> None:
+        columns = self.table.c
+        unknown = [k for k in keys if k not in columns]
+        if unknown:
+            raise UsageError(
+                f"bulk_insert into '{self.table.name}': unknown column {', '.join(map(repr, unknown))}",
+                hint=f"columns: {', '.join(columns.keys())}",
+            )
+
     def _has_python_callables(self, keys: Sequence[str]) -> bool:
         return any(
             c.key not in keys and c.default is not None and not c.default.is_scalar
@@ -82,6 +86,7 @@ class _Writer:
 
     def write(self, batch: list[Mapping[str, Any]]) -> int:
         if self._has_python_callables(tuple(batch[0])):
+            self._check_keys(tuple(batch[0]))
             self.connection.execute(insert(self.table), batch)
             return len(batch)
         keys, to_tuple = self._plan_for(batch[0])
@@ -113,6 +118,7 @@ class SqliteWriter(_Writer):
 class PostgresWriter(_Writer):
     def write(self, batch: list[Mapping[str, Any]]) -> int:
         if len(batch) < COPY_MIN_ROWS:
+            self._check_keys(tuple(batch[0]))
             self.connection.execute(insert(self.table), batch)
             return len(batch)
         return super().write(batch)
