@@ -88,6 +88,7 @@ class TaskDef(LedgerBase):
     version: Mapped[str | None] = mapped_column(String(64))
     module: Mapped[str | None] = mapped_column(String(255))
     source: Mapped[str | None] = mapped_column(Text)
+    helpers: Mapped[str | None] = mapped_column(Text)  # JSON {qualified name: code hash}
     created_at: Mapped[datetime]
     __table_args__ = (Index("ix_lf_task_def_name", "namespace", "name"),)
 
