@@ -72,16 +72,11 @@ class TaskInterface:
         return self.task(*args, **kwargs)
 
 
-def _file_type() -> type:
-    from ledgerflow.values import File
-
-    return File
-
-
 def _is_file_type(annotation: Any) -> bool:
-    if not isinstance(annotation, type) or annotation.__name__ != "File":
-        return False
-    return annotation.__module__.startswith("ledgerflow") and issubclass(annotation, _file_type())
+    """``ledgerflow.File`` (or a subclass), recognised without importing the values layer."""
+    return isinstance(annotation, type) and any(
+        c.__name__ == "File" and c.__module__.startswith("ledgerflow.") for c in annotation.__mro__
+    )
 
 
 def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ledgerflow.errors import PluginImportError, UsageError
 
 if TYPE_CHECKING:
-    from ledgerflow.engine import Task
+    from ledgerflow.engine.task import Task
 
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _ATTR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -151,16 +151,14 @@ def _import_failed(name: str, exc: BaseException) -> PluginImportError:
     )
 
 
-def _task_class() -> type:
-    from ledgerflow.engine import Task
-
-    return Task
+def is_task(value: Any) -> bool:
+    """Whether ``value`` is a task (made by ``@task``)."""
+    return bool(getattr(type(value), "__ledgerflow_task__", False))
 
 
 def tasks_in(module: ModuleType) -> list[str]:
     """Names of the module's attributes that are tasks, sorted."""
-    task_type = _task_class()
-    return sorted(name for name, value in vars(module).items() if isinstance(value, task_type))
+    return sorted(name for name, value in vars(module).items() if is_task(value))
 
 
 def _task_attribute(module: ModuleType, name: str, target: str) -> Task:
@@ -173,7 +171,7 @@ def _task_attribute(module: ModuleType, name: str, target: str) -> Task:
                 hint=_available(module),
             )
         value = getattr(value, part)
-    if not isinstance(value, _task_class()):
+    if not is_task(value):
         kind = type(value).__name__
         raise UsageError(
             f"'{target}' is a {kind}, not a task (decorate it with @task)",
