@@ -132,9 +132,9 @@ def run(ctx: click.Context, target: str | None, no_cache: bool, rerun: tuple[str
     The task's parameters are options: ``ledgerflow run --help TARGET`` lists them.
     Cached calls are reused; the run's id, status and counts are printed at the end.
     """
+    call = _call(ctx)
     from ledgerflow.engine import execute
 
-    call = _call(ctx)
     settings = cli_settings(ctx)
     err = Console(file=click.get_text_stream("stderr"), highlight=False, soft_wrap=True)
     progress = RunProgress(err, live=not quiet and not as_json and sys.stderr.isatty())
@@ -210,9 +210,9 @@ def explain(ctx: click.Context, target: str | None, as_json: bool) -> None:
     Prints "cached", or the reasons the call would run: never run, code changed (which
     function), which argument changed, which file changed. Nothing is written.
     """
+    call = _call(ctx)
     from ledgerflow.engine import explain as explain_call
 
-    call = _call(ctx)
     explanation = explain_call(call, settings=cli_settings(ctx))
     if as_json:
         print_json({"task": explanation.task_name, "status": explanation.status,

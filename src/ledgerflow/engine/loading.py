@@ -104,6 +104,11 @@ def import_file(path: Path) -> ModuleType:
     existing = sys.modules.get(name)
     if existing is not None and _same_file(existing, path):
         return existing
+    if existing is None and "." in name:
+        module = import_module(name)
+        if _same_file(module, path):
+            return module
+        existing = module
     if existing is not None or not name.isidentifier():
         digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
         stem = re.sub(r"\W", "_", path.stem)
