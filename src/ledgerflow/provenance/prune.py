@@ -1,0 +1,209 @@
+"""Pruning the ledger: remove old runs, then every record nothing kept still needs.
+
+Two phases, each a handful of set-based statements in one transaction:
+
+1. *Sweep the runs*: the runs started before the cutoff (optionally only those with a given
+   status; never a run still ``running``) lose their tags, log records, task runs and —
+   unless ``keep_cache`` — the cache entries they produced; then the runs themselves go.
+2. *Collect the garbage*: what is left (runs, task runs, cache entries) are the roots. A call
+   is kept when a root names it or a kept call returned it (recursively through call edges);
+   a value when a kept call, task run, cache entry, run or argument names it, or a kept value
+   holds it (recursively through value edges). Everything else content-addressed goes:
+   calls, call edges, arguments, values, value edges, files, task definitions,
+   configurations, tags on removed records, and the value-store blobs of removed values.
+
+``dry_run`` runs the same statements and rolls them back, so the counts it reports are
+exactly what a real prune would remove.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, DateTime, bindparam, text
+
+from ledgerflow.config.settings import Settings
+from ledgerflow.db import Database
+from ledgerflow.db.model import DEFAULT_BIND
+from ledgerflow.errors import UsageError
+from ledgerflow.ledger.schema import RUN_STATES
+from ledgerflow.provenance.exchange import require_ledger, value_store
+
+__all__ = ["PruneReport", "prune"]
+
+#: Order in which kinds are reported.
+PRUNED_KINDS = (
+    "run", "task_run", "log_record", "tag", "cache_entry", "call", "call_edge", "argument",
+    "value", "value_edge", "file", "task_def", "configuration", "blob",
+)
+
+_DOOMED = "SELECT id FROM lf_run WHERE started_at < :cutoff AND status <> 'running'{status}"
+
+_SWEEP: tuple[tuple[str, str], ...] = (
+    ("tag", "DELETE FROM lf_tag WHERE entity_id IN (SELECT id FROM lf_task_run "
+            "WHERE run_id IN ({doomed}))"),
+    ("tag", "DELETE FROM lf_tag WHERE entity_id IN ({doomed})"),
+    ("log_record", "DELETE FROM lf_log_record WHERE run_id IN ({doomed})"),
+    ("cache_entry", "DELETE FROM lf_cache_entry WHERE run_id IN ({doomed})"),
+    ("task_run", "DELETE FROM lf_task_run WHERE run_id IN ({doomed})"),
+    ("run", "DELETE FROM lf_run WHERE id IN ({doomed})"),
+)
+
+_LIVE_CALL = """
+live_call(hash) AS (
+    SELECT hash FROM (
+        SELECT call_hash AS hash FROM lf_task_run WHERE call_hash IS NOT NULL
+        UNION SELECT call_hash FROM lf_cache_entry
+        UNION SELECT root_call_hash FROM lf_run WHERE root_call_hash IS NOT NULL
+    ) roots
+    UNION
+    SELECT e.child_hash FROM lf_call_edge e JOIN live_call l ON e.parent_hash = l.hash
+)"""
+
+# Once dead calls are gone, every remaining call is live, so values are seeded from tables.
+_LIVE_VALUE = """
+live_value(hash) AS (
+    SELECT hash FROM (
+        SELECT value_hash AS hash FROM lf_call
+        UNION SELECT value_hash FROM lf_task_run WHERE value_hash IS NOT NULL
+        UNION SELECT value_hash FROM lf_cache_entry
+        UNION SELECT result_hash FROM lf_run WHERE result_hash IS NOT NULL
+        UNION SELECT value_hash FROM lf_argument
+    ) roots
+    UNION
+    SELECT e.child_hash FROM lf_value_edge e JOIN live_value l ON e.parent_hash = l.hash
+)"""
+
+_DEAD_VALUE = f"WITH RECURSIVE {_LIVE_VALUE.strip()}\n"
+
+_COLLECT: tuple[tuple[str, str], ...] = (
+    ("call_edge", f"WITH RECURSIVE {_LIVE_CALL.strip()}\nDELETE FROM lf_call_edge WHERE NOT EXISTS "
+                  "(SELECT 1 FROM live_call l WHERE l.hash = lf_call_edge.parent_hash)"),
+    ("call", f"WITH RECURSIVE {_LIVE_CALL.strip()}\nDELETE FROM lf_call WHERE NOT EXISTS "
+             "(SELECT 1 FROM live_call l WHERE l.hash = lf_call.hash)"),
+    ("argument", "DELETE FROM lf_argument WHERE NOT EXISTS "
+                 "(SELECT 1 FROM lf_call c WHERE c.args_hash = lf_argument.args_hash) "
+                 "AND NOT EXISTS (SELECT 1 FROM lf_task_run t WHERE t.args_hash = lf_argument.args_hash)"),
+    ("value_edge", _DEAD_VALUE + "DELETE FROM lf_value_edge WHERE NOT EXISTS "
+                   "(SELECT 1 FROM live_value l WHERE l.hash = lf_value_edge.parent_hash)"),
+    ("file", _DEAD_VALUE + "DELETE FROM lf_file WHERE NOT EXISTS "
+             "(SELECT 1 FROM live_value l WHERE l.hash = lf_file.hash)"),
+    ("value", _DEAD_VALUE + "DELETE FROM lf_value WHERE NOT EXISTS "
+              "(SELECT 1 FROM live_value l WHERE l.hash = lf_value.hash)"),
+    ("task_def", "DELETE FROM lf_task_def WHERE NOT EXISTS "
+                 "(SELECT 1 FROM lf_call c WHERE c.task_hash = lf_task_def.hash) "
+                 "AND NOT EXISTS (SELECT 1 FROM lf_task_run t WHERE t.task_hash = lf_task_def.hash) "
+                 "AND NOT EXISTS (SELECT 1 FROM lf_cache_entry e WHERE e.task_hash = lf_task_def.hash)"),
+    ("configuration", "DELETE FROM lf_configuration WHERE NOT EXISTS "
+                      "(SELECT 1 FROM lf_run r WHERE r.config_hash = lf_configuration.hash)"),
+)
+
+_DEAD_BLOBS = _DEAD_VALUE + (
+    "SELECT v.store_key FROM lf_value v WHERE v.store_key IS NOT NULL "
+    "AND NOT EXISTS (SELECT 1 FROM live_value l WHERE l.hash = v.hash)"
+)
+
+#: Tags whose record is gone, by the kind of record they label.
+_ORPHAN_TAGS = (
+    "DELETE FROM lf_tag WHERE "
+    "(entity_kind = 'run' AND NOT EXISTS (SELECT 1 FROM lf_run r WHERE r.id = lf_tag.entity_id)) "
+    "OR (entity_kind = 'task_run' AND NOT EXISTS "
+    "(SELECT 1 FROM lf_task_run t WHERE t.id = lf_tag.entity_id)) "
+    "OR (entity_kind = 'call' AND NOT EXISTS (SELECT 1 FROM lf_call c WHERE c.hash = lf_tag.entity_id)) "
+    "OR (entity_kind IN ('value', 'file') AND NOT EXISTS "
+    "(SELECT 1 FROM lf_value v WHERE v.hash = lf_tag.entity_id))"
+)
+
+
+@dataclass
+class PruneReport:
+    """What a prune removed (or, with ``dry_run``, would remove), per record kind."""
+
+    cutoff: datetime
+    dry_run: bool
+    removed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PRUNED_KINDS, 0))
+    run_ids: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.removed.values())
+
+
+def prune(
+    settings: Settings,
+    older_than: timedelta,
+    status: str | None = None,
+    keep_cache: bool = False,
+    dry_run: bool = False,
+    *,
+    bind: str = DEFAULT_BIND,
+) -> PruneReport:
+    """Remove the runs started more than ``older_than`` ago and what only they needed.
+
+    ``status`` limits the runs removed to one status (say ``failed``); ``keep_cache`` keeps
+    the cache entries those runs produced (and the calls and values they need).
+    """
+    if older_than < timedelta(0):
+        raise UsageError(f"older_than must not be negative (got {older_than})")
+    if status is not None and status not in RUN_STATES:
+        raise UsageError(
+            f"unknown run status '{status}'", hint=f"one of: {', '.join(RUN_STATES)}"
+        )
+    if status == "running":
+        raise UsageError("a running run is never pruned", hint="pick done, failed or interrupted")
+    report = PruneReport(cutoff=datetime.now(UTC) - older_than, dry_run=dry_run)
+    database = Database(settings)
+    try:
+        engine = database.engine(bind)
+        require_ledger(engine, settings, bind)
+        with engine.connect() as conn:
+            with conn.begin() as transaction:
+                blobs = _prune(conn, report, status, keep_cache)
+                report.removed["blob"] = len(blobs)
+                if dry_run:
+                    transaction.rollback()
+        if blobs and not dry_run:
+            store = value_store(settings)
+            for key in blobs:
+                store.delete(key)
+        return report
+    finally:
+        database.dispose()
+
+
+def _statement(sql: str) -> Any:
+    statement = text(sql)
+    if ":cutoff" in sql:
+        statement = statement.bindparams(bindparam("cutoff", type_=DateTime(timezone=True)))
+    return statement
+
+
+def _run(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> int:
+    """Execute a DELETE and return how many rows it removed."""
+    result = conn.execute(_statement(sql), params or {})
+    if conn.dialect.name == "sqlite":  # sqlite3 reports -1 for a DELETE that starts with WITH
+        return int(conn.exec_driver_sql("SELECT changes()").scalar_one())
+    return int(result.rowcount)
+
+
+def _prune(conn: Connection, report: PruneReport, status: str | None, keep_cache: bool) -> list[str]:
+    """Both phases on ``conn``; returns the store keys of removed values."""
+    params: dict[str, Any] = {"cutoff": report.cutoff}
+    doomed = _DOOMED.format(status=" AND status = :status" if status else "")
+    if status:
+        params["status"] = status
+    report.run_ids = sorted(conn.execute(_statement(doomed), params).scalars())
+    if report.run_ids:
+        for kind, sql in _SWEEP:
+            if kind == "cache_entry" and keep_cache:
+                continue
+            report.removed[kind] += _run(conn, sql.format(doomed=doomed), params)
+    blobs: list[str] = []
+    for kind, sql in _COLLECT:
+        if kind == "value":
+            blobs = list(conn.execute(text(_DEAD_BLOBS)).scalars())
+        report.removed[kind] += _run(conn, sql)
+    report.removed["tag"] += _run(conn, _ORPHAN_TAGS)
+    return blobs
