@@ -1,0 +1,106 @@
+"""The plugins named under ``plugins:`` in ``ledgerflow.yml``.
+
+A plugin is a Python package (``tuto.data_reduction``) that may hold a ``models`` module with
+its tables and a ``migrations/`` folder with its revisions. Loading a plugin imports the
+package and its ``models`` module, so its tables are registered on :class:`~ledgerflow.db.Model`
+before anything compares models with a database.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from ledgerflow.config.settings import Settings
+from ledgerflow.db.model import DEFAULT_BIND
+from ledgerflow.errors import LedgerflowError, PluginImportError
+
+MIGRATIONS_FOLDER = "migrations"
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """An imported plugin package."""
+
+    name: str
+    module: ModuleType
+    package_dir: Path
+
+    def migrations_dir(self, bind: str = DEFAULT_BIND) -> Path:
+        """Where the plugin's revisions for ``bind`` live: ``migrations/`` or ``migrations/<bind>/``."""
+        base = self.package_dir / MIGRATIONS_FOLDER
+        return base if bind == DEFAULT_BIND else base / bind
+
+    def owns_module(self, module: str | None) -> bool:
+        """Whether a module name is the plugin package or lies below it."""
+        return bool(module) and (module == self.name or str(module).startswith(self.name + "."))
+
+
+def load_plugins(settings: Settings) -> list[Plugin]:
+    """Import every plugin of ``settings`` (and its ``models`` module) in configuration order."""
+    _put_root_on_path(settings.root)
+    return [_load(name, settings) for name in settings.plugins]
+
+
+def load_plugin(settings: Settings, name: str) -> Plugin:
+    """Import one plugin by dotted name (it need not be listed in ``settings``)."""
+    _put_root_on_path(settings.root)
+    return _load(name, settings)
+
+
+def _put_root_on_path(root: Path) -> None:
+    entry = str(root)
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+
+
+def _load(name: str, settings: Settings) -> Plugin:
+    module = _import(name, name, settings)
+    paths = list(getattr(module, "__path__", []) or [])
+    if not paths:
+        raise PluginImportError(
+            f"plugin '{name}' listed in {_config_name(settings)} is a module, not a package",
+            hint=f"make it a folder {name.replace('.', '/')}/ with an __init__.py",
+        )
+    models = f"{name}.models"
+    if _has_submodule(models, name, settings):
+        _import(models, name, settings)
+    return Plugin(name=name, module=module, package_dir=Path(paths[0]).resolve())
+
+
+def _has_submodule(dotted: str, plugin: str, settings: Settings) -> bool:
+    if dotted in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec(dotted) is not None
+    except (ImportError, ValueError) as exc:
+        raise _import_error(plugin, settings, exc) from exc
+
+
+def _import(dotted: str, plugin: str, settings: Settings) -> ModuleType:
+    try:
+        return importlib.import_module(dotted)
+    except LedgerflowError:
+        raise
+    except Exception as exc:
+        raise _import_error(plugin, settings, exc) from exc
+
+
+def _import_error(plugin: str, settings: Settings, exc: BaseException) -> PluginImportError:
+    lines = str(exc).strip().splitlines()
+    detail = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return PluginImportError(
+        f"cannot import plugin '{plugin}' listed in {_config_name(settings)}: {detail}",
+        hint=(
+            f"the plugin package must be importable: put it under the project root "
+            f"({settings.root}), add its folder to PYTHONPATH, or pip install it"
+        ),
+    )
+
+
+def _config_name(settings: Settings) -> str:
+    return str(settings.path) if settings.path else "the settings (plugins:)"

@@ -1,0 +1,190 @@
+"""Where each database stands: history, current revisions, and the check before every run.
+
+:func:`ensure_current` runs before every command that uses a database, so it is cheap: the
+revision scripts are loaded once per process (:func:`~ledgerflow.migrations.scripts.bind_scripts`)
+and each database costs one ``SELECT`` on its version table, made with the runtime role.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+from ledgerflow.config.settings import Settings
+from ledgerflow.db.database import Database
+from ledgerflow.db.engines import scrub
+from ledgerflow.db.plugins import load_plugins
+from ledgerflow.errors import DatabaseError, MigrationError, SchemaOutdatedError, SchemaTooNewError
+from ledgerflow.migrations.results import RevisionInfo
+from ledgerflow.migrations.runner import upgrade
+from ledgerflow.migrations.scripts import VERSION_TABLE, BindScripts, bind_scripts, binds_of
+
+UPGRADE_HINT = "run `ledgerflow db upgrade`"
+UNKNOWN_BRANCH = "?"
+
+
+def read_heads(engine: Engine) -> tuple[str, ...] | None:
+    """The revisions in the version table, or None when the table does not exist."""
+    with engine.connect() as connection:
+        try:
+            rows = connection.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").all()
+        except DBAPIError as exc:
+            if _missing_table(exc):
+                return None
+            raise DatabaseError(
+                f"cannot read the migration version of {engine.url.database}: "
+                f"{scrub(str(exc.orig).strip().splitlines()[0])}",
+                hint="check that the role in ledgerflow.yml may read the version table",
+            ) from None
+    return tuple(sorted(row[0] for row in rows))
+
+
+def _missing_table(exc: DBAPIError) -> bool:
+    if getattr(exc.orig, "sqlstate", None) == "42P01":
+        return True
+    return "no such table" in str(exc.orig)
+
+
+def _reader(settings: Settings, bind: str) -> Database:
+    """Admin when configured (these are the migration commands), else the runtime role."""
+    db = settings.databases[bind]
+    role = "admin" if db.dialect == "sqlite" or db.admin is not None else "user"
+    return Database(settings, role=role, read_only=True)
+
+
+def _targets(settings: Settings, bind: str | None) -> list[BindScripts]:
+    plugins = load_plugins(settings)
+    scripts = [bind_scripts(settings, name, plugins) for name in binds_of(settings, bind)]
+    return [s for s in scripts if s.owner or bind is not None]
+
+
+def _current_of(settings: Settings, bind: str) -> tuple[str, ...]:
+    database = _reader(settings, bind)
+    try:
+        return read_heads(database.engine(bind)) or ()
+    finally:
+        database.dispose()
+
+
+def history(settings: Settings, *, bind: str | None = None) -> list[RevisionInfo]:
+    """Every known revision, by database and branch, newest first within each branch."""
+    result: list[RevisionInfo] = []
+    for scripts in _targets(settings, bind):
+        if not scripts.owner:
+            continue
+        current = set(_current_of(settings, scripts.bind))
+        heads = set(scripts.heads.values())
+        for branch in scripts.branches:
+            for script in reversed(scripts.scripts_of(branch)):
+                down = script.down_revision
+                result.append(
+                    RevisionInfo(
+                        bind=scripts.bind,
+                        branch=branch.label,
+                        revision=script.revision,
+                        down_revision=down if isinstance(down, str) or down is None else ",".join(down),
+                        message=script.doc,
+                        is_head=script.revision in heads,
+                        is_current=script.revision in current,
+                    )
+                )
+    return result
+
+
+def current(settings: Settings, *, bind: str | None = None) -> dict[str, list[RevisionInfo]]:
+    """The revisions each database's version table holds (one per applied branch)."""
+    result: dict[str, list[RevisionInfo]] = {}
+    for scripts in _targets(settings, bind):
+        heads = set(scripts.heads.values())
+        infos = []
+        for revision in _current_of(settings, scripts.bind):
+            script = scripts.directory.revision_map.get_revision(revision) if revision in scripts.owner else None
+            if script is None:
+                infos.append(
+                    RevisionInfo(scripts.bind, UNKNOWN_BRANCH, revision, None,
+                                 "unknown here: migrated by a newer ledgerflow or plugin", False, True)
+                )
+                continue
+            down = script.down_revision
+            infos.append(
+                RevisionInfo(
+                    bind=scripts.bind,
+                    branch=scripts.label_of(revision),
+                    revision=revision,
+                    down_revision=down if isinstance(down, str) or down is None else ",".join(down),
+                    message=script.doc,  # type: ignore[attr-defined]
+                    is_head=revision in heads,
+                    is_current=True,
+                )
+            )
+        result[scripts.bind] = infos
+    return result
+
+
+def ensure_current(settings: Settings, *, auto_migrate: bool | None = None) -> None:
+    """Stop unless every database is at the head of every branch it needs.
+
+    Behind (or never migrated): :class:`SchemaOutdatedError`, or an upgrade when
+    ``auto_migrate`` (default: ``settings.auto_migrate``) is true. Holding a revision no
+    script knows: :class:`SchemaTooNewError`, always; nothing is ever downgraded.
+    """
+    auto = settings.auto_migrate if auto_migrate is None else auto_migrate
+    plugins = load_plugins(settings)
+    database = Database(settings, role="user", read_only=True)
+    try:
+        for name in binds_of(settings, None):
+            scripts = bind_scripts(settings, name, plugins)
+            if not scripts.heads:
+                continue
+            problem = compare_heads(settings, scripts, read_heads(database.engine(name)))
+            if problem is None:
+                continue
+            if auto and isinstance(problem, SchemaOutdatedError):
+                upgrade(settings, bind=name)
+                continue
+            raise problem
+    finally:
+        database.dispose()
+
+
+def compare_heads(
+    settings: Settings, scripts: BindScripts, current: tuple[str, ...] | None
+) -> MigrationError | None:
+    """Why a database at ``current`` does not fit the scripts, or None when it does."""
+    db = settings.databases[scripts.bind]
+    where = f"database '{db.name}' ({db.describe()})"
+    unknown = [rev for rev in current or () if rev not in scripts.owner]
+    if unknown:
+        return SchemaTooNewError(
+            f"{where} is at revision {', '.join(unknown)}, which no migration of this "
+            "installation knows: it was migrated by a newer ledgerflow or plugin",
+            hint="upgrade ledgerflow and the plugins to the versions that migrated it "
+            "(pip install -U ...); databases are never downgraded automatically",
+        )
+    if not scripts.heads:
+        return None
+    behind = []
+    for branch in scripts.branches:
+        head = scripts.heads.get(branch.label)
+        if head is None or head in (current or ()):
+            continue
+        at = [rev for rev in current or () if scripts.owner[rev] is branch]
+        behind.append(
+            f"is at revision {at[0] if at else 'base (none applied)'} but "
+            f"{branch.describe()} needs {head}"
+        )
+    if current is None:
+        return SchemaOutdatedError(
+            f"{where} has no migration applied (no {VERSION_TABLE} table) but "
+            f"{_first_need(scripts)}",
+            hint=UPGRADE_HINT,
+        )
+    if behind:
+        more = f" (and {len(behind) - 1} more branch(es))" if len(behind) > 1 else ""
+        return SchemaOutdatedError(f"{where} {behind[0]}{more}", hint=UPGRADE_HINT)
+    return None
+
+
+def _first_need(scripts: BindScripts) -> str:
+    branch = next(b for b in scripts.branches if b.label in scripts.heads)
+    return f"{branch.describe()} needs {scripts.heads[branch.label]}"
