@@ -1,0 +1,26 @@
+"""The digest every ledgerflow hash is made of: BLAKE2b with a 20-byte digest (40 hex chars)."""
+
+from __future__ import annotations
+
+from hashlib import blake2b
+
+DIGEST_SIZE = 20
+HEX_LENGTH = 2 * DIGEST_SIZE
+
+
+def hash_bytes(data: bytes) -> str:
+    """Hex digest of ``data``."""
+    return blake2b(data, digest_size=DIGEST_SIZE).hexdigest()
+
+
+def combine(*hashes: str) -> str:
+    """Order-sensitive hash of hashes: ``combine(a, b) != combine(b, a)``.
+
+    Each part is length-prefixed, so ``combine("ab", "c") != combine("a", "bc")``.
+    """
+    h = blake2b(b"%d;" % len(hashes), digest_size=DIGEST_SIZE)
+    for part in hashes:
+        raw = part.encode()
+        h.update(b"%d:" % len(raw))
+        h.update(raw)
+    return h.hexdigest()
