@@ -1,0 +1,160 @@
+"""Cache management: what the shared cache holds per task, how often it served, clearing it.
+
+Statistics come from the task runs: a *hit* is a task run whose result came from the cache
+(status ``cached``), a *miss* one that executed and succeeded (status ``done``). Clearing
+removes cache entries only; the values they pointed to stay until ``ledgerflow prune``
+finds nothing needs them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, case, delete, func, select
+
+from ledgerflow.config.settings import Settings
+from ledgerflow.db import Database
+from ledgerflow.db.model import DEFAULT_BIND
+from ledgerflow.errors import NotFoundError
+from ledgerflow.ledger.schema import CacheEntry, TaskDef, TaskRun, Value
+from ledgerflow.provenance.query import task_condition
+
+__all__ = ["CachedResult", "TaskCacheStats", "cache_clear", "cache_entries", "cache_list"]
+
+#: The full name of a task definition, as task runs record it (``namespace.name``).
+TASK_FULLNAME = case(
+    (TaskDef.namespace == "", TaskDef.name), else_=TaskDef.namespace + "." + TaskDef.name
+)
+
+
+@dataclass(frozen=True)
+class TaskCacheStats:
+    """The cache of one task: entries kept, and hits/misses over every recorded run."""
+
+    task: str
+    entries: int
+    size: int  # bytes of the cached values, where known
+    hits: int  # task runs served from the cache
+    misses: int  # task runs executed successfully
+    latest_entry: datetime | None
+
+    @property
+    def hit_rate(self) -> float | None:
+        total = self.hits + self.misses
+        return self.hits / total if total else None
+
+
+@dataclass(frozen=True)
+class CachedResult:
+    """One cache entry: a task's arguments and the value they map to."""
+
+    task: str
+    task_hash: str
+    args_hash: str
+    call_hash: str
+    value_hash: str
+    preview: str | None
+    size: int | None
+    run_id: str | None
+    created_at: datetime
+
+
+def _connect(settings: Settings, bind: str) -> tuple[Database, Connection]:
+    database = Database(settings, read_only=True)
+    return database, database.engine(bind).connect()
+
+
+def cache_list(
+    settings: Settings, task: str | None = None, *, bind: str = DEFAULT_BIND
+) -> list[TaskCacheStats]:
+    """Cache statistics per task (one task when ``task`` is given), by task name."""
+    entries = (
+        select(
+            TASK_FULLNAME.label("task"),
+            func.count().label("entries"),
+            func.coalesce(func.sum(Value.size), 0).label("size"),
+            func.max(CacheEntry.created_at).label("latest"),
+        )
+        .join(TaskDef, TaskDef.hash == CacheEntry.task_hash)
+        .join(Value, Value.hash == CacheEntry.value_hash)
+        .group_by(TASK_FULLNAME)
+    )
+    runs = (
+        select(
+            TaskRun.task_name,
+            func.sum(case((TaskRun.status == "cached", 1), else_=0)).label("hits"),
+            func.sum(case((TaskRun.status == "done", 1), else_=0)).label("misses"),
+        )
+        .where(TaskRun.status.in_(("cached", "done")))
+        .group_by(TaskRun.task_name)
+    )
+    if task:
+        entries = entries.where(task_condition(TASK_FULLNAME, task))
+        runs = runs.where(task_condition(TaskRun.task_name, task))
+    database, conn = _connect(settings, bind)
+    try:
+        with conn:
+            counts: dict[str, dict[str, Any]] = {}
+            for name, n, size, latest in conn.execute(entries):
+                counts[name] = {"entries": n, "size": int(size), "latest_entry": latest}
+            for name, hits, misses in conn.execute(runs):
+                counts.setdefault(name, {}).update(hits=int(hits or 0), misses=int(misses or 0))
+    finally:
+        database.dispose()
+    if task and not counts:
+        raise NotFoundError(
+            f"no task named '{task}' has cache entries or task runs",
+            hint="see every task with `ledgerflow cache list`",
+        )
+    return [
+        TaskCacheStats(
+            task=name,
+            entries=c.get("entries", 0),
+            size=c.get("size", 0),
+            hits=c.get("hits", 0),
+            misses=c.get("misses", 0),
+            latest_entry=c.get("latest_entry"),
+        )
+        for name, c in sorted(counts.items())
+    ]
+
+
+def cache_entries(
+    settings: Settings, task: str | None = None, *, limit: int = 50, bind: str = DEFAULT_BIND
+) -> list[CachedResult]:
+    """The most recent cache entries (of one task when ``task`` is given)."""
+    query = (
+        select(
+            TASK_FULLNAME, CacheEntry.task_hash, CacheEntry.args_hash, CacheEntry.call_hash,
+            CacheEntry.value_hash, Value.preview, Value.size, CacheEntry.run_id,
+            CacheEntry.created_at,
+        )
+        .join(TaskDef, TaskDef.hash == CacheEntry.task_hash)
+        .join(Value, Value.hash == CacheEntry.value_hash)
+        .order_by(CacheEntry.created_at.desc(), CacheEntry.args_hash)
+        .limit(limit)
+    )
+    if task:
+        query = query.where(task_condition(TASK_FULLNAME, task))
+    database, conn = _connect(settings, bind)
+    try:
+        with conn:
+            return [CachedResult(*row) for row in conn.execute(query)]
+    finally:
+        database.dispose()
+
+
+def cache_clear(settings: Settings, task: str | None = None, *, bind: str = DEFAULT_BIND) -> int:
+    """Remove the cache entries (of one task when ``task`` is given); returns how many."""
+    statement = delete(CacheEntry)
+    if task:
+        hashes = select(TaskDef.hash).where(task_condition(TASK_FULLNAME, task))
+        statement = statement.where(CacheEntry.task_hash.in_(hashes))
+    database = Database(settings)
+    try:
+        with database.engine(bind).begin() as conn:
+            return int(conn.execute(statement).rowcount)
+    finally:
+        database.dispose()
