@@ -16,7 +16,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from ledgerflow.cli.output import cli_settings, echo, print_json
+from ledgerflow.cli.output import cli_settings, echo, print_json, print_table
 from ledgerflow.cli.params import TaskCommand
 from ledgerflow.cli.progress import RunProgress, failure_block, short_id, summary_line
 from ledgerflow.config import find_config
@@ -24,7 +24,8 @@ from ledgerflow.errors import ConfigError, RunFailedError, RunInterruptedError, 
 
 EXECUTORS = ("local", "threads", "processes")
 _TAG_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
-PREVIEW_CHARS = 200
+PREVIEW_CHARS = 120
+PLAN_LINES = 50
 
 
 def _load_task(ctx: click.Context, target: str) -> Any:
@@ -70,9 +71,10 @@ def _call(ctx: click.Context) -> Any:
 
 
 def preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
-    """A short repr of a result for the summary and ``--json``."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """A short human preview of a result, for the summary and ``--json``."""
+    from ledgerflow.values.preview import preview as value_preview
+
+    return value_preview(value, limit)
 
 
 def result_json(result: Any) -> dict[str, Any]:
@@ -182,19 +184,32 @@ def _report(result: Any, *, quiet: bool, as_json: bool, dry_run: bool, err: Cons
 
 
 def _plan_entry(item: Any) -> dict[str, Any]:
-    if isinstance(item, dict):
-        return item
-    return {k: getattr(item, k) for k in ("task_name", "arguments_preview", "status")
-            if hasattr(item, k)}
+    return {
+        "task": item.task_name,
+        "arguments": item.arguments_preview,
+        "status": item.status,
+        "reason": getattr(item, "reason", None),
+    }
 
 
 def _print_plan(result: Any) -> None:
-    plan = [_plan_entry(item) for item in result.plan or ()]
-    for entry in plan:
-        echo(f"{entry.get('status', '?'):>7}  {entry.get('task_name', '?')}"
-             f"({entry.get('arguments_preview', '')})")
-    echo(f"dry run: {len(plan)} calls, nothing written: "
-         + ", ".join(f"{n} {s}" for s, n in sorted(result.counts.items()) if n))
+    """Each call of a dry run (the first PLAN_LINES), then totals per task."""
+    plan = list(result.plan or ())
+    for item in plan[:PLAN_LINES]:
+        reason = f"  ({item.reason})" if getattr(item, "reason", None) else ""
+        echo(f"{'cached' if item.status == 'cached' else 'run':>6}  "
+             f"{item.task_name}({item.arguments_preview}){reason}",
+             style="cyan" if item.status == "cached" else None)
+    if len(plan) > PLAN_LINES:
+        echo(f"        … and {len(plan) - PLAN_LINES} more calls")
+    per_task: dict[str, list[int]] = {}
+    for item in plan:
+        per_task.setdefault(item.task_name, [0, 0])[item.status == "cached"] += 1
+    if per_task:
+        print_table(["task", "would run", "cached"],
+                    [(name, run, cached) for name, (run, cached) in sorted(per_task.items())])
+    would_run = sum(run for run, _ in per_task.values())
+    echo(f"dry run: {would_run} would run, {len(plan) - would_run} cached; nothing was written")
 
 
 @click.command(

@@ -1,0 +1,1 @@
+"""Tutorial plugins of the ledgerflow examples."""
