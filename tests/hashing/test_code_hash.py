@@ -36,6 +36,7 @@ def task(version=None):
 BASE = '''
 import json
 import os.path
+from os.path import join
 
 from {pkg} import steps
 from {pkg}.tasks import task
@@ -57,7 +58,7 @@ def main(n):
     """Add one to everything."""
     data = load(n)
     total = helper(len(data)) + steps.scale(2)
-    return os.path.join("out", json.dumps(total))
+    return os.path.join("out", join(json.dumps(total)))
 '''
 
 STEPS = """

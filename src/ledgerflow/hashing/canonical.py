@@ -71,8 +71,8 @@ def _enc_path(o: PurePath) -> bytes:
 _LEAF: dict[type, Callable[[Any], bytes]] = {
     type(None): lambda o: b"N",
     bool: lambda o: b"T" if o else b"F",
-    int: lambda o: b"i%x;" % o,
-    float: lambda o: b"f%r;" % o,
+    int: b"i%x;".__mod__,
+    float: b"f%r;".__mod__,
     complex: lambda o: b"c%r,%r;" % (o.real, o.imag),
     str: _enc_str,
     bytes: lambda o: b"b%d:%s" % (len(o), o),
@@ -126,16 +126,43 @@ def _set_node(obj: Iterable[Any], size: int, head: bytes) -> Node:
     return b"%s%d:%s" % (head, size, b"".join(entries))
 
 
+def _leaf_encodings(items: Iterable[Any]) -> list[bytes] | None:
+    """Encodings of ``items`` when they are all scalars of one type (the common, fast case)."""
+    kinds = set(map(type, items))
+    if len(kinds) != 1:
+        return [] if not kinds else None
+    enc = _LEAF.get(kinds.pop())
+    return None if enc is None else list(map(enc, items))
+
+
 def _dict_node(o: dict[Any, Any], head: bytes) -> Node:
-    return _map_node(o.items(), len(o), head)
+    keys = _leaf_encodings(o)
+    values = _leaf_encodings(o.values()) if keys is not None else None
+    if values is not None and keys is not None:
+        entries = list(map(bytes.__add__, keys, values))
+        entries.sort()
+        return b"%s%d:%s" % (head, len(o), b"".join(entries))
+    return (yield from _map_node(o.items(), len(o), head))
 
 
 def _sequence_node(o: list[Any] | tuple[Any, ...], head: bytes) -> Node:
-    return _seq_node(o, len(o), head)
+    kinds = set(map(type, o))
+    if len(kinds) <= 1:
+        kind = kinds.pop() if kinds else int
+        if kind is int:
+            return b"%s%d:%s" % (head, len(o), (b"i%x;" * len(o)) % tuple(o))
+        enc = _LEAF.get(kind)
+        if enc is not None:
+            return b"%s%d:%s" % (head, len(o), b"".join(map(enc, o)))
+    return (yield from _seq_node(o, len(o), head))
 
 
 def _unordered_node(o: set[Any] | frozenset[Any], head: bytes) -> Node:
-    return _set_node(o, len(o), head)
+    encoded = _leaf_encodings(o)
+    if encoded is not None:
+        encoded.sort()
+        return b"%s%d:%s" % (head, len(o), b"".join(encoded))
+    return (yield from _set_node(o, len(o), head))
 
 
 _NODES: dict[type, tuple[Callable[[Any, bytes], Node], bytes]] = {

@@ -74,7 +74,10 @@ def _is_user_file(filename: str) -> bool:
         real = os.path.realpath(filename)
         parts = real.split(os.sep)
         known = not (
-            real.startswith(_LIBRARY_DIRS) or "site-packages" in parts or "dist-packages" in parts
+            filename.startswith("<frozen ")
+            or real.startswith(_LIBRARY_DIRS)
+            or "site-packages" in parts
+            or "dist-packages" in parts
         )
         _USER_FILES[filename] = known
     return known
@@ -256,6 +259,8 @@ def task_code_hash(func: Callable[..., Any], version: str | None = None) -> Code
     """
     if getattr(func, "__ledgerflow_task__", False) is True:
         func = func.func  # type: ignore[attr-defined]
+    if isinstance(func, types.MethodType):
+        func = func.__func__
     if not isinstance(func, types.FunctionType):
         wrapped = getattr(func, "__wrapped__", None)
         if isinstance(wrapped, types.FunctionType):

@@ -113,7 +113,7 @@ def decode(format: str, data: bytes) -> Any:
     """The value stored as ``data``. Unchecked: use :func:`decode_verified` for stored values."""
     if format == JSON:
         try:
-            return _DECODER.decode(data.decode("ascii"))
+            return _DECODER.decode(data.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise IntegrityError(f"a stored JSON value is corrupt: {exc}") from exc
     if format == PICKLE:
