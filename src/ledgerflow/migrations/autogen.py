@@ -114,8 +114,10 @@ def make_migrations(
 ) -> NewRevision:
     """Write the revision that brings ``plugin``'s tables in ``bind`` from the database to its models.
 
-    The database must be at the head of every branch (run ``upgrade`` first). Nothing is
-    written when nothing differs (``NewRevision.empty``).
+    The database must be at the head of the plugin's branch and of the ``ledgerflow``
+    branch (run ``upgrade`` first); other plugins' branches do not matter, since only this
+    plugin's tables are compared. Nothing is written when nothing differs
+    (``NewRevision.empty``).
     """
     check_bind(settings, bind)
     if plugin != FRAMEWORK_BRANCH and plugin not in settings.plugins:
@@ -135,7 +137,8 @@ def make_migrations(
     try:
         with database.engine(bind).connect() as connection:
             context = _context(connection, scripts, [branch])
-            problem = compare_heads(settings, scripts, _current(connection, context))
+            needed = {branch.label, FRAMEWORK_BRANCH}
+            problem = compare_heads(settings, scripts, _current(connection, context), needed)
             if isinstance(problem, SchemaTooNewError):
                 raise problem
             if problem is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import os
+import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,6 +182,8 @@ def _load(bind: str, branches: list[Branch]) -> BindScripts:
             f"the migration scripts of database '{bind}' are inconsistent: {exc}",
             hint=f"fix down_revision in the revision files under {folders}",
         ) from None
+    except Exception as exc:
+        raise _unloadable(bind, exc) from exc
     for script in revisions:
         branch = by_folder.get(Path(script.path).resolve().parent)
         if branch is not None:
@@ -198,6 +201,22 @@ def _load(bind: str, branches: list[Branch]) -> BindScripts:
         if heads:
             scripts.heads[branch.label] = heads[0]
     return scripts
+
+
+def _unloadable(bind: str, exc: Exception) -> MigrationError:
+    """A revision file that does not even import: name the file and line."""
+    where = ""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = f" in {exc.filename}, line {exc.lineno}"
+    else:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith(".py")]
+        if frames:
+            where = f" in {frames[-1].filename}, line {frames[-1].lineno}"
+    detail = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    return MigrationError(
+        f"a migration script of database '{bind}' cannot be loaded{where}: {detail.rstrip(': ')}",
+        hint="fix or remove that revision file",
+    )
 
 
 def _heads_of(scripts: list[Script]) -> list[str]:

@@ -7,6 +7,8 @@ and each database costs one ``SELECT`` on its version table, made with the runti
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -17,7 +19,13 @@ from ledgerflow.db.plugins import load_plugins
 from ledgerflow.errors import DatabaseError, MigrationError, SchemaOutdatedError, SchemaTooNewError
 from ledgerflow.migrations.results import RevisionInfo
 from ledgerflow.migrations.runner import upgrade
-from ledgerflow.migrations.scripts import VERSION_TABLE, BindScripts, bind_scripts, binds_of
+from ledgerflow.migrations.scripts import (
+    VERSION_TABLE,
+    BindScripts,
+    Branch,
+    bind_scripts,
+    binds_of,
+)
 
 UPGRADE_HINT = "run `ledgerflow db upgrade`"
 UNKNOWN_BRANCH = "?"
@@ -148,9 +156,16 @@ def ensure_current(settings: Settings, *, auto_migrate: bool | None = None) -> N
 
 
 def compare_heads(
-    settings: Settings, scripts: BindScripts, current: tuple[str, ...] | None
+    settings: Settings,
+    scripts: BindScripts,
+    current: tuple[str, ...] | None,
+    only: Collection[str] | None = None,
 ) -> MigrationError | None:
-    """Why a database at ``current`` does not fit the scripts, or None when it does."""
+    """Why a database at ``current`` does not fit the scripts, or None when it does.
+
+    ``only`` limits the "behind" check to these branch labels; an unknown revision in the
+    database is reported whatever the branch.
+    """
     db = settings.databases[scripts.bind]
     where = f"database '{db.name}' ({db.describe()})"
     unknown = [rev for rev in current or () if rev not in scripts.owner]
@@ -161,10 +176,11 @@ def compare_heads(
             hint="upgrade ledgerflow and the plugins to the versions that migrated it "
             "(pip install -U ...); databases are never downgraded automatically",
         )
-    if not scripts.heads:
+    needed = [b for b in scripts.branches if only is None or b.label in only]
+    if not any(b.label in scripts.heads for b in needed):
         return None
     behind = []
-    for branch in scripts.branches:
+    for branch in needed:
         head = scripts.heads.get(branch.label)
         if head is None or head in (current or ()):
             continue
@@ -176,7 +192,7 @@ def compare_heads(
     if current is None:
         return SchemaOutdatedError(
             f"{where} has no migration applied (no {VERSION_TABLE} table) but "
-            f"{_first_need(scripts)}",
+            f"{_first_need(scripts, needed)}",
             hint=UPGRADE_HINT,
         )
     if behind:
@@ -185,6 +201,6 @@ def compare_heads(
     return None
 
 
-def _first_need(scripts: BindScripts) -> str:
-    branch = next(b for b in scripts.branches if b.label in scripts.heads)
+def _first_need(scripts: BindScripts, needed: list[Branch]) -> str:
+    branch = next(b for b in needed if b.label in scripts.heads)
     return f"{branch.describe()} needs {scripts.heads[branch.label]}"
