@@ -16,7 +16,7 @@ from ledgerflow.config import settings_from_mapping
 from ledgerflow.db import Database, Model
 from ledgerflow.db.engines import SQLITE_BUSY_TIMEOUT_MS
 from ledgerflow.errors import ConnectionFailedError
-from ledgerflow.testing.postgres import PgDatabase, PgServer
+from ledgerflow.testing.postgres import PgDatabase
 
 
 def test_session_routes_models_of_two_binds(
@@ -118,9 +118,8 @@ def test_sqlite_enforces_foreign_keys(sqlite_db: Database) -> None:
         owner_id: Mapped[int] = mapped_column(ForeignKey("owner.id"))
 
     Model.metadata.create_all(sqlite_db.engine())
-    with pytest.raises(sa.exc.IntegrityError, match="FOREIGN KEY"):
-        with sqlite_db.transaction() as session:
-            session.add(Pet(id=1, owner_id=42))
+    with pytest.raises(sa.exc.IntegrityError, match="FOREIGN KEY"), sqlite_db.transaction() as s:
+        s.add(Pet(id=1, owner_id=42))
     sqlite_db.dispose()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from enum import Enum
@@ -40,7 +41,7 @@ STATUS_STYLES: dict[str, str] = {
 
 def console() -> Console:
     """A console on the current stdout (so click's test runner captures it)."""
-    return Console(file=click.get_text_stream("stdout"), highlight=False, soft_wrap=True)
+    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
 
 
 def echo(message: str = "", *, style: str | None = None) -> None:
