@@ -16,6 +16,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase, declared_attr
 
 from ledgerflow.errors import ModelError
+from ledgerflow.hashing import combine, fingerprint, hash_value
 
 #: Constraint names that are stable across dialects, so SQLite batch migrations can find them.
 NAMING_CONVENTION = {
@@ -116,3 +117,13 @@ def clear_models() -> None:
     Model.registry.dispose()
     Model.metadata.clear()
     _registry.clear()
+
+
+def _fingerprint_model(obj: Model) -> str:
+    """A mapped row hashes by its type and column values (what it holds, not its identity)."""
+    mapper = type(obj).__mapper__
+    columns = {attr.key: getattr(obj, attr.key, None) for attr in mapper.column_attrs}
+    return combine(hash_value(f"{type(obj).__module__}.{type(obj).__qualname__}"), hash_value(columns))
+
+
+fingerprint.register(Model, _fingerprint_model)
