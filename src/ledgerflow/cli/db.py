@@ -16,9 +16,15 @@ _ONE_BIND_HELP = "Database of ledgerflow.yml to work on."
 
 
 def _migrations() -> Any:
-    import ledgerflow.migrations as migrations  # Alembic is imported only when a command runs
+    from ledgerflow import migrations  # Alembic is imported only when a command runs
 
     return migrations
+
+
+def _progress(settings: Settings, bind: str | None, text: str) -> None:
+    """Say what a long command is about to do (unknown binds are left for the library to report)."""
+    if bind is None or bind in settings.databases:
+        echo(text.replace("{where}", _where(settings, bind)))
 
 
 def _where(settings: Settings, bind: str | None) -> str:
@@ -30,18 +36,20 @@ def _where(settings: Settings, bind: str | None) -> str:
     return ", ".join(described)
 
 
+_ARROWS = {"up": "->", "down": "<-", "stamp": "=="}
+_DONE = {"upgrade": "applied", "downgrade": "reverted"}
+
+
 def _print_steps(steps: Iterable[Any], verb: str) -> int:
     count = 0
     for step in steps:
         count += 1
-        arrow = "->" if step.direction == "up" else "<-"
-        echo(
-            f"  {arrow} [{step.bind}] {step.branch} {step.revision}  {step.message or ''}".rstrip()
-        )
+        arrow = _ARROWS.get(step.direction, "  ")
+        echo(f"  {arrow} [{step.bind}] {step.branch} {step.revision}  {step.message}".rstrip())
     if count == 0:
         echo(f"Nothing to {verb}: already there.", style="green")
     else:
-        echo(f"Done: {count} migration{'s' if count != 1 else ''} applied.", style="green")
+        echo(f"Done: {count} migration{'s' if count != 1 else ''} {_DONE[verb]}.", style="green")
     return count
 
 
@@ -64,7 +72,7 @@ def db() -> None:
 def upgrade(ctx: click.Context, revision: str, bind: str | None) -> None:
     """Apply migrations up to REVISION (default: heads, the latest of every branch)."""
     settings = cli_settings(ctx)
-    echo(f"Upgrading {_where(settings, bind)} to {revision} ...")
+    _progress(settings, bind, f"Upgrading {{where}} to {revision} ...")
     _print_steps(_migrations().upgrade(settings, revision, bind=bind), "upgrade")
 
 
@@ -75,7 +83,7 @@ def upgrade(ctx: click.Context, revision: str, bind: str | None) -> None:
 def downgrade(ctx: click.Context, revision: str, bind: str) -> None:
     """Revert migrations down to REVISION: a revision id, -1, or PLUGIN@base."""
     settings = cli_settings(ctx)
-    echo(f"Downgrading {_where(settings, bind)} to {revision} ...")
+    _progress(settings, bind, f"Downgrading {{where}} to {revision} ...")
     _print_steps(_migrations().downgrade(settings, revision, bind=bind), "downgrade")
 
 
@@ -93,12 +101,13 @@ def make_migrations(
 ) -> None:
     """Compare PLUGIN's models with the database and write the migration that bridges them."""
     settings = cli_settings(ctx)
-    echo(f"Comparing the models of {plugin} with {_where(settings, bind)} ...")
+    _progress(settings, bind, f"Comparing the models of {plugin} with {{where}} ...")
     new = _migrations().make_migrations(
         settings, plugin, message, bind=bind, renames=not no_renames
     )
     if new.empty:
-        echo(f"No changes in the models of {plugin}: wrote an empty migration.", style="yellow")
+        echo(f"No changes: the models of {plugin} match the database; nothing written.")
+        return
     echo(f"Wrote {_show(new.path)} (revision {new.revision}, branch {new.branch})", style="green")
     for operation in new.operations:
         echo(f"  - {operation}")
@@ -168,7 +177,10 @@ def check(ctx: click.Context, bind: str | None) -> None:
     echo(f"{_where(settings, bind)}: {len(differences)} difference(s):", style="red")
     for line in differences:
         echo(f"  {line}")
-    echo("Fix: ledgerflow db make-migrations --plugin PLUGIN -m MESSAGE, then ledgerflow db upgrade")
+    echo(
+        "Fix: `ledgerflow db upgrade` applies pending migrations; after changing models, "
+        "`ledgerflow db make-migrations --plugin PLUGIN -m MESSAGE` writes a new one"
+    )
     raise SystemExit(1)  # not ctx.exit: main() runs click outside standalone mode
 
 

@@ -39,9 +39,14 @@ STATUS_STYLES: dict[str, str] = {
 }
 
 
+#: Width of tables written to a file or a pipe, where nothing tells us the width.
+PIPE_WIDTH = 200
+
+
 def console() -> Console:
     """A console on the current stdout (so click's test runner captures it)."""
-    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    width = None if sys.stdout.isatty() else PIPE_WIDTH
+    return Console(file=sys.stdout, highlight=False, soft_wrap=True, width=width)
 
 
 def echo(message: str = "", *, style: str | None = None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keyword
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,12 +29,14 @@ class Project:
     files: tuple[Path, ...]
 
     def next_steps(self, cwd: Path | None = None) -> str:
-        here = Path.cwd() if cwd is None else cwd
-        try:
-            shown = str(self.root.relative_to(here)) or "."
-        except ValueError:
-            shown = str(self.root)
-        return templates.NEXT_STEPS.format(directory=shown, plugin=self.plugin)
+        here = (Path.cwd() if cwd is None else cwd).resolve()
+        if self.root == here:
+            cd = ""
+        elif self.root.is_relative_to(here):
+            cd = f"  cd {shlex.quote(str(self.root.relative_to(here)))}\n"
+        else:
+            cd = f"  cd {shlex.quote(str(self.root))}\n"
+        return templates.NEXT_STEPS.format(cd=cd, plugin=self.plugin)
 
 
 def check_plugin_name(name: str) -> str:

@@ -39,7 +39,8 @@ plugins:
 #   inline_max_bytes: 1048576
 #   store: .ledgerflow/values
 
-# true: upgrade the databases (never downgrade) before a run instead of stopping.
+# Set auto_migrate to true to upgrade the databases (never downgrade) before a run
+# instead of stopping with the command to run.
 # auto_migrate: false
 """
 
@@ -83,8 +84,7 @@ class Measurement(Model):
 
 NEXT_STEPS = """\
 Next steps:
-  cd {directory}
-  ledgerflow db upgrade                    # create the ledger tables
+{cd}  ledgerflow db upgrade                    # create the ledger tables
   ledgerflow db make-migrations --plugin {plugin} -m "add measurement"
   ledgerflow db upgrade                    # create the plugin's tables
   ledgerflow config show                   # the effective configuration
