@@ -60,6 +60,12 @@ def forget_project(root: Path) -> None:
 
 
 @pytest.fixture
+def forget() -> Callable[[Path], None]:
+    """``forget(root)``: after editing a plugin on disk, make the next command re-import it."""
+    return forget_project
+
+
+@pytest.fixture
 def new_project(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_models: None
 ) -> Iterator[Callable[..., Path]]:

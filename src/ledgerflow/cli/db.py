@@ -112,7 +112,8 @@ def make_migrations(
     for operation in new.operations:
         echo(f"  - {operation}")
     for rename in new.renames:
-        echo(f"  - renamed {rename} (data kept)", style="cyan")
+        what = rename.removesuffix(" (renamed, data kept)")
+        echo(f"  renamed {what} (data kept)", style="cyan")
     echo("Review it, then apply it with: ledgerflow db upgrade")
 
 
