@@ -1,7 +1,36 @@
 """ledgerflow: data pipelines whose database is first-class."""
 
+from ledgerflow.engine import (
+    Call,
+    Explanation,
+    Failure,
+    RunObserver,
+    RunResult,
+    Task,
+    context,
+    execute,
+    explain,
+    run,
+    task,
+)
 from ledgerflow.errors import LedgerflowError
+from ledgerflow.values import File
 
 __version__ = "0.1.0"
 
-__all__ = ["LedgerflowError", "__version__"]
+__all__ = [
+    "Call",
+    "Explanation",
+    "Failure",
+    "File",
+    "LedgerflowError",
+    "RunObserver",
+    "RunResult",
+    "Task",
+    "__version__",
+    "context",
+    "execute",
+    "explain",
+    "run",
+    "task",
+]

@@ -1,0 +1,113 @@
+"""Batched cache lookups: one query for every call that became ready together.
+
+The cache key is ``(task hash, arguments hash)``. Each query reads the cache entries of
+one task for up to :data:`CHUNK` argument hashes, joined with their value rows, through
+the raw driver.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from sqlalchemy.exc import DBAPIError
+
+from ledgerflow.errors import DatabaseError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+CHUNK = 400
+
+
+class CacheHit(NamedTuple):
+    task_hash: str
+    args_hash: str
+    call_hash: str
+    value_hash: str
+    run_id: str | None
+    format: str
+    inline: bytes | None
+    store_key: str | None
+    signature: str | None
+
+
+class CacheReader:
+    """Looks up cache entries for many keys at once."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._raw: Any = None
+        self.queries = 0
+        paramstyle = engine.dialect.paramstyle
+        self._mark = "?" if paramstyle == "qmark" else "%s"
+        self._sqlite = engine.dialect.name == "sqlite"
+
+    def _connection(self) -> Any:
+        if self._raw is None:
+            try:
+                self._raw = self.engine.raw_connection()
+            except DBAPIError as exc:
+                raise DatabaseError(f"cannot open the ledger: {exc.orig}") from None
+        return self._raw
+
+    def _sql(self, count: int) -> str:
+        marks = ", ".join([self._mark] * count)
+        return (
+            "SELECT c.task_hash, c.args_hash, c.call_hash, c.value_hash, c.run_id, v.format, "
+            "v.inline, v.store_key, v.signature FROM lf_cache_entry c "
+            "JOIN lf_value v ON v.hash = c.value_hash "
+            f"WHERE c.task_hash = {self._mark} AND c.args_hash IN ({marks})"
+        )
+
+    def lookup(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], CacheHit]:
+        """The cache entries among ``keys`` (task hash, args hash)."""
+        by_task: dict[str, list[str]] = defaultdict(list)
+        for task_hash, args_hash in keys:
+            by_task[task_hash].append(args_hash)
+        found: dict[tuple[str, str], CacheHit] = {}
+        if not by_task:
+            return found
+        raw = self._connection()
+        cursor = raw.cursor()
+        try:
+            for task_hash, args in by_task.items():
+                for start in range(0, len(args), CHUNK):
+                    chunk = args[start : start + CHUNK]
+                    cursor.execute(self._sql(len(chunk)), [task_hash, *chunk])
+                    self.queries += 1
+                    for row in cursor.fetchall():
+                        hit = CacheHit(*row)
+                        found[(hit.task_hash, hit.args_hash)] = hit
+            if not self._sqlite:
+                raw.rollback()  # end the read transaction psycopg opened
+        except DBAPIError as exc:
+            raise DatabaseError(f"reading the cache failed: {exc.orig}") from None
+        except Exception as exc:
+            if type(exc).__module__.startswith(("sqlite3", "psycopg")):
+                raise DatabaseError(f"reading the cache failed: {exc}") from None
+            raise
+        finally:
+            cursor.close()
+        return found
+
+    def value_stored(self, value_hash: str) -> bool:
+        """Whether ``lf_value`` holds ``value_hash``."""
+        raw = self._connection()
+        cursor = raw.cursor()
+        try:
+            cursor.execute(f"SELECT 1 FROM lf_value WHERE hash = {self._mark}", [value_hash])
+            found = cursor.fetchone() is not None
+            if not self._sqlite:
+                raw.rollback()
+            return found
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        if self._raw is not None:
+            try:
+                self._raw.close()
+            finally:
+                self._raw = None

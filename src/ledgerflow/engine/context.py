@@ -1,0 +1,174 @@
+"""``ledgerflow.context``: what a task sees of the run it belongs to.
+
+Each task call gets a :class:`TaskContext` for the time it runs (per thread, so the
+``threads`` executor works). ``context.session`` is opened on first use and is committed
+when the task returns, rolled back when it raises. Outside a task, every attribute raises
+:class:`~ledgerflow.errors.ContextError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from ledgerflow.errors import ContextError
+
+if TYPE_CHECKING:
+    from ledgerflow.config.settings import Settings
+    from ledgerflow.db import Database, Helpers, RoutingSession
+
+#: (created_at epoch, level name, logger name, message)
+LogEntry = tuple[float, str, str, str]
+
+
+class TaskLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger whose records are kept with the task run (and passed on to ``logging``)."""
+
+    def __init__(self, name: str, records: list[LogEntry]) -> None:
+        super().__init__(logging.getLogger(name), {})
+        self.records = records
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        try:
+            message = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):
+            message = f"{msg} {args}"
+        if kwargs.get("exc_info"):
+            import traceback
+
+            message = f"{message}\n{traceback.format_exc().rstrip()}"
+        self.records.append((time.time(), logging.getLevelName(level), self.logger.name, message))
+        if self.logger.isEnabledFor(level):
+            self.logger.log(level, msg, *args, **kwargs)
+
+
+class TaskContext:
+    """The state of one running task call."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        run_id: str,
+        args: dict[str, Any],
+        task_name: str,
+        task_run_id: str,
+        database: Callable[[], Database] | None,
+    ) -> None:
+        self.config = settings
+        self.run_id = run_id
+        self.args = args
+        self.task_name = task_name
+        self.task_run_id = task_run_id
+        self.log_records: list[LogEntry] = []
+        self.logger = TaskLogger(f"ledgerflow.task.{task_name}", self.log_records)
+        self._database = database
+        self._session: RoutingSession | None = None
+        self._helpers: Helpers | None = None
+
+    @property
+    def session(self) -> RoutingSession:
+        if self._session is None:
+            if self._database is None:
+                raise ContextError("this run has no database to open a session on")
+            self._session = self._database().session()
+        return self._session
+
+    @property
+    def db(self) -> Helpers:
+        if self._helpers is None:
+            from ledgerflow.db import Helpers
+
+            self._helpers = Helpers(self.session)
+        return self._helpers
+
+    def close(self, success: bool) -> None:
+        """Commit (on success) or roll back the session, then close it."""
+        session, self._session, self._helpers = self._session, None, None
+        if session is None:
+            return
+        try:
+            if success:
+                session.commit()
+            else:
+                session.rollback()
+        finally:
+            session.close()
+
+
+_current: ContextVar[TaskContext | None] = ContextVar("ledgerflow_task_context", default=None)
+
+
+def current() -> TaskContext | None:
+    return _current.get()
+
+
+def activate(ctx: TaskContext | None) -> Any:
+    return _current.set(ctx)
+
+
+def deactivate(token: Any) -> None:
+    _current.reset(token)
+
+
+_OUTSIDE = (
+    "ledgerflow.context.{name} is only available inside a task while a run executes it"
+)
+_HINT = "run the task with ledgerflow.run(task(...)) or `ledgerflow run MODULE:TASK`"
+
+
+class ContextProxy:
+    """The ``context`` object: forwards to the running task's :class:`TaskContext`."""
+
+    __slots__ = ()
+
+    def _get(self, name: str) -> TaskContext:
+        ctx = _current.get()
+        if ctx is None:
+            raise ContextError(_OUTSIDE.format(name=name), hint=_HINT)
+        return ctx
+
+    @property
+    def session(self) -> RoutingSession:
+        return self._get("session").session
+
+    @property
+    def db(self) -> Helpers:
+        return self._get("db").db
+
+    @property
+    def config(self) -> Settings:
+        return self._get("config").config
+
+    @property
+    def run_id(self) -> str:
+        return self._get("run_id").run_id
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return self._get("args").args
+
+    @property
+    def logger(self) -> TaskLogger:
+        return self._get("logger").logger
+
+    @property
+    def task_run_id(self) -> str:
+        return self._get("task_run_id").task_run_id
+
+    @property
+    def active(self) -> bool:
+        """Whether code runs inside a task (never raises)."""
+        return _current.get() is not None
+
+    def __repr__(self) -> str:
+        ctx = _current.get()
+        if ctx is None:
+            return "<ledgerflow.context (outside a run)>"
+        return f"<ledgerflow.context run={ctx.run_id} task={ctx.task_name}>"
+
+
+context = ContextProxy()

@@ -1,0 +1,96 @@
+"""A node of the run graph: one lazy call and what the scheduler knows about it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ledgerflow.engine.task import Call, Task
+
+# Scheduler-side states (the task run's own status is in ``row["status"]``).
+WAITING = "waiting"  # some argument is still a pending call
+READY = "ready"  # arguments known: cache check next
+FOLLOWING = "following"  # waits for an identical call of this run
+QUEUED = "queued"  # task run pending: to be submitted
+RUNNING = "running"  # submitted to the executor
+EXPANDING = "expanding"  # its task returned calls; waiting for them
+DONE = "done"
+CACHED = "cached"
+FAILED = "failed"
+SKIPPED = "skipped"
+INTERRUPTED = "interrupted"
+
+FINAL = frozenset({DONE, CACHED, FAILED, SKIPPED, INTERRUPTED})
+HAS_VALUE = frozenset({DONE, CACHED})
+
+#: The status a progress display shows for a scheduler state.
+STATUS_OF = {
+    WAITING: "pending",
+    READY: "pending",
+    FOLLOWING: "pending",
+    QUEUED: "pending",
+    RUNNING: "running",
+    EXPANDING: "running",
+    DONE: DONE,
+    CACHED: CACHED,
+    FAILED: FAILED,
+    SKIPPED: SKIPPED,
+    INTERRUPTED: INTERRUPTED,
+}
+
+
+class Node:
+    """One call in a run, from discovery to its final value (or failure)."""
+
+    __slots__ = (
+        "call", "task", "task_hash", "parent", "state", "row", "waiting", "dependents",
+        "children", "awaiting", "expected_by", "returned", "resolved", "arg_hashes",
+        "args_hash", "key", "value", "value_hash", "call_hash", "attempt", "followers",
+        "miss_reason",
+    )  # fmt: skip
+
+    def __init__(self, call: Call, task_hash: str, parent: Node | None) -> None:
+        self.call = call
+        self.task: Task[Any, Any] = call.task
+        self.task_hash = task_hash
+        self.parent = parent
+        self.state = WAITING
+        self.row: dict[str, Any] | None = None
+        self.waiting = 0
+        self.dependents: list[Node] = []
+        self.children: list[Node] = []
+        self.awaiting = 0
+        self.expected_by: Node | None = None
+        self.returned: Any = None
+        self.resolved: tuple[Any, ...] = ()
+        self.arg_hashes: tuple[str, ...] = ()
+        self.args_hash = ""
+        self.key: tuple[str, str] | None = None
+        self.value: Any = None
+        self.value_hash: str | None = None
+        self.call_hash: str | None = None
+        self.attempt = 1
+        self.followers: list[Node] = []
+        self.miss_reason: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL
+
+    def describe(self) -> str:
+        return f"{self.task.fullname}({arguments_preview(self)})"
+
+    def __repr__(self) -> str:
+        return f"<Node {self.describe()} {self.state}>"
+
+
+def arguments_preview(node: Node, limit: int = 200) -> str:
+    """``a=1, b=[1, 2, 3]`` from the resolved arguments (or the lazy ones)."""
+    from ledgerflow.values import preview
+
+    values = node.resolved or node.call.values
+    parts = []
+    for name, value in zip(node.task.param_names, values):
+        text = f"<{value.task.name}(...)>" if isinstance(value, Call) else preview(value, 60)
+        parts.append(f"{name}={text}")
+    text = ", ".join(parts)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

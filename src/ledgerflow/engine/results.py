@@ -1,0 +1,81 @@
+"""What a run, a dry run and an explanation give back, and the observer a run reports to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A task call that failed: which task, on which arguments, with which exception."""
+
+    task_name: str
+    arguments_preview: str
+    exception_type: str
+    message: str
+    traceback: str
+    task_run_id: str | None = None
+
+    def render(self) -> str:
+        """One readable block: ``task(args)``, then ``Type: message``."""
+        return f"{self.task_name}({self.arguments_preview})\n  {self.exception_type}: {self.message}"
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    """One call of a dry run: what it would do."""
+
+    task_name: str
+    arguments_preview: str
+    status: Literal["cached", "run"]
+    reason: str | None = None
+
+
+@dataclass
+class RunResult:
+    """The outcome of :func:`ledgerflow.engine.execute`."""
+
+    run_id: str | None
+    status: str  # done | failed | interrupted | planned (dry run)
+    value: Any = None
+    failures: list[Failure] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    duration: float = 0.0
+    plan: list[PlanEntry] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("done", "planned")
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{n} {state}" for state, n in self.counts.items() if n)
+        run = f"run {self.run_id}" if self.run_id else "dry run"
+        return f"{run} {self.status} in {self.duration:.2f}s ({parts or 'no tasks'})"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a call would come from the cache or run again."""
+
+    task_name: str
+    status: Literal["cached", "miss"]
+    reasons: list[str]
+
+    def render(self) -> str:
+        lines = [f"{self.task_name}: {self.status}"]
+        lines += [f"  - {reason}" for reason in self.reasons]
+        return "\n".join(lines)
+
+
+@runtime_checkable
+class RunObserver(Protocol):
+    """Receives a run's progress (a progress display, a test, a notifier)."""
+
+    def run_started(self, run_id: str, entry: str) -> None: ...
+
+    def counts_changed(self, counts: dict[str, int], elapsed: float) -> None: ...
+
+    def task_failed(self, failure: Failure) -> None: ...
+
+    def run_finished(self, result: RunResult) -> None: ...

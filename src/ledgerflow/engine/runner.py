@@ -1,0 +1,403 @@
+"""``execute`` and ``run``: one pipeline run from an expression to its recorded result."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ledgerflow.engine.expr import find_calls, substitute
+from ledgerflow.engine.results import Failure, RunObserver, RunResult
+from ledgerflow.engine.runinfo import git_commit, host_name, user_name
+from ledgerflow.engine.task import Call
+from ledgerflow.errors import RunFailedError, RunInterruptedError, UsageError
+from ledgerflow.ledger.states import run_status
+
+if TYPE_CHECKING:
+    from ledgerflow.config.settings import Settings
+    from ledgerflow.executors.base import Executor
+
+log = logging.getLogger("ledgerflow")
+
+ConfigArg = str | os.PathLike[str] | Mapping[str, Any] | None
+TagsArg = Mapping[str, Any] | Iterable[str | tuple[str, Any]] | None
+
+
+def resolve_settings(config: ConfigArg = None, settings: Settings | None = None) -> Settings:
+    """``settings`` as given, else read from ``config`` (a path, a mapping, or found by walking up)."""
+    if settings is not None:
+        return settings
+    if isinstance(config, Mapping):
+        from ledgerflow.config.loader import settings_from_mapping
+
+        return settings_from_mapping(config)
+    from ledgerflow.config.loader import load_settings
+
+    return load_settings(config)
+
+
+def ensure_ledger(settings: Settings) -> None:
+    """Refuse a ledger older or newer than the library (or upgrade it with auto_migrate)."""
+    from ledgerflow import migrations
+
+    check = getattr(migrations, "ensure_current", None)
+    if check is not None:
+        check(settings)
+
+
+def parse_tags(tags: TagsArg) -> list[tuple[str, str]]:
+    """``{"k": "v"}``, ``["k=v"]`` or ``[("k", "v")]`` as (key, value) pairs."""
+    if not tags:
+        return []
+    items = tags.items() if isinstance(tags, Mapping) else tags
+    pairs = []
+    for item in items:
+        if isinstance(item, str):
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise UsageError(f"tag '{item}' is not key=value", hint="e.g. --tag sample=S4")
+            pairs.append((key.strip(), value.strip()))
+        else:
+            key, value = item
+            pairs.append((str(key), str(value)))
+    for key, value in pairs:
+        if len(key) > 255 or len(value) > 255:
+            raise UsageError(f"tag '{key}' is too long (keys and values hold 255 characters)")
+    return pairs
+
+
+def entry_name(expr: Any) -> str:
+    if isinstance(expr, Call):
+        return expr.task.fullname
+    calls = find_calls(expr)
+    return f"{type(expr).__name__} of {len(calls)} call{'s' if len(calls) != 1 else ''}"
+
+
+def entry_arguments(expr: Any) -> dict[str, Any]:
+    """The entry task's arguments (``context.args``); nested calls show as None."""
+    if not isinstance(expr, Call):
+        return {}
+    return {
+        name: substitute(value, lambda _call: None) for name, value in expr.arguments.items()
+    }
+
+
+def _arguments_json(expr: Any) -> str | None:
+    if not isinstance(expr, Call):
+        return None
+    from ledgerflow.values import preview
+
+    shown = {
+        name: f"<{value.task.name}(...)>" if isinstance(value, Call) else preview(value)
+        for name, value in expr.arguments.items()
+    }
+    return json.dumps(shown)
+
+
+class _Guarded:
+    """Calls an observer, logging (once) instead of failing the run when it raises."""
+
+    def __init__(self, observer: RunObserver) -> None:
+        self.observer = observer
+        self.broken = False
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.observer, name)
+
+        def call(*args: Any) -> None:
+            if self.broken:
+                return
+            try:
+                method(*args)
+            except Exception:
+                self.broken = True
+                log.warning("the run observer failed; progress reports stop", exc_info=True)
+
+        return call
+
+
+@contextmanager
+def _file_hash_mode(mode: str) -> Iterator[None]:
+    from ledgerflow.values import File
+
+    before = File.hash_mode
+    File.hash_mode = mode  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        File.hash_mode = before
+
+
+@contextmanager
+def _in_directory(directory: Path | None) -> Iterator[None]:
+    if directory is None:
+        yield
+        return
+    before = os.getcwd()
+    os.chdir(directory)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+@contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C that arrives while the ledger is being closed, then raise it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
+def _executor(settings: Settings, executor: str | Executor | None, workers: int | None) -> Executor:
+    from ledgerflow.executors.base import get_executor
+
+    return get_executor(executor or settings.executor.kind, workers or settings.executor.workers)
+
+
+def execute(
+    expr: Any,
+    *,
+    config: ConfigArg = None,
+    settings: Settings | None = None,
+    executor: str | Executor | None = None,
+    workers: int | None = None,
+    cache: bool = True,
+    rerun: Iterable[str] = (),
+    tags: TagsArg = None,
+    dry_run: bool = False,
+    observer: RunObserver | None = None,
+    command_line: str | None = None,
+) -> RunResult:
+    """Run ``expr`` (a task call, or calls nested in lists/dicts/...) and record it.
+
+    Returns a :class:`RunResult` whatever happened; :func:`run` raises instead.
+    """
+    settings = resolve_settings(config, settings)
+    rerun = frozenset([rerun] if isinstance(rerun, str) else rerun)
+    tag_pairs = parse_tags(tags)
+    ensure_ledger(settings)
+    if dry_run:
+        from ledgerflow.engine.plan import dry_run as plan_run
+
+        return plan_run(expr, settings, cache=cache, rerun=rerun)
+    runner = _Run(settings, _executor(settings, executor, workers), observer)
+    return runner.execute(expr, cache=cache, rerun=rerun, tags=tag_pairs, command_line=command_line)
+
+
+class _Run:
+    """The resources of one run, opened and closed around the scheduler."""
+
+    def __init__(self, settings: Settings, executor: Executor, observer: RunObserver | None) -> None:
+        self.settings = settings
+        self.executor = executor
+        self.observer = _Guarded(observer) if observer is not None else None
+        self.run_id = uuid.uuid4().hex
+
+    def _run_row(self, expr: Any, command_line: str | None) -> dict[str, Any]:
+        from ledgerflow import __version__
+
+        now = datetime.now(timezone.utc)
+        settings = self.settings
+        return {
+            "id": self.run_id,
+            "status": "running",
+            "entry_task": entry_name(expr)[:255],
+            "arguments": _arguments_json(expr),
+            "command_line": command_line if command_line is not None else shlex.join(sys.argv),
+            "started_at": now,
+            "ended_at": None,
+            "heartbeat_at": now,
+            "host": host_name()[:255],
+            "user": user_name()[:255],
+            "pid": os.getpid(),
+            "executor": self.executor.name,
+            "config_hash": settings.hash,
+            "code_version": git_commit(settings.root),
+            "library_version": __version__,
+            "root_call_hash": None,
+            "result_hash": None,
+        }
+
+    def execute(
+        self,
+        expr: Any,
+        *,
+        cache: bool,
+        rerun: frozenset[str],
+        tags: list[tuple[str, str]],
+        command_line: str | None,
+    ) -> RunResult:
+        from ledgerflow.db import Database
+        from ledgerflow.engine.cache import CacheReader
+        from ledgerflow.engine.scheduler import Scheduler
+        from ledgerflow.engine.valuing import Values
+        from ledgerflow.executors.base import WorkerEnv
+        from ledgerflow.ledger.heartbeat import Heartbeat, reap_stale_runs
+        from ledgerflow.ledger.recorder import Recorder
+
+        settings = self.settings
+        started = time.monotonic()
+        database = Database(settings)
+        engine = database.engine()
+        reap_stale_runs(engine)
+        recorder = Recorder(engine)
+        reader = CacheReader(engine)
+        values = Values(settings, recorder, stored=reader.value_stored)
+        heartbeat = Heartbeat(engine, self.run_id)
+        now = datetime.now(timezone.utc)
+        configuration = {"hash": settings.hash, "yaml": settings.redacted_yaml(), "created_at": now}
+        tag_rows = [
+            {"entity_id": self.run_id, "key": k, "value": v, "entity_kind": "run", "created_at": now}
+            for k, v in tags
+        ]
+        scheduler = Scheduler(
+            run_id=self.run_id, recorder=recorder, values=values, cache=reader if cache else None,
+            executor=self.executor, rerun=rerun, observer=self.observer,  # type: ignore[arg-type]
+        )  # fmt: skip
+        entry = entry_name(expr)
+        value: Any = None
+        try:
+            with _file_hash_mode(settings.cache.file_hash), _in_directory(
+                settings.root if settings.path is not None else None
+            ):
+                recorder.start_run(self._run_row(expr, command_line), configuration, tag_rows)
+                heartbeat.start()
+                if self.observer is not None:
+                    self.observer.run_started(self.run_id, entry)
+                self.executor.start(WorkerEnv(settings, self.run_id, entry_arguments(expr)))
+                try:
+                    value = scheduler.run(expr)
+                    if not scheduler.interrupted:
+                        scheduler.finish_unfinished()
+                    with _sigint_deferred():
+                        status, root, result_hash = self._outcome(scheduler, expr, value, values)
+                        recorder.end_run(self.run_id, status, root, result_hash)
+                        recorder.flush(final=True)
+                except BaseException:
+                    self._abandon(recorder, scheduler)
+                    raise
+        finally:
+            heartbeat.stop()
+            try:
+                self.executor.shutdown(cancel=scheduler.interrupted)
+            finally:
+                reader.close()
+                recorder.close()
+                database.dispose()
+        result = RunResult(
+            run_id=self.run_id,
+            status=status,
+            value=value if status == "done" else None,
+            failures=list(scheduler.failures),
+            counts=dict(scheduler.counts),
+            duration=time.monotonic() - started,
+        )
+        if self.observer is not None:
+            self.observer.run_finished(result)
+        return result
+
+    def _outcome(
+        self, scheduler: Any, expr: Any, value: Any, values: Any
+    ) -> tuple[str, str | None, str | None]:
+        status = run_status(scheduler.counts, interrupted=scheduler.interrupted)
+        root = None
+        result_hash = None
+        if isinstance(expr, Call):
+            node = scheduler.nodes.get(id(expr))
+            root = node.call_hash if node is not None else None
+            result_hash = node.value_hash if node is not None and status == "done" else None
+        elif status == "done":
+            try:
+                result_hash = values.hash(value)
+                values.record(value, result_hash)
+            except Exception:  # the run's value is recorded when it can be
+                result_hash = None
+        return status, root, result_hash
+
+    def _abandon(self, recorder: Any, scheduler: Any) -> None:
+        """The engine itself failed: record what can be, and end the run ``failed``."""
+        try:
+            status = "interrupted" if scheduler.interrupted else "failed"
+            recorder.end_run(self.run_id, status, None, None)
+            recorder.flush(final=True)
+        except BaseException:
+            log.debug("could not record the end of run %s", self.run_id, exc_info=True)
+
+
+def run(
+    expr: Any,
+    *,
+    config: ConfigArg = None,
+    settings: Settings | None = None,
+    executor: str | Executor | None = None,
+    workers: int | None = None,
+    cache: bool = True,
+    rerun: Iterable[str] = (),
+    tags: TagsArg = None,
+    dry_run: bool = False,
+    observer: RunObserver | None = None,
+    command_line: str | None = None,
+) -> Any:
+    """Run ``expr`` and return its concrete value (the plan for a dry run).
+
+    Raises :class:`~ledgerflow.errors.RunFailedError` when a task failed (its message lists
+    every failure) and :class:`~ledgerflow.errors.RunInterruptedError` after Ctrl-C.
+    """
+    result = execute(
+        expr, config=config, settings=settings, executor=executor, workers=workers,
+        cache=cache, rerun=rerun, tags=tags, dry_run=dry_run, observer=observer,
+        command_line=command_line,
+    )  # fmt: skip
+    if dry_run:
+        return result.plan
+    raise_for_status(result)
+    return result.value
+
+
+def failure_report(failures: list[Failure], counts: Mapping[str, int]) -> str:
+    """Every failure as a readable block, with the number of skipped calls."""
+    blocks = [f.render() for f in failures]
+    skipped = counts.get("skipped", 0)
+    if skipped:
+        blocks.append(f"{skipped} call{'s' if skipped != 1 else ''} skipped (they needed a failed result)")
+    return "\n".join(blocks)
+
+
+def raise_for_status(result: RunResult) -> None:
+    """Raise RunFailedError / RunInterruptedError for a run that did not end ``done``."""
+    if result.status == "interrupted":
+        error: RunFailedError | RunInterruptedError = RunInterruptedError(
+            f"run {result.run_id} was interrupted; finished work is recorded and cached",
+            hint="run it again to continue from the cache",
+        )
+    elif result.status == "failed":
+        n = len(result.failures)
+        error = RunFailedError(
+            f"run {result.run_id} failed: {n} task{'s' if n != 1 else ''} failed\n"
+            + failure_report(result.failures, result.counts),
+            hint=f"see `ledgerflow show {result.run_id[:8]}`" if result.run_id else None,
+        )
+    else:
+        return
+    error.result = result  # type: ignore[attr-defined]
+    raise error

@@ -1,0 +1,614 @@
+"""The scheduler: expands the lazy graph, checks the cache, runs calls, records the ledger.
+
+Everything is iterative (queues, no recursion over the graph), so a chain of tens of
+thousands of dependent calls works. One loop turn: check the cache for every call that
+became ready (one query), submit what must run, collect outcomes, settle the nodes whose
+value is known (waking their dependents and parents), flush the recorder when due.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from ledgerflow.engine import node as st
+from ledgerflow.engine.expr import ATOMS, find_calls, substitute
+from ledgerflow.engine.node import Node, arguments_preview
+from ledgerflow.engine.results import Failure
+from ledgerflow.engine.task import Call, Task
+from ledgerflow.engine.valuing import serialisation_error
+from ledgerflow.engine.worker import error_info
+from ledgerflow.executors.base import ErrorInfo, Job, Outcome
+from ledgerflow.hashing import combine, hash_value
+
+if TYPE_CHECKING:
+    from ledgerflow.engine.cache import CacheHit, CacheReader
+    from ledgerflow.engine.results import RunObserver
+    from ledgerflow.engine.valuing import Values
+    from ledgerflow.executors.base import Executor
+    from ledgerflow.ledger.recorder import Recorder
+
+#: Seconds the loop waits for outcomes of a pool before its housekeeping turn.
+TICK = 0.1
+#: Minimum seconds between two progress reports.
+PROGRESS_EVERY = 0.1
+#: Allocations between two young-generation collections while a run works.
+GC_THRESHOLD = 50_000
+
+
+def _new_id() -> str:
+    return os.urandom(16).hex()
+
+
+class Scheduler:
+    """Runs one expression to its value, recording every call."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        recorder: Recorder,
+        values: Values,
+        cache: CacheReader | None,
+        executor: Executor,
+        rerun: Iterable[str] = (),
+        observer: RunObserver | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.recorder = recorder
+        self.values = values
+        self.cache = cache
+        self.executor = executor
+        self.rerun = frozenset(rerun)
+        self.observer = observer
+        self.nodes: dict[int, Node] = {}
+        self.order: list[Node] = []
+        self.ready: list[Node] = []
+        self.runnable: deque[Node] = deque()
+        self.running: dict[str, Node] = {}
+        self.settling: deque[Node] = deque()
+        self.by_key: dict[tuple[str, str], Node] = {}
+        self.counts: dict[str, int] = {
+            s: 0 for s in ("pending", "running", "done", "cached", "failed", "skipped", "interrupted")
+        }
+        self.failures: list[Failure] = []
+        self.interrupted = False
+        self._task_hashes: dict[int, str] = {}
+        self._started = time.monotonic()
+        self._last_progress = 0.0
+        self._reported: dict[str, int] = {}
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def run(self, expr: Any) -> Any:
+        """Evaluate ``expr`` (calls nested anywhere in it); returns its concrete value."""
+        threshold = gc.get_threshold()
+        gc.freeze()  # what existed before the run is not rescanned by every collection
+        gc.set_threshold(max(threshold[0], GC_THRESHOLD), *threshold[1:])
+        try:
+            roots = self.discover(find_calls(expr), parent=None)
+            try:
+                self._loop()
+            except KeyboardInterrupt:
+                self._interrupt()
+        finally:
+            gc.set_threshold(*threshold)
+            gc.unfreeze()
+        self._report(force=True)
+        if self.interrupted or any(not n.final for n in roots):
+            return None
+        if any(n.state not in st.HAS_VALUE for n in roots):
+            return None
+        return substitute(expr, self._result_of)
+
+    def _loop(self) -> None:
+        executor = self.executor
+        running = self.running
+        while True:
+            if self.ready:
+                self._dispatch_ready()
+            capacity = executor.capacity
+            while self.runnable and len(running) < capacity:
+                self._submit(self.runnable.popleft())
+            if self.settling:
+                self._settle()
+                continue
+            if not running:
+                if self.ready or self.runnable:
+                    continue
+                break
+            for outcome in executor.collect(TICK):
+                self._on_outcome(outcome)
+            self._settle()
+            self._housekeeping()
+
+    def _housekeeping(self) -> None:
+        if self.recorder.due():
+            self.recorder.flush(final=False)
+        if self.observer is not None:
+            self._report()
+
+    def _report(self, force: bool = False) -> None:
+        if self.observer is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_progress < PROGRESS_EVERY:
+            return
+        if self.counts != self._reported or force:
+            self._last_progress = now
+            self._reported = dict(self.counts)
+            self.observer.counts_changed(dict(self.counts), now - self._started)
+
+    def _interrupt(self) -> None:
+        self.interrupted = True
+        try:
+            for outcome in self.executor.take_finished():
+                self._on_outcome(outcome, expand=False)
+            self._settle()
+        except KeyboardInterrupt:
+            pass
+        now = time.time()
+        for node in self.order:
+            if node.final:
+                continue
+            self._set_state(node, st.INTERRUPTED)
+            row = self._ensure_row(node, st.INTERRUPTED)
+            row["status"] = st.INTERRUPTED
+            row["ended_at"] = now
+            self.recorder.task_run_changed(row)
+
+    # -- discovery ---------------------------------------------------------------------
+
+    def _task_hash(self, task: Task[Any, Any]) -> str:
+        found = self._task_hashes.get(id(task))
+        if found is None:
+            code = task.code
+            found = code.hash
+            self._task_hashes[id(task)] = found
+            self.recorder.task_def(
+                (
+                    found, task.name, task.namespace, task.version, task.func.__module__,
+                    code.source, json.dumps(code.helpers, sort_keys=True),
+                    datetime.now(timezone.utc),
+                )  # fmt: skip
+            )
+        return found
+
+    def discover(self, calls: list[Call], parent: Node | None) -> list[Node]:
+        """Nodes for ``calls`` and every call nested in their arguments (new ones are created)."""
+        nodes = self.nodes
+        found: list[Node] = []
+        stack: list[Node] = []
+        for call in calls:
+            found.append(self._node_for(call, parent, stack))
+        while stack:
+            node = stack.pop()
+            waiting = 0
+            blocked: Node | None = None
+            for value in node.call.values:
+                if type(value) in ATOMS:
+                    continue
+                for dep_call in find_calls(value):
+                    dep = nodes.get(id(dep_call))
+                    if dep is None:
+                        dep = self._node_for(dep_call, parent, stack)
+                    if dep.state in st.HAS_VALUE:
+                        continue
+                    if dep.final:
+                        blocked = dep
+                        continue
+                    dep.dependents.append(node)
+                    waiting += 1
+            node.waiting = waiting
+            if blocked is not None:
+                self._skip(node, blocked)
+                self._cascade(node)
+            elif waiting == 0:
+                node.state = st.READY
+                self.ready.append(node)
+        return found
+
+    def _node_for(self, call: Call, parent: Node | None, stack: list[Node]) -> Node:
+        node = self.nodes.get(id(call))
+        if node is None:
+            node = Node(call, self._task_hash(call.task), parent)
+            self.nodes[id(call)] = node
+            self.order.append(node)
+            if parent is not None:
+                parent.children.append(node)
+            self.counts["pending"] += 1
+            stack.append(node)
+        return node
+
+    def _result_of(self, call: Call) -> Any:
+        return self.nodes[id(call)].value
+
+    # -- ready calls: arguments, cache -------------------------------------------------
+
+    def _hash_arguments(self, node: Node) -> None:
+        values = self.values
+        nodes = self.nodes
+        resolved = []
+        hashes = []
+        for value in node.call.values:
+            kind = type(value)
+            if kind is Call:
+                dep = nodes[id(value)]
+                resolved.append(dep.value)
+                hashes.append(dep.value_hash)
+            elif kind in ATOMS:
+                resolved.append(value)
+                hashes.append(hash_value(value))
+            else:
+                concrete = substitute(value, self._result_of)
+                resolved.append(concrete)
+                hashes.append(values.hash(concrete))
+        parts = []
+        for name, digest in zip(node.task.param_names, hashes):
+            parts.append(name)
+            parts.append(digest)
+        node.resolved = tuple(resolved)
+        node.arg_hashes = tuple(hashes)  # type: ignore[arg-type]
+        node.args_hash = combine(*parts)
+
+    def _dispatch_ready(self) -> None:
+        batch, self.ready = self.ready, []
+        lookups: list[Node] = []
+        use_cache = self.cache is not None
+        for node in batch:
+            if node.state is not st.READY:
+                continue
+            try:
+                self._hash_arguments(node)
+            except Exception as exc:
+                self._fail(node, error_info(exc, skip_frames=0))
+                continue
+            task = node.task
+            if not task.cache:
+                self._queue(node)
+                continue
+            key = (node.task_hash, node.args_hash)
+            node.key = key
+            prior = self.by_key.get(key)
+            if prior is not None and prior is not node:
+                self._follow(node, prior)
+                continue
+            self.by_key[key] = node
+            if use_cache and task.name not in self.rerun and task.fullname not in self.rerun:
+                lookups.append(node)
+            else:
+                self._queue(node)
+        if lookups:
+            assert self.cache is not None
+            hits = self.cache.lookup([n.key for n in lookups])  # type: ignore[misc]
+            for node in lookups:
+                hit = hits.get(node.key)  # type: ignore[arg-type]
+                if hit is not None and self._use_hit(node, hit):
+                    continue
+                self._queue(node)
+        self._settle()
+
+    def _use_hit(self, node: Node, hit: CacheHit) -> bool:
+        ok, value, why = self.values.load_checked(
+            hit.value_hash, hit.format, hit.inline, hit.store_key, hit.signature
+        )
+        if not ok:
+            node.miss_reason = why
+            return False
+        self.recorder.value_known(hit.value_hash)
+        self._finish_cached(node, value, hit.value_hash, hit.call_hash, hit.run_id)
+        return True
+
+    def _follow(self, node: Node, prior: Node) -> None:
+        """``node`` is the same call as ``prior`` (same task code and arguments)."""
+        if prior.state in st.HAS_VALUE:
+            self._finish_cached(node, prior.value, prior.value_hash, prior.call_hash, self.run_id)
+        elif prior.final:
+            self._skip(node, prior)
+            self._cascade(node)
+        else:
+            self._set_state(node, st.FOLLOWING)
+            prior.followers.append(node)
+
+    # -- rows --------------------------------------------------------------------------
+
+    def _ensure_row(self, node: Node, status: str) -> dict[str, Any]:
+        row = node.row
+        if row is None:
+            parent = node.parent
+            row = node.row = {
+                "id": _new_id(),
+                "run_id": self.run_id,
+                "parent_id": parent.row["id"] if parent is not None and parent.row else None,
+                "task_hash": node.task_hash,
+                "task_name": node.task.fullname,
+                "args_hash": node.args_hash,
+                "call_hash": None,
+                "value_hash": None,
+                "status": status,
+                "attempt": node.attempt,
+                "cached_from": None,
+                "started_at": None,
+                "ended_at": None,
+                "duration": None,
+                "worker": None,
+                "exception_type": None,
+                "exception_message": None,
+                "traceback": None,
+            }
+            self.recorder.task_run(row)
+        return row
+
+    def _record_arguments(self, node: Node) -> None:
+        recorder = self.recorder
+        if recorder.has_arguments(node.args_hash):
+            return
+        record = self.values.record
+        rows = []
+        position = 0
+        for name, value, digest in zip(node.task.param_names, node.resolved, node.arg_hashes):
+            record(value, digest)
+            rows.append((node.args_hash, position, name, digest))
+            position += 1
+        recorder.arguments(node.args_hash, rows)
+
+    def _set_state(self, node: Node, state: str) -> None:
+        counts = self.counts
+        counts[st.STATUS_OF[node.state]] -= 1
+        counts[st.STATUS_OF[state]] += 1
+        node.state = state
+
+    # -- running -----------------------------------------------------------------------
+
+    def _queue(self, node: Node) -> None:
+        try:
+            self._record_arguments(node)
+        except Exception as exc:
+            self._fail(node, error_info(exc, skip_frames=0))
+            return
+        self._set_state(node, st.QUEUED)
+        self._ensure_row(node, "pending")
+        self.runnable.append(node)
+
+    def _submit(self, node: Node) -> None:
+        if node.state is not st.QUEUED:
+            return
+        row = node.row
+        assert row is not None
+        row["status"] = "running"
+        row["started_at"] = time.time()
+        self.recorder.task_run_changed(row)
+        self._set_state(node, st.RUNNING)
+        self.running[row["id"]] = node
+        args, kwargs = node.task.unbind(node.resolved)
+        self.executor.submit(Job(row["id"], node.task, args, kwargs))
+
+    def _on_outcome(self, outcome: Outcome, expand: bool = True) -> None:
+        node = self.running.pop(outcome.job_id, None)
+        if node is None or node.state is not st.RUNNING:
+            return
+        row = node.row
+        assert row is not None
+        row["started_at"] = outcome.started_at or row["started_at"]
+        row["duration"] = outcome.duration
+        row["ended_at"] = (outcome.started_at or row["started_at"]) + outcome.duration
+        row["worker"] = outcome.worker or None
+        if outcome.logs:
+            self.recorder.logs(
+                (self.run_id, row["id"], datetime.fromtimestamp(t, timezone.utc), level, name, msg)
+                for t, level, name, msg in outcome.logs
+            )
+        if outcome.error is not None:
+            if node.attempt <= node.task.retries and not self.interrupted:
+                self._retry(node, outcome.error)
+            else:
+                self._fail(node, outcome.error)
+            return
+        value = outcome.value
+        calls = find_calls(value) if type(value) not in ATOMS else None
+        if not calls:
+            self._finish_done(node, value)
+            return
+        if not expand:
+            return
+        node.returned = value
+        self._set_state(node, st.EXPANDING)
+        awaiting = 0
+        for child in self.discover(calls, parent=node):
+            if child.state in st.HAS_VALUE:
+                continue
+            if child.final:
+                self._skip(node, child)
+                self._cascade(node)
+                return
+            if child.expected_by is None:
+                child.expected_by = node
+                awaiting += 1
+            else:
+                child.followers.append(_Relay(node))  # type: ignore[arg-type]
+                awaiting += 1
+        node.awaiting = awaiting
+        if awaiting == 0:
+            self._finish_expanded(node)
+
+    def _retry(self, node: Node, error: ErrorInfo) -> None:
+        row = node.row
+        assert row is not None
+        self._error_fields(row, error, "failed")
+        self.recorder.task_run_changed(row)
+        node.attempt += 1
+        node.row = None
+        self._set_state(node, st.QUEUED)
+        self._ensure_row(node, "pending")
+        self.runnable.append(node)
+
+    # -- finishing ---------------------------------------------------------------------
+
+    def _finish_done(self, node: Node, value: Any) -> None:
+        values = self.values
+        try:
+            digest = values.hash(value)
+            values.record(value, digest)
+        except Exception as exc:
+            error = serialisation_error(node.task.fullname, exc)
+            info = error_info(error, skip_frames=0)
+            self._fail(node, ErrorInfo(info.type, error.message, info.traceback))
+            return
+        values.known(value, digest)
+        now = datetime.now(timezone.utc)
+        call_hash = combine(node.task_hash, node.args_hash, digest)
+        edges = [c.call_hash for c in node.children if c.call_hash is not None]
+        self.recorder.call((call_hash, node.task_hash, node.args_hash, digest, now), edges)
+        if node.task.cache:
+            self.recorder.cache_entry(
+                (node.task_hash, node.args_hash, call_hash, digest, self.run_id, now)
+            )
+        row = node.row
+        assert row is not None
+        row["status"] = st.DONE
+        row["value_hash"] = digest
+        row["call_hash"] = call_hash
+        self.recorder.task_run_changed(row)
+        node.value = value
+        node.value_hash = digest
+        node.call_hash = call_hash
+        self._set_state(node, st.DONE)
+        self.settling.append(node)
+
+    def _finish_expanded(self, node: Node) -> None:
+        try:
+            value = substitute(node.returned, self._result_of)
+        except Exception as exc:  # pragma: no cover - substitute only rebuilds containers
+            self._fail(node, error_info(exc, skip_frames=0))
+            return
+        node.returned = None
+        self._finish_done(node, value)
+
+    def _finish_cached(
+        self, node: Node, value: Any, value_hash: str | None, call_hash: str | None, source: str | None
+    ) -> None:
+        row = self._ensure_row(node, st.CACHED)
+        now = time.time()
+        row.update(
+            status=st.CACHED, value_hash=value_hash, call_hash=call_hash, cached_from=source,
+            started_at=row["started_at"] or now, ended_at=now, duration=0.0,
+        )  # fmt: skip
+        self.recorder.task_run_changed(row)
+        node.value = value
+        node.value_hash = value_hash
+        node.call_hash = call_hash
+        self._set_state(node, st.CACHED)
+        self.settling.append(node)
+
+    def _settle(self) -> None:
+        """Wake what waited on nodes whose value is now known (iteratively)."""
+        queue = self.settling
+        ready = self.ready
+        while queue:
+            node = queue.popleft()
+            for dep in node.dependents:
+                if dep.state is st.WAITING:
+                    dep.waiting -= 1
+                    if dep.waiting == 0:
+                        dep.state = st.READY
+                        ready.append(dep)
+            node.dependents = []
+            for follower in node.followers:
+                if isinstance(follower, _Relay):
+                    follower.notify(self)
+                elif not follower.final:
+                    self._finish_cached(
+                        follower, node.value, node.value_hash, node.call_hash, self.run_id
+                    )
+            node.followers = []
+            parent = node.expected_by
+            if parent is not None and parent.state is st.EXPANDING:
+                parent.awaiting -= 1
+                if parent.awaiting == 0:
+                    self._finish_expanded(parent)
+
+    # -- failing -----------------------------------------------------------------------
+
+    @staticmethod
+    def _error_fields(row: dict[str, Any], error: ErrorInfo, status: str) -> None:
+        row["status"] = status
+        row["exception_type"] = error.type[:255]
+        row["exception_message"] = error.message
+        row["traceback"] = error.traceback
+        if row["ended_at"] is None:
+            row["ended_at"] = time.time()
+
+    def _fail(self, node: Node, error: ErrorInfo) -> None:
+        row = self._ensure_row(node, st.FAILED)
+        self._error_fields(row, error, st.FAILED)
+        self.recorder.task_run_changed(row)
+        self._set_state(node, st.FAILED)
+        failure = Failure(
+            node.task.fullname, arguments_preview(node), error.type, error.message,
+            error.traceback, row["id"],
+        )  # fmt: skip
+        self.failures.append(failure)
+        if self.observer is not None:
+            self.observer.task_failed(failure)
+        self._cascade(node)
+
+    def _skip(self, node: Node, cause: Node) -> None:
+        if node.final:
+            return
+        row = self._ensure_row(node, st.SKIPPED)
+        row["status"] = st.SKIPPED
+        row["exception_message"] = f"needs the result of {cause.describe()}, which {cause.state}"
+        row["ended_at"] = time.time()
+        self.recorder.task_run_changed(row)
+        self._set_state(node, st.SKIPPED)
+
+    def _cascade(self, start: Node) -> None:
+        """Skip every call that needs the result of ``start`` (which has none)."""
+        queue = deque([start])
+        while queue:
+            node = queue.popleft()
+            waiting = [*node.dependents, *node.followers]
+            if node.expected_by is not None:
+                waiting.append(node.expected_by)
+            node.dependents = []
+            node.followers = []
+            for other in waiting:
+                if isinstance(other, _Relay):
+                    other = other.parent
+                if not other.final:
+                    self._skip(other, node)
+                    queue.append(other)
+
+    # -- the end -----------------------------------------------------------------------
+
+    def finish_unfinished(self) -> None:
+        """Skip nodes left waiting (only possible after a failure cut their inputs)."""
+        for node in self.order:
+            if not node.final:
+                self._set_state(node, st.SKIPPED)
+                row = self._ensure_row(node, st.SKIPPED)
+                row["status"] = st.SKIPPED
+                self.recorder.task_run_changed(row)
+
+
+class _Relay:
+    """Lets a second parent wait for a call another parent returned first."""
+
+    __slots__ = ("parent",)
+    final = False
+
+    def __init__(self, parent: Node) -> None:
+        self.parent = parent
+
+    def notify(self, scheduler: Scheduler) -> None:
+        parent = self.parent
+        if parent.state is st.EXPANDING:
+            parent.awaiting -= 1
+            if parent.awaiting == 0:
+                scheduler._finish_expanded(parent)

@@ -1,0 +1,230 @@
+"""Values in a run: hashing (each distinct object once), recording, and loading cached ones.
+
+A value is recorded as one ``lf_value`` row (inline bytes when small, the value store when
+large), signed with the project's key. A container (list, tuple, dict, dataclass) also
+records its elements and a ``lf_value_edge`` per element; a ``File`` also records a
+``lf_file`` row. Loading a stored value checks its signature first and never unpickles
+bytes that fail it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from datetime import datetime, timezone
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ledgerflow.engine.expr import ATOMS
+from ledgerflow.errors import IntegrityError, LedgerflowError, SerializationError
+from ledgerflow.hashing import hash_value
+from ledgerflow.values import DirectoryStore, File, decode_verified, encode, load_signing_key, sign
+
+if TYPE_CHECKING:
+    from ledgerflow.config.settings import Settings
+    from ledgerflow.ledger.recorder import Recorder
+    from ledgerflow.values import ValueStore
+
+#: Elements of one container recorded as value edges; larger containers record the first ones.
+MAX_EDGES = 10_000
+_FILE_MARK = b"ledgerflow.values"
+
+
+class Values:
+    """Hashing, encoding and storing the values of one run."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        recorder: Recorder | None = None,
+        stored: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.recorder = recorder
+        self.stored = stored  # asks the ledger whether a value is there already
+        self.inline_max = settings.values.inline_max_bytes
+        self._store_root = settings.root / settings.values.store
+        self._store: ValueStore | None = None
+        self._key: bytes | None = None
+        self._memo: dict[int, tuple[Any, str]] = {}
+
+    @property
+    def key(self) -> bytes:
+        if self._key is None:
+            self._key = load_signing_key(self.settings.root)
+        return self._key
+
+    @property
+    def store(self) -> ValueStore:
+        if self._store is None:
+            self._store = DirectoryStore(self._store_root)
+        return self._store
+
+    # -- hashing -----------------------------------------------------------------------
+
+    def hash(self, obj: Any) -> str:
+        """Content hash of ``obj``; containers and other objects are hashed once per run."""
+        if type(obj) in ATOMS:
+            return hash_value(obj)
+        found = self._memo.get(id(obj))
+        if found is not None and found[0] is obj:
+            return found[1]
+        digest = hash_value(obj)
+        if not isinstance(obj, File):  # a File's content may change during the run
+            self._memo[id(obj)] = (obj, digest)
+        return digest
+
+    def known(self, obj: Any, digest: str) -> None:
+        """Remember that ``obj`` hashes to ``digest`` (a result whose hash is already known)."""
+        if type(obj) not in ATOMS and not isinstance(obj, File):
+            self._memo[id(obj)] = (obj, digest)
+
+    # -- recording ---------------------------------------------------------------------
+
+    def record(self, obj: Any, digest: str) -> None:
+        """Buffer the rows of a value (and of its elements) unless already recorded."""
+        recorder = self.recorder
+        assert recorder is not None
+        if recorder.has_value(digest):
+            return
+        if self.stored is not None and _large(obj) and self.stored(digest):
+            recorder.value_known(digest)
+            return
+        now = datetime.now(timezone.utc)
+        stack = [(obj, digest)]
+        while stack:
+            item, item_hash = stack.pop()
+            if recorder.has_value(item_hash):
+                continue
+            recorder.value(self._value_row(item, item_hash, now))
+            if type(item) in ATOMS:
+                continue
+            if isinstance(item, File):
+                recorder.file(_file_row(item, item_hash, now))
+                continue
+            edges = []
+            for position, child in _elements(item):
+                child_hash = self.hash(child)
+                edges.append((item_hash, position, child_hash))
+                if not recorder.has_value(child_hash):
+                    stack.append((child, child_hash))
+            if edges:
+                recorder.value_edges(edges)
+
+    def _value_row(self, obj: Any, digest: str, now: datetime) -> tuple[Any, ...]:
+        encoded = encode(obj)
+        data = encoded.data
+        signature = sign(data, self.key)
+        inline: bytes | None = data
+        store_key = None
+        if encoded.size > self.inline_max:
+            store_key = self.store.put(digest, data)
+            inline = None
+        return (
+            digest, encoded.type_name[:255], encoded.format, encoded.preview[:255], encoded.size,
+            inline,
+            store_key, signature, now,
+        )  # fmt: skip
+
+    # -- loading -----------------------------------------------------------------------
+
+    def load(
+        self, fmt: str, inline: bytes | None, store_key: str | None, signature: str | None
+    ) -> tuple[Any, bytes]:
+        """A stored value and its bytes, after the signature check (IntegrityError if it fails)."""
+        data = bytes(inline) if inline is not None else self.store.get(store_key or "")
+        return decode_verified(fmt, data, signature, self.key), data
+
+    def load_checked(
+        self,
+        digest: str,
+        fmt: str,
+        inline: bytes | None,
+        store_key: str | None,
+        signature: str | None,
+    ) -> tuple[bool, Any, str | None]:
+        """``(ok, value, why_not)`` for a cached value: loaded, and its files unchanged."""
+        try:
+            value, data = self.load(fmt, inline, store_key, signature)
+        except IntegrityError:
+            return False, None, "the stored result failed its signature check"
+        except LedgerflowError as exc:
+            return False, None, f"the stored result cannot be loaded ({exc.message})"
+        if fmt == "pickle" and _FILE_MARK in data:
+            changed = changed_file(value, digest)
+            if changed is not None:
+                return False, None, changed
+        self.known(value, digest)
+        return True, value, None
+
+
+def changed_file(value: Any, digest: str) -> str | None:
+    """``"file changed: PATH"`` when a value's files no longer match its recorded hash."""
+    try:
+        if hash_value(value) == digest:
+            return None
+    except LedgerflowError:
+        pass
+    for item in iter_files(value):
+        if not item.exists():
+            return f"file missing: {item.path.as_posix()}"
+    files = list(iter_files(value))
+    if files:
+        return f"file changed: {', '.join(f.path.as_posix() for f in files)}"
+    return "the stored result no longer matches its hash"
+
+
+def iter_files(value: Any) -> list[File]:
+    """Every ``File`` inside a value (lists, tuples, sets, dicts, dataclasses)."""
+    found: list[File] = []
+    stack = [value]
+    seen: set[int] = set()
+    while stack:
+        item = stack.pop()
+        if type(item) in ATOMS or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, File):
+            found.append(item)
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            stack.extend(getattr(item, f.name) for f in dataclasses.fields(item))
+    return found
+
+
+def _large(obj: Any) -> bool:
+    """A container big enough that asking the ledger first beats re-recording it."""
+    return isinstance(obj, (list, tuple, dict)) and len(obj) > 64
+
+
+def _elements(obj: Any) -> list[tuple[str, Any]]:
+    """(position, element) of a container, at most MAX_EDGES of them."""
+    if isinstance(obj, (list, tuple)):
+        return [(str(i), v) for i, v in zip(range(MAX_EDGES), obj)]
+    if isinstance(obj, dict):
+        return [(_position(k), v) for k, v in zip(range(MAX_EDGES), obj.items())][: MAX_EDGES]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return [(f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)]
+    return []
+
+
+def _position(key: Any) -> str:
+    text = key if isinstance(key, str) else repr(key)
+    return text[:255]
+
+
+def _file_row(item: File, digest: str, now: datetime) -> tuple[Any, ...]:
+    try:
+        st = os.stat(item.path)
+        size, mtime = st.st_size, st.st_mtime
+    except OSError:
+        size = mtime = None
+    return (digest, item.path.as_posix(), item.hash, size, mtime, now)
+
+
+def serialisation_error(task_name: str, exc: Exception) -> SerializationError:
+    detail = exc.message if isinstance(exc, LedgerflowError) else f"{type(exc).__name__}: {exc}"
+    return SerializationError(f"task {task_name} returned a value that cannot be stored: {detail}")

@@ -1,0 +1,97 @@
+"""Running one job where an executor puts it (in-process, a thread or a worker process)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from typing import TYPE_CHECKING
+
+from ledgerflow.engine.context import TaskContext, activate, deactivate
+from ledgerflow.executors.base import ErrorInfo, Job, Outcome, WorkerEnv
+
+if TYPE_CHECKING:
+    from ledgerflow.db import Database
+
+
+class WorkerState:
+    """A worker's run environment and its database engines, opened on first use."""
+
+    def __init__(self, env: WorkerEnv, database: Database | None = None) -> None:
+        self.env = env
+        self._database = database
+        self._owns_database = database is None
+        self._lock = threading.Lock()
+
+    def database(self) -> Database:
+        if self._database is None:
+            with self._lock:
+                if self._database is None:
+                    from ledgerflow.db import Database
+
+                    self._database = Database(self.env.settings)
+        return self._database
+
+    def close(self) -> None:
+        if self._database is not None and self._owns_database:
+            self._database.dispose()
+            self._database = None
+
+
+def exception_name(exc: BaseException) -> str:
+    cls = type(exc)
+    module = cls.__module__
+    return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
+
+
+def error_info(exc: BaseException, skip_frames: int = 1) -> ErrorInfo:
+    """Type, message and traceback of an exception, without the engine's own frames."""
+    tb = exc.__traceback__
+    for _ in range(skip_frames):
+        if tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    return ErrorInfo(exception_name(exc), str(exc), text)
+
+
+def run_job(job: Job, state: WorkerState, worker: str) -> Outcome:
+    """Call the task's function inside its context; never raises but for KeyboardInterrupt."""
+    env = state.env
+    ctx = TaskContext(
+        settings=env.settings,
+        run_id=env.run_id,
+        args=env.args,
+        task_name=job.task.fullname,
+        task_run_id=job.id,
+        database=state.database,
+    )
+    outcome = Outcome(job.id, worker=worker, logs=ctx.log_records)
+    outcome.started_at = time.time()
+    start = time.perf_counter()
+    token = activate(ctx)
+    try:
+        try:
+            outcome.value = job.task.func(*job.args, **job.kwargs)
+        except KeyboardInterrupt:
+            _close_quietly(ctx)
+            raise
+        except BaseException as exc:  # a task's SystemExit is a failure of that task too
+            outcome.error = error_info(exc)
+            _close_quietly(ctx)
+        else:
+            try:
+                ctx.close(success=True)
+            except Exception as exc:
+                outcome.error = error_info(exc, skip_frames=0)
+                outcome.value = None
+    finally:
+        deactivate(token)
+        outcome.duration = time.perf_counter() - start
+    return outcome
+
+
+def _close_quietly(ctx: TaskContext) -> None:
+    try:
+        ctx.close(success=False)
+    except Exception:  # the task's own exception is what matters
+        pass

@@ -1,0 +1,118 @@
+"""Keeping a run's heartbeat, and finding runs whose process died.
+
+A running run's ``heartbeat_at`` is refreshed every few seconds by a background thread.
+Any command that opens the ledger calls :func:`reap_stale_runs`: a run still ``running``
+whose heartbeat is older than the threshold (or whose process, on this host, is gone) is
+marked ``interrupted``, with its pending and running task runs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select, update
+
+from ledgerflow.ledger.schema import Run, TaskRun
+from ledgerflow.ledger.states import INTERRUPTED, RUNNING, UNFINISHED
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+#: Seconds between two heartbeats of a running run.
+HEARTBEAT_INTERVAL = float(os.environ.get("LEDGERFLOW_HEARTBEAT_INTERVAL", "5"))
+#: A running run whose heartbeat is older than this many seconds is considered dead.
+STALE_AFTER = float(os.environ.get("LEDGERFLOW_STALE_AFTER", "60"))
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Heartbeat:
+    """A daemon thread that refreshes ``lf_run.heartbeat_at`` until stopped."""
+
+    def __init__(self, engine: Engine, run_id: str, interval: float = HEARTBEAT_INTERVAL) -> None:
+        self.engine = engine
+        self.run_id = run_id
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="ledgerflow-heartbeat", daemon=True)
+        self.errors = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def beat(self) -> None:
+        stmt = (
+            update(Run)
+            .where(Run.id == self.run_id, Run.status == RUNNING)
+            .values(heartbeat_at=utcnow())
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.beat()
+            except Exception:  # a missed beat is retried; the run must not die of it
+                self.errors += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=max(1.0, self.interval))
+
+
+def _process_gone(host: str | None, pid: int | None) -> bool:
+    """Whether ``pid`` on ``host`` is known to be dead (only checkable on this host)."""
+    if not host or not pid or host != socket.gethostname():
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def reap_stale_runs(
+    engine: Engine, *, stale_after: float | None = None, now: datetime | None = None
+) -> list[str]:
+    """Mark dead ``running`` runs ``interrupted`` (and their unfinished task runs); their ids."""
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=STALE_AFTER if stale_after is None else stale_after)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Run.id, Run.heartbeat_at, Run.started_at, Run.host, Run.pid).where(
+                Run.status == RUNNING
+            )
+        ).all()
+    dead = []
+    for run_id, heartbeat_at, started_at, host, pid in rows:
+        last = heartbeat_at or started_at
+        if last is not None and last.tzinfo is None:
+            last = last.replace(tzinfo=timezone.utc)
+        if (last is not None and last < cutoff) or _process_gone(host, pid):
+            dead.append(run_id)
+    if not dead:
+        return []
+    with engine.begin() as conn:
+        conn.execute(
+            update(TaskRun)
+            .where(TaskRun.run_id.in_(dead), TaskRun.status.in_(sorted(UNFINISHED)))
+            .values(status=INTERRUPTED, ended_at=now)
+        )
+        conn.execute(
+            update(Run)
+            .where(Run.id.in_(dead), Run.status == RUNNING)
+            .values(status=INTERRUPTED, ended_at=now)
+        )
+    return dead

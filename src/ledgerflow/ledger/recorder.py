@@ -1,0 +1,309 @@
+"""The batched recorder: ledger rows buffered in memory and written in one transaction.
+
+Content-addressed rows (task definitions, values, arguments, calls, files, edges) are
+deduplicated in memory and inserted with ``ON CONFLICT DO NOTHING``, so concurrent runs
+on the same database never clash; cache entries are upserted. A task run is inserted once,
+with the latest status it reached before the flush; only rows written in an earlier flush
+are updated. Writes go through the raw driver (``executemany``), in foreign-key order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import insert
+from sqlalchemy.exc import DBAPIError
+
+from ledgerflow.errors import DatabaseError
+from ledgerflow.ledger import _sql
+from ledgerflow.ledger.schema import Configuration, Run, Tag
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+#: Seconds between two flushes while a run works.
+FLUSH_INTERVAL = 0.3
+#: Buffered rows that trigger a flush before the interval is over.
+FLUSH_ROWS = 20_000
+#: SQLite busy timeout (ms) of an intermediate flush; a locked database just delays it.
+SOFT_BUSY_MS = 2_000
+HARD_BUSY_MS = 60_000
+#: Page cache of the recorder's SQLite connection: big indexes stay in memory.
+SQLITE_CACHE_KIB = 65_536
+
+_STATEMENTS: dict[str, _sql.LedgerStatements] = {}
+
+
+class Recorder:
+    """Buffers a run's ledger rows and writes them in batches (one instance per run)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        flush_interval: float = FLUSH_INTERVAL,
+        flush_rows: int = FLUSH_ROWS,
+    ) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        stmts = _STATEMENTS.get(self.dialect)
+        if stmts is None:
+            stmts = _STATEMENTS[self.dialect] = _sql.LedgerStatements(engine.dialect)
+        self.sql = stmts
+        self.flush_interval = flush_interval
+        self.flush_rows = flush_rows
+        self._raw: Any = None
+        self._last_flush = time.monotonic()
+        self.flushes = 0
+        self.rows_written = 0
+        # content-addressed: key -> row
+        self._task_defs: dict[str, tuple[Any, ...]] = {}
+        self._values: dict[str, tuple[Any, ...]] = {}
+        self._files: dict[str, tuple[Any, ...]] = {}
+        self._arguments: dict[str, list[tuple[Any, ...]]] = {}
+        self._calls: dict[str, tuple[Any, ...]] = {}
+        self._value_edges: list[tuple[Any, ...]] = []
+        self._call_edges: list[tuple[Any, ...]] = []
+        self._cache_entries: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self._tags: list[tuple[Any, ...]] = []
+        # keys already written by this recorder
+        self._known_values: set[str] = set()
+        self._known_args: set[str] = set()
+        self._known_calls: set[str] = set()
+        self._known_defs: set[str] = set()
+        self._known_files: set[str] = set()
+        # task runs: id -> mutable row dict
+        self._new_runs: dict[str, dict[str, Any]] = {}
+        self._dirty_runs: dict[str, dict[str, Any]] = {}
+        self._logs: list[tuple[Any, ...]] = []
+        self._run_end: tuple[Any, ...] | None = None
+        self._pending = 0
+
+    # -- buffering ---------------------------------------------------------------------
+
+    def task_def(self, row: tuple[Any, ...]) -> None:
+        key = row[0]
+        if key not in self._known_defs and key not in self._task_defs:
+            self._task_defs[key] = row
+            self._pending += 1
+
+    def has_value(self, value_hash: str) -> bool:
+        return value_hash in self._known_values or value_hash in self._values
+
+    def value_known(self, value_hash: str) -> None:
+        """``value_hash`` is already in the ledger (a cached result): never write it again."""
+        self._known_values.add(value_hash)
+
+    def value(self, row: tuple[Any, ...]) -> None:
+        key = row[0]
+        if key not in self._known_values and key not in self._values:
+            self._values[key] = row
+            self._pending += 1
+
+    def value_edges(self, rows: list[tuple[Any, ...]]) -> None:
+        self._value_edges.extend(rows)
+        self._pending += len(rows)
+
+    def file(self, row: tuple[Any, ...]) -> None:
+        key = row[0]
+        if key not in self._known_files and key not in self._files:
+            self._files[key] = row
+            self._pending += 1
+
+    def has_arguments(self, args_hash: str) -> bool:
+        return args_hash in self._known_args or args_hash in self._arguments
+
+    def arguments(self, args_hash: str, rows: list[tuple[Any, ...]]) -> None:
+        if not self.has_arguments(args_hash):
+            self._arguments[args_hash] = rows
+            self._pending += len(rows)
+
+    def call(self, row: tuple[Any, ...], edges: Sequence[str] = ()) -> None:
+        key = row[0]
+        if key in self._known_calls or key in self._calls:
+            return
+        self._calls[key] = row
+        if edges:
+            self._call_edges.extend((key, i, child) for i, child in enumerate(edges))
+        self._pending += 1 + len(edges)
+
+    def cache_entry(self, row: tuple[Any, ...]) -> None:
+        self._cache_entries[(row[0], row[1])] = row
+        self._pending += 1
+
+    def tags(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        rows = list(rows)
+        self._tags.extend(rows)
+        self._pending += len(rows)
+
+    def task_run(self, row: dict[str, Any]) -> None:
+        """A new task run; ``row`` stays owned by the caller, who may keep changing it."""
+        self._new_runs[row["id"]] = row
+        self._pending += 1
+
+    def task_run_changed(self, row: dict[str, Any]) -> None:
+        """``row`` changed after :meth:`task_run`; it is written at the next flush."""
+        key = row["id"]
+        if key not in self._new_runs and key not in self._dirty_runs:
+            self._dirty_runs[key] = row
+            self._pending += 1
+
+    def logs(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        before = len(self._logs)
+        self._logs.extend(rows)
+        self._pending += len(self._logs) - before
+
+    def end_run(self, run_id: str, status: str, root_call: str | None, result: str | None) -> None:
+        now = datetime.now(timezone.utc)
+        self._run_end = (status, now, now, root_call, result, run_id)
+
+    # -- writing -----------------------------------------------------------------------
+
+    def due(self) -> bool:
+        return self._pending >= self.flush_rows or (
+            self._pending > 0 and time.monotonic() - self._last_flush >= self.flush_interval
+        )
+
+    def maybe_flush(self) -> None:
+        if self.due():
+            self.flush(final=False)
+
+    def _connection(self) -> Any:
+        if self._raw is None:
+            try:
+                self._raw = self.engine.raw_connection()
+            except DBAPIError as exc:
+                raise DatabaseError(f"cannot open the ledger: {exc.orig}") from None
+        return self._raw
+
+    def _batches(self) -> list[tuple[_sql.Statement, Iterable[Sequence[Any]]]]:
+        sql = self.sql
+        runs = [tuple(r[c] for c in _sql.TASK_RUN) for r in self._new_runs.values()]
+        updates = [
+            (*(r[c] for c in _sql.TASK_RUN_MUTABLE), r["id"]) for r in self._dirty_runs.values()
+        ]
+        arguments = [row for rows in self._arguments.values() for row in rows]
+        batches = [
+            (sql.task_def, self._task_defs.values()),
+            (sql.value, self._values.values()),
+            (sql.value_edge, self._value_edges),
+            (sql.file, self._files.values()),
+            (sql.argument, arguments),
+            (sql.call, self._calls.values()),
+            (sql.call_edge, self._call_edges),
+            (sql.cache_entry, self._cache_entries.values()),
+            (sql.task_run, runs),
+            (sql.task_run_update, updates),
+            (sql.log_record, self._logs),
+            (sql.tag, self._tags),
+        ]
+        if self._run_end is not None:
+            batches.append((sql.run_end, [self._run_end]))
+        return batches
+
+    def flush(self, *, final: bool = True) -> bool:
+        """Write everything buffered in one transaction. Returns False when an intermediate
+        flush found the database locked (the rows stay buffered for the next one)."""
+        self._last_flush = time.monotonic()
+        if self._pending == 0 and self._run_end is None:
+            return True
+        raw = self._connection()
+        sqlite = self.dialect == "sqlite"
+        cursor = raw.cursor()
+        try:
+            if sqlite:
+                cursor.execute(f"PRAGMA busy_timeout = {HARD_BUSY_MS if final else SOFT_BUSY_MS}")
+                cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+                cursor.execute("BEGIN IMMEDIATE")
+            written = 0
+            for statement, rows in self._batches():
+                params = statement.rows(rows)
+                if params:
+                    cursor.executemany(statement.sql, params)
+                    written += len(params)
+            if sqlite:
+                cursor.execute("COMMIT")
+            else:
+                raw.commit()
+        except BaseException as exc:
+            _rollback(raw, sqlite)
+            if not final and _is_locked(exc):
+                return False
+            if isinstance(exc, Exception) and not isinstance(exc, DatabaseError):
+                raise DatabaseError(f"writing the run ledger failed: {_first_line(exc)}") from exc
+            raise
+        finally:
+            cursor.close()
+        self._written()
+        self.flushes += 1
+        self.rows_written += written
+        return True
+
+    def _written(self) -> None:
+        self._known_defs.update(self._task_defs)
+        self._known_values.update(self._values)
+        self._known_files.update(self._files)
+        self._known_args.update(self._arguments)
+        self._known_calls.update(self._calls)
+        for buffer in (
+            self._task_defs, self._values, self._files, self._arguments, self._calls,
+            self._cache_entries, self._new_runs, self._dirty_runs,
+        ):  # fmt: skip
+            buffer.clear()
+        self._value_edges = []
+        self._call_edges = []
+        self._logs = []
+        self._tags = []
+        self._run_end = None
+        self._pending = 0
+
+    def close(self) -> None:
+        if self._raw is not None:
+            try:
+                self._raw.close()
+            finally:
+                self._raw = None
+
+    # -- run rows (written at once, outside the batches) ---------------------------------
+
+    def start_run(
+        self, run: dict[str, Any], configuration: dict[str, Any] | None, tags: list[dict[str, Any]]
+    ) -> None:
+        with self.engine.begin() as conn:
+            if configuration is not None:
+                conn.execute(_insert_ignore(self.dialect, Configuration), [configuration])
+            conn.execute(insert(Run), [run])
+            if tags:
+                conn.execute(_insert_ignore(self.dialect, Tag), tags)
+
+
+def _insert_ignore(dialect: str, model: type) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(model).on_conflict_do_nothing()
+
+
+def _rollback(raw: Any, sqlite: bool) -> None:
+    try:
+        if sqlite:
+            if raw.driver_connection.in_transaction:
+                raw.driver_connection.execute("ROLLBACK")
+        else:
+            raw.rollback()
+    except Exception:
+        pass
+
+
+def _is_locked(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
