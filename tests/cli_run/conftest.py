@@ -12,15 +12,17 @@ import pytest
 
 
 @pytest.fixture
-def isolated_imports() -> Iterator[None]:
-    """Undo what importing task modules does to sys.path and sys.modules."""
-    path, modules = list(sys.path), set(sys.modules)
+def isolated_imports(tmp_path: Path) -> Iterator[None]:
+    """Undo what importing the test's task modules does to sys.path and sys.modules."""
+    path = list(sys.path)
     try:
         yield
     finally:
         sys.path[:] = path
-        for name in set(sys.modules) - modules:
-            del sys.modules[name]
+        for name, module in list(sys.modules.items()):
+            filename = getattr(module, "__file__", None) or ""
+            if filename.startswith(str(tmp_path)):
+                del sys.modules[name]
 
 
 @pytest.fixture

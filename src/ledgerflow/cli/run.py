@@ -138,7 +138,7 @@ def run(ctx: click.Context, target: str | None, no_cache: bool, rerun: tuple[str
     from ledgerflow.engine import execute
 
     settings = cli_settings(ctx)
-    err = Console(file=click.get_text_stream("stderr"), highlight=False, soft_wrap=True)
+    err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
     progress = RunProgress(err, live=not quiet and not as_json and sys.stderr.isatty())
     try:
         result = execute(
