@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, text, update
 from sqlalchemy.exc import DBAPIError, StatementError
 
 from ledgerflow.errors import ImportRecordsError
@@ -36,6 +36,7 @@ from ledgerflow.provenance._exchange_kinds import (
 from ledgerflow.provenance._exchange_reach import chunks
 
 BATCH_ROWS = 5_000
+_OPEN = text("status IN (" + ", ".join(f"'{state}'" for state in OPEN_STATES) + ")")
 
 _PG_ARRAY_TYPES = {
     "str": "text[]",
@@ -64,6 +65,10 @@ class RecordWriter:
         self._pending = 0
         self._statements: dict[str, tuple[str, Callable[[list[Row]], Any]]] = {}
         self._postgres = conn.dialect.name == "postgresql"
+        driver = conn.dialect.dbapi
+        self._errors: tuple[type[BaseException], ...] = (DBAPIError, StatementError) + (
+            (driver.Error,) if driver is not None else ()
+        )
 
     def add(self, kind: Kind, row: Row, line: int | None = None) -> None:
         self._buffers[kind.name].append(row)
@@ -80,7 +85,7 @@ class RecordWriter:
             if rows:
                 try:
                     self._write(kind, rows)
-                except (DBAPIError, StatementError) as exc:
+                except self._errors as exc:
                     raise self._failure(kind, exc) from None
                 rows.clear()
         self._lines.clear()
@@ -217,7 +222,7 @@ class RecordWriter:
         others = [name for name in kind.columns if name != "id"]
         stmt = (
             update(table)
-            .where(table.c.id == bindparam("key_id"), table.c.status.in_(OPEN_STATES))
+            .where(table.c.id == bindparam("key_id"), _OPEN)
             .values({name: bindparam(f"new_{name}") for name in others})
         )
         params = [

@@ -50,24 +50,34 @@ def _rows(conn: Connection, columns: Iterable[Any], key: Any, keys: Iterable[Any
     return out
 
 
+class _Ref(str):
+    """A value hash standing for its entity, whose id (value or file) is known at the end."""
+
+
 class _Document:
     def __init__(self) -> None:
-        self.doc: dict[str, dict[str, Any]] = {"prefix": {"lf": PROV_NAMESPACE}}
-        self._counts: dict[str, int] = {}
-        self._seen: set[tuple[str, ...]] = set()
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self._relations: dict[tuple[str, ...], tuple[str, dict[str, Any]]] = {}
 
     def node(self, section: str, ident: str, attributes: dict[str, Any]) -> None:
         clean = {k: v for k, v in attributes.items() if v is not None}
-        self.doc.setdefault(section, {})[ident] = clean
+        self.nodes.setdefault(section, {})[ident] = clean
 
     def relation(self, section: str, **members: Any) -> None:
         key = (section, *(f"{k}={v}" for k, v in sorted(members.items())))
-        if key in self._seen:
-            return
-        self._seen.add(key)
-        n = self._counts[section] = self._counts.get(section, 0) + 1
-        clean = {f"prov:{k}": v for k, v in members.items() if v is not None}
-        self.doc.setdefault(section, {})[f"_:{section}{n}"] = clean
+        self._relations.setdefault(key, (section, members))
+
+    def render(self, entity_ids: dict[str, str]) -> dict[str, Any]:
+        doc: dict[str, Any] = {"prefix": {"lf": PROV_NAMESPACE}, **self.nodes}
+        counts: dict[str, int] = {}
+        for section, members in self._relations.values():
+            n = counts[section] = counts.get(section, 0) + 1
+            doc.setdefault(section, {})[f"_:{section}{n}"] = {
+                f"prov:{k}": entity_ids.get(v, f"lf:value_{v}") if isinstance(v, _Ref) else v
+                for k, v in members.items()
+                if v is not None
+            }
+        return doc
 
 
 class _Walk:
@@ -89,7 +99,7 @@ class _Walk:
             frontier = found - seen
             seen |= frontier
         self._relations()
-        return self.out.doc
+        return self.out.render(self.entity_ids)
 
     def _level(self, values: set[str]) -> set[str]:
         c = self.conn
@@ -162,8 +172,8 @@ class _Walk:
             })
         return ident
 
-    def _ref(self, value_hash: str) -> str:
-        return self.entity_ids.get(value_hash, f"lf:value_{value_hash}")
+    def _ref(self, value_hash: str) -> _Ref:
+        return _Ref(value_hash)
 
     def _entity(self, row: Any, file: Any) -> None:
         if file is not None:
