@@ -41,13 +41,14 @@ def _drift(settings: Any) -> list[Any]:
 def test_ledger_migrations_match_the_models_and_go_down_and_up(project: Any, tables: Any) -> None:
     steps = migrations.upgrade(project)
 
-    assert [s.branch for s in steps] == [FRAMEWORK_BRANCH]
+    assert steps and {s.branch for s in steps} == {FRAMEWORK_BRANCH}
     assert set(LEDGER_TABLES) <= tables(project)
     assert _drift(project) == []
     assert migrations.check(project) == []
 
     down = migrations.downgrade(project, f"{FRAMEWORK_BRANCH}@base")
-    assert [s.direction for s in down] == ["down"]
+    assert [s.revision for s in down] == [s.revision for s in reversed(steps)]
+    assert {s.direction for s in down} == {"down"}
     assert not set(LEDGER_TABLES) & tables(project)
 
     migrations.upgrade(project)
@@ -56,8 +57,10 @@ def test_ledger_migrations_match_the_models_and_go_down_and_up(project: Any, tab
 
 
 def test_history_current_and_stamp(project: Any, tables: Any) -> None:
-    (before,) = migrations.history(project)
+    before, *older = migrations.history(project)  # newest first
     assert before.branch == FRAMEWORK_BRANCH and before.is_head and not before.is_current
+    assert all(not r.is_head and r.branch == FRAMEWORK_BRANCH for r in older)
+    assert older == [] or before.down_revision == older[0].revision
     assert migrations.current(project) == {"default": []}
 
     migrations.upgrade(project)
@@ -77,7 +80,7 @@ def test_downgrading_past_the_ledger_base_changes_nothing(project: Any, tables: 
     at = migrations.current(project)
 
     with pytest.raises(MigrationError) as error:
-        migrations.downgrade(project, f"{FRAMEWORK_BRANCH}@-2")
+        migrations.downgrade(project, f"{FRAMEWORK_BRANCH}@-{len(migrations.history(project)) + 1}")
 
     message = str(error.value)
     assert "cannot downgrade database 'default'" in message and "nothing was changed" in message

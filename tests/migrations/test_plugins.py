@@ -267,3 +267,36 @@ def test_plugin_that_cannot_be_imported(tmp_path: Path, database_entry: dict[str
     assert "\n" not in message
     with pytest.raises(PluginImportError):
         migrations.upgrade(make_project(tmp_path, database_entry, plugins=["missing.plugin"]))
+
+
+def test_a_user_defined_column_type_is_imported_by_the_revision(
+    tmp_path: Path, database_entry: dict[str, Any], fresh_models: None, tables: Any
+) -> None:
+    write_plugin(tmp_path, "geo.types", """
+        from sqlalchemy.types import String, TypeDecorator
+
+        class Code(TypeDecorator):
+            impl = String(12)
+            cache_ok = True
+
+            def process_bind_param(self, value, dialect):
+                return value.upper()
+    """)
+    write_plugin(tmp_path, "geo", """
+        from sqlalchemy import Column, Integer
+        from ledgerflow.db import Model
+        from geo.types.models import Code
+
+        class Place(Model):
+            id = Column(Integer, primary_key=True)
+            code = Column(Code())
+    """)
+    settings = make_project(tmp_path, database_entry, plugins=["geo"])
+    migrations.upgrade(settings)
+
+    new = migrations.make_migrations(settings, "geo", "places")
+
+    source = new.path.read_text()
+    assert "import geo.types.models" in source and "info=" not in source
+    assert [s.revision for s in migrations.upgrade(settings)] == [new.revision]
+    assert "place" in tables(settings)

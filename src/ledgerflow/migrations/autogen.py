@@ -15,9 +15,9 @@ revision) is not known to be the plugin's and is never dropped by autogenerate.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from alembic.autogenerate import produce_migrations, render_python_code
 from alembic.operations import ops
@@ -43,7 +43,7 @@ from ledgerflow.migrations.scripts import (
     binds_of,
     check_bind,
 )
-from ledgerflow.migrations.status import compare_heads
+from ledgerflow.migrations.status import compare_heads, reading_role
 
 
 def _metadata_of(branches: Sequence[Branch]) -> list[MetaData]:
@@ -146,7 +146,7 @@ def make_migrations(
                     f"cannot make migrations for {branch.describe()}: {problem.message}",
                     hint="run `ledgerflow db upgrade` first, then make-migrations again",
                 )
-            migration = produce_migrations(context, _metadata_of([branch]))
+            migration = produce_migrations(context, _metadata_of([branch]))  # type: ignore[arg-type]
             upgrade_ops = migration.upgrade_ops
             assert upgrade_ops is not None
             renamed, warnings = (
@@ -163,14 +163,25 @@ def make_migrations(
 
 
 def _render(container: ops.OpContainer, context: MigrationContext) -> tuple[str, set[str]]:
-    """Python source of the operations, and the imports it needs beyond ``op`` and ``sa``."""
+    """Python source of the operations, and the imports it needs beyond ``op`` and ``sa``.
+
+    Alembic writes a user-defined column type with its full module path but adds no import
+    for it; we add ``import <module>`` so the revision runs as written.
+    """
     seen: list[Any] = []
 
-    def spy(type_: str, obj: Any, autogen_context: Any) -> bool:
+    def spy(type_: str, obj: Any, autogen_context: Any) -> Literal[False]:
         if not seen:
             seen.append(autogen_context)
+        if type_ == "type":
+            module = type(obj).__module__
+            if not module.startswith(("sqlalchemy.", "alembic.", "builtins")):
+                autogen_context.imports.add(f"import {module}")
         return False
 
+    for op in _walk(container):
+        if isinstance(op, ops.CreateTableOp):
+            op.info = {}  # our bind/module bookkeeping is not part of the schema
     code = render_python_code(
         container,  # type: ignore[arg-type]
         render_as_batch=True,
@@ -178,6 +189,13 @@ def _render(container: ops.OpContainer, context: MigrationContext) -> tuple[str,
         render_item=spy,
     )
     return code, set(seen[0].imports) if seen else set()
+
+
+def _walk(container: Any) -> Iterator[Any]:
+    for op in container.ops:
+        yield op
+        if isinstance(op, ops.OpContainer):
+            yield from _walk(op)
 
 
 def _write(
@@ -218,9 +236,7 @@ def check(settings: Settings, *, bind: str | None = None) -> list[str]:
         scripts = bind_scripts(settings, name, plugins)
         if not scripts.owner and not any(b.tables() for b in scripts.branches):
             continue
-        db = settings.databases[name]
-        role = "admin" if db.dialect == "sqlite" or db.admin is not None else "user"
-        database = Database(settings, role=role, read_only=True)
+        database = Database(settings, role=reading_role(settings, name), read_only=True)
         try:
             with database.engine(name).connect() as connection:
                 context = _context(connection, scripts, scripts.branches)
@@ -228,7 +244,7 @@ def check(settings: Settings, *, bind: str | None = None) -> list[str]:
                     problem = compare_heads(settings, scripts, _current(connection, context))
                     if problem is not None:
                         lines.append(f"{name}: {problem.message}")
-                migration = produce_migrations(context, _metadata_of(scripts.branches))
+                migration = produce_migrations(context, _metadata_of(scripts.branches))  # type: ignore[arg-type]
                 assert migration.upgrade_ops is not None
                 lines += [
                     f"{name}: models need: {line}"

@@ -7,6 +7,7 @@ from typing import Any
 
 from alembic.operations import ops
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import CompileError
 
 
 def describe_ops(operations: Iterable[Any], dialect: Dialect | None = None) -> list[str]:
@@ -24,7 +25,7 @@ def _walk(operations: Iterable[Any], dialect: Dialect | None) -> Iterator[str]:
 def _type(type_: Any, dialect: Dialect | None) -> str:
     try:
         return str(type_.compile(dialect))
-    except Exception:
+    except CompileError:
         return repr(type_)
 
 

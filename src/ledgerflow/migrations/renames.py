@@ -20,6 +20,7 @@ from alembic.autogenerate import renderers
 from alembic.operations import ops
 from sqlalchemy import Column, ForeignKeyConstraint, Table, UniqueConstraint
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import CompileError
 
 
 class RenameColumnOp(ops.AlterColumnOp):
@@ -129,7 +130,7 @@ def _rename_columns(
 def _same_sql(old: Column[Any], new: Column[Any], dialect: Dialect) -> bool:
     try:
         return bool(old.type.compile(dialect) == new.type.compile(dialect))
-    except Exception:
+    except CompileError:
         return False
 
 
@@ -146,7 +147,8 @@ def _rename_tables(upgrade_ops: ops.UpgradeOps, renames: list[str], warnings: li
     drops = [op for op in upgrade_ops.ops if isinstance(op, ops.DropTableOp)]
     if not creates or not drops:
         return
-    tables = {id(op): op.to_table() for op in (*creates, *drops)}
+    tables: dict[int, Table] = {id(op): op.to_table() for op in creates}
+    tables.update({id(op): op.to_table() for op in drops})
     pairs, ambiguous = _pairs(
         drops, creates, lambda d, c: _signature(tables[id(d)]) == _signature(tables[id(c)])
     )

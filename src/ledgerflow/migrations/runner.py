@@ -126,8 +126,9 @@ def run(settings: Settings, scripts: BindScripts, direction: Direction, revision
     progress = _Progress(scripts, direction)
     directory = scripts.directory
     planners: dict[str, Callable[[tuple[str, ...]], Any]] = {
-        "up": lambda heads: directory._upgrade_revs(revision, heads),
-        "down": lambda heads: directory._downgrade_revs(revision, heads),
+        # Alembic's own commands pass the tuple of current heads here too.
+        "up": lambda heads: directory._upgrade_revs(revision, heads),  # type: ignore[arg-type]
+        "down": lambda heads: directory._downgrade_revs(revision, heads),  # type: ignore[arg-type]
         "stamp": lambda heads: directory._stamp_revs(revision, heads),
     }
     plan = planners[direction]

@@ -269,10 +269,12 @@ def _string_args(call: ast.Call) -> list[str]:
     keywords = {
         k.arg: k.value.value
         for k in call.keywords
-        if k.arg in _TABLE_KEYWORDS and isinstance(k.value, ast.Constant)
+        if k.arg in _TABLE_KEYWORDS
+        and isinstance(k.value, ast.Constant)
+        and isinstance(k.value.value, str)
     }
     if "old_table_name" in keywords or "new_table_name" in keywords:
-        return [keywords.get("old_table_name", ""), keywords.get("new_table_name", "")]
+        return [str(keywords.get("old_table_name", "")), str(keywords.get("new_table_name", ""))]
     if not values and "table_name" in keywords:
         return [str(keywords["table_name"])]
     return values

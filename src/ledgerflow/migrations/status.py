@@ -2,11 +2,13 @@
 
 :func:`ensure_current` runs before every command that uses a database, so it is cheap: the
 revision scripts are loaded once per process (:func:`~ledgerflow.migrations.scripts.bind_scripts`)
-and each database costs one ``SELECT`` on its version table, made with the runtime role.
+and each database costs one ``SELECT`` on its version table, made with the runtime role
+over a connection kept for the life of the process.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection
 
 from sqlalchemy import Engine
@@ -14,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ledgerflow.config.settings import Settings
 from ledgerflow.db.database import Database
-from ledgerflow.db.engines import scrub
+from ledgerflow.db.engines import Role, create_bind_engine, database_url, scrub
 from ledgerflow.db.plugins import load_plugins
 from ledgerflow.errors import DatabaseError, MigrationError, SchemaOutdatedError, SchemaTooNewError
 from ledgerflow.migrations.results import RevisionInfo
@@ -55,9 +57,12 @@ def _missing_table(exc: DBAPIError) -> bool:
 
 def _reader(settings: Settings, bind: str) -> Database:
     """Admin when configured (these are the migration commands), else the runtime role."""
+    return Database(settings, role=reading_role(settings, bind), read_only=True)
+
+
+def reading_role(settings: Settings, bind: str) -> Role:
     db = settings.databases[bind]
-    role = "admin" if db.dialect == "sqlite" or db.admin is not None else "user"
-    return Database(settings, role=role, read_only=True)
+    return "admin" if db.dialect == "sqlite" or db.admin is not None else "user"
 
 
 def _targets(settings: Settings, bind: str | None) -> list[BindScripts]:
@@ -138,21 +143,44 @@ def ensure_current(settings: Settings, *, auto_migrate: bool | None = None) -> N
     """
     auto = settings.auto_migrate if auto_migrate is None else auto_migrate
     plugins = load_plugins(settings)
-    database = Database(settings, role="user", read_only=True)
-    try:
-        for name in binds_of(settings, None):
-            scripts = bind_scripts(settings, name, plugins)
-            if not scripts.heads:
-                continue
-            problem = compare_heads(settings, scripts, read_heads(database.engine(name)))
-            if problem is None:
-                continue
-            if auto and isinstance(problem, SchemaOutdatedError):
-                upgrade(settings, bind=name)
-                continue
-            raise problem
-    finally:
-        database.dispose()
+    for name in binds_of(settings, None):
+        scripts = bind_scripts(settings, name, plugins)
+        if not scripts.heads:
+            continue
+        problem = compare_heads(settings, scripts, read_heads(_runtime_engine(settings, name)))
+        if problem is None:
+            continue
+        if auto and isinstance(problem, SchemaOutdatedError):
+            upgrade(settings, bind=name)
+            continue
+        raise problem
+
+
+_engines: dict[tuple[object, ...], Engine] = {}
+
+
+def _runtime_engine(settings: Settings, bind: str) -> Engine:
+    """A read-only engine of the runtime role, kept for the life of the process.
+
+    Connecting is most of the cost of :func:`ensure_current` (on PostgreSQL the password
+    exchange and the dialect's first-connect queries), so repeated checks reuse one pooled
+    connection; on PostgreSQL in autocommit mode, so a check is the pool's ping and the
+    ``SELECT``, no ``BEGIN``/``ROLLBACK``. Keyed by process id: a forked worker never reuses its parent's socket.
+    """
+    db = settings.databases[bind]
+    key = (os.getpid(), database_url(db, "user"))
+    engine = _engines.get(key)
+    if engine is None:
+        options = {"isolation_level": "AUTOCOMMIT"} if db.dialect == "postgresql" else {}
+        engine = _engines[key] = create_bind_engine(db, "user", read_only=True, **options)
+    return engine
+
+
+def dispose_engines() -> None:
+    """Close the connections :func:`ensure_current` keeps (tests, long-lived processes)."""
+    for engine in _engines.values():
+        engine.dispose()
+    _engines.clear()
 
 
 def compare_heads(

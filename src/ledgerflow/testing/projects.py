@@ -111,7 +111,11 @@ def make_project(
 
 @pytest.fixture
 def fresh_models() -> Iterator[None]:
-    """Undo what the test did to the global models: tables, plugin modules, ``sys.path``."""
+    """Undo what the test did to the global models: tables, plugin modules, ``sys.path``.
+
+    Also forgets the cached migration scripts and closes the connections
+    :func:`ledgerflow.migrations.ensure_current` keeps.
+    """
     path_before = list(sys.path)
     try:
         yield
@@ -123,5 +127,7 @@ def fresh_models() -> Iterator[None]:
                 sys.path.remove(entry)
         _roots.clear()
         from ledgerflow.migrations.scripts import clear_cache
+        from ledgerflow.migrations.status import dispose_engines
 
         clear_cache()
+        dispose_engines()

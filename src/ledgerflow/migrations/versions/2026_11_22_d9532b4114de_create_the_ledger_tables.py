@@ -9,9 +9,8 @@ Revises:
 Create Date: 2026-11-22 20:19:35.967095
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'd9532b4114de'
 down_revision = None
