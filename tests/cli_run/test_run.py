@@ -97,6 +97,7 @@ def test_run_by_module_records_and_second_run_is_cached(project: Settings, uniqu
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = cli(["run", f"{unique}.flow:main", "--n", "3"], capsys)
     assert code == 0, err
+    assert err == ""  # no progress display without a terminal
     assert out.splitlines()[0] == "result: [0, 1, 4]"
     run_id, counts = summary(out)
     assert counts == "4 done, 0 cached"

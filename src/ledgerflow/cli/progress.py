@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
 from rich.spinner import Spinner
 from rich.text import Text
@@ -64,12 +64,9 @@ class RunProgress:
         self._counts: dict[str, int] = {}
         self._started = time.monotonic()
         self._spinner = Spinner("dots", style="cyan")
-        self._live = (
-            Live(console=console, get_renderable=self._render, transient=True,
-                 refresh_per_second=refresh_per_second, redirect_stdout=False,
-                 redirect_stderr=False)
-            if live else None
-        )
+        self._wanted = live
+        self._refresh = refresh_per_second
+        self._live: Live | None = None
         self._showing = False
 
     # RunObserver -------------------------------------------------------------------------
@@ -78,7 +75,10 @@ class RunProgress:
         self.run_id = run_id
         self.entry = str(getattr(entry, "name", entry))
         self._started = time.monotonic()
-        if self._live is not None and not self._showing:
+        if self._wanted and self._live is None:
+            self._live = Live(console=self.console, get_renderable=self._render, transient=True,
+                              refresh_per_second=self._refresh, redirect_stdout=False,
+                              redirect_stderr=False)
             self._live.start()
             self._showing = True
 
@@ -102,17 +102,17 @@ class RunProgress:
             self._showing = False
             self._live.stop()
 
-    def _render(self) -> Group:
+    def _render(self) -> Text:
         elapsed = time.monotonic() - self._started
-        line = Text()
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append_text(self._spinner.render(time.monotonic()))  # type: ignore[arg-type]
         line.append(f" run {short_id(self.run_id)} ", style="bold")
-        if self.entry:
-            line.append(f"{self.entry} ")
-        line.append(f"{elapsed:6.1f} s  ", style="bright_black")
+        line.append(f"{elapsed:.1f} s ", style="bright_black")
         for state in STATES:
             count = self._counts.get(state, 0)
             if count or state in ("done", "cached", "running"):
-                line.append(f"{state} ", style=STATUS_STYLES.get(state, ""))
-                line.append(f"{count}  ", style="bold")
-        spinner = self._spinner.render(time.monotonic())
-        return Group(Text.assemble(spinner, line))
+                line.append(f" {state} ", style=STATUS_STYLES.get(state, ""))
+                line.append(str(count), style="bold")
+        if self.entry:
+            line.append(f"  {self.entry}", style="bright_black")
+        return line
