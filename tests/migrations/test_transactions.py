@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +115,17 @@ def test_rows_left_without_parent_roll_the_migration_back(
     assert "rolled back" in str(error.value)
     assert sql(settings, "SELECT id FROM post") == [(1,)]
     assert [r.revision for r in migrations.current(settings)["default"] if r.branch == "blog"] == [first]
+
+
+def test_concurrent_upgrades_wait_for_each_other(migrated_blog: tuple[Any, str], tables: Any) -> None:
+    settings, first = migrated_blog
+    write_revision(
+        settings.root / "blog" / "migrations", "d4d4d4d4d4d4", first,
+        'op.create_table("tag", sa.Column("id", sa.Integer, primary_key=True))',
+    )
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: migrations.upgrade(settings), range(4)))
+
+    assert sorted(len(steps) for steps in results) == [0, 0, 0, 1]
+    assert "tag" in tables(settings)

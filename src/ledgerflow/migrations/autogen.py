@@ -117,7 +117,8 @@ def make_migrations(
     The database must be at the head of the plugin's branch and of the ``ledgerflow``
     branch (run ``upgrade`` first); other plugins' branches do not matter, since only this
     plugin's tables are compared. Nothing is written when nothing differs
-    (``NewRevision.empty``).
+    (``NewRevision.empty``). ``plugin="ledgerflow"`` writes a revision of the framework's own
+    ledger tables into the installed package: that is for ledgerflow's developers.
     """
     check_bind(settings, bind)
     if plugin != FRAMEWORK_BRANCH and plugin not in settings.plugins:

@@ -10,7 +10,9 @@ failing revision leaves the database exactly at its previous revision:
   with foreign keys on would delete or block child rows) and ``PRAGMA foreign_key_check`` runs
   before the commit: any violation rolls everything back.
 
-When several databases are migrated (``bind=None``) each one commits on its own.
+Concurrent runs on one database wait for each other (SQLite ``BEGIN IMMEDIATE``, a
+PostgreSQL advisory lock); the second finds the work done. When several databases are
+migrated (``bind=None``) each one commits on its own.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ from ledgerflow.migrations.results import Direction, Step
 from ledgerflow.migrations.scripts import VERSION_TABLE, BindScripts, bind_scripts, binds_of
 
 HEADS = ("heads", "head")
+#: Advisory lock taken for the whole migration transaction on PostgreSQL, so that two
+#: processes upgrading at once (``auto_migrate``) run one after the other.
+LOCK_KEY = 0x6C66_6D69_6772  # "lfmigr"
 
 
 def upgrade(settings: Settings, revision: str = "heads", *, bind: str | None = None) -> list[Step]:
@@ -140,6 +145,8 @@ def run(settings: Settings, scripts: BindScripts, direction: Direction, revision
                 _driver_sql(connection, "PRAGMA foreign_keys = OFF")
             try:
                 with connection.begin():
+                    if not sqlite:  # SQLite's BEGIN IMMEDIATE already serialises writers
+                        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({LOCK_KEY})")
                     context = MigrationContext.configure(
                         connection,
                         opts={
