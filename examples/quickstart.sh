@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# ledgerflow quick start: a project on SQLite, its migrations, rows in and out.
+#
+#   bash examples/quickstart.sh [DIR]      (DIR defaults to ./demo; safe to run again)
+#
+# Uses the ledgerflow of ./.venv when there is one, else the one on PATH.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+if [ -x .venv/bin/ledgerflow ]; then
+    PATH="$PWD/.venv/bin:$PATH"
+fi
+demo="${1:-demo}"
+python="$(dirname "$(command -v ledgerflow)")/python"
+[ -x "$python" ] || python=python3
+
+step() {  # show a command the way you would type it, then run it
+    local shown="" arg
+    for arg in "$@"; do
+        case "$arg" in *" "*) shown+=" \"$arg\"" ;; *) shown+=" $arg" ;; esac
+    done
+    if [ -t 1 ]; then printf '\n\033[1m$%s\033[0m\n' "$shown"; else printf '\n$%s\n' "$shown"; fi
+    "$@"
+}
+
+if [ -f "$demo/ledgerflow.yml" ]; then
+    echo "Reusing the project in $demo"
+else
+    step ledgerflow init "$demo"
+fi
+cd "$demo"
+step ledgerflow db upgrade                 # the ledger's own tables
+if ! ls pipeline/migrations/*.py >/dev/null 2>&1; then
+    step ledgerflow db make-migrations --plugin pipeline -m "add measurement"
+fi
+step ledgerflow db upgrade                 # the plugin's tables
+step ledgerflow db check
+step ledgerflow db current
+step "$python" "$here/quickstart.py" .     # rows in and out through the helpers
