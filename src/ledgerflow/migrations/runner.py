@@ -108,8 +108,10 @@ class _Progress:
         self.running = None
         directory = self.scripts.directory
         if step.is_stamp:
-            revision = ",".join(step.destination_revision_ids) or "base"
-            self.steps.append(Step(self.scripts.bind, "", revision, "", "stamp"))
+            targets = step.destination_revision_ids
+            branch = ",".join(sorted({self.scripts.label_of(r) for r in targets}))
+            revision = ",".join(targets) or "base"
+            self.steps.append(Step(self.scripts.bind, branch, revision, "", "stamp"))
             return
         revision = step.up_revision_id or ""
         script = directory.get_revision(revision)

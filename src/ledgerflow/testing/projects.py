@@ -64,22 +64,24 @@ def write_plugin(root: str | Path, dotted_name: str, models_source: str = "") ->
     return package
 
 
-def forget_models() -> None:
-    """Forget every model and unload every module written by :func:`write_plugin`.
+def forget_models(*folders: str | Path) -> None:
+    """Forget every model and unload the modules written by :func:`write_plugin`.
 
-    The next :func:`ledgerflow.db.plugins.load_plugins` imports the plugins afresh.
+    Modules loaded from ``folders`` are unloaded too. The next
+    :func:`ledgerflow.db.plugins.load_plugins` imports the plugins afresh.
     """
     clear_models()
+    roots = _roots | {Path(f).resolve() for f in folders}
     for name, module in list(sys.modules.items()):
-        if _under_roots(module):
+        if _under(module, roots):
             del sys.modules[name]
     importlib.invalidate_caches()
 
 
-def _under_roots(module: Any) -> bool:
+def _under(module: Any, roots: set[Path]) -> bool:
     paths = [getattr(module, "__file__", None), *list(getattr(module, "__path__", None) or [])]
     for path in paths:
-        if path and any(Path(path).resolve().is_relative_to(root) for root in _roots):
+        if path and any(Path(path).resolve().is_relative_to(root) for root in roots):
             return True
     return False
 
@@ -113,6 +115,9 @@ def make_project(
 def fresh_models() -> Iterator[None]:
     """Undo what the test did to the global models: tables, plugin modules, ``sys.path``.
 
+    Unloads the modules written by :func:`write_plugin` and those imported from folders the
+    test added to ``sys.path`` (``load_plugins`` adds the project root).
+
     Also forgets the cached migration scripts and closes the connections
     :func:`ledgerflow.migrations.ensure_current` keeps.
     """
@@ -120,8 +125,8 @@ def fresh_models() -> Iterator[None]:
     try:
         yield
     finally:
-        forget_models()
         added = [entry for entry in sys.path if entry not in path_before]
+        forget_models(*(entry for entry in added if entry))
         for entry in added:
             while entry in sys.path:
                 sys.path.remove(entry)
