@@ -173,3 +173,18 @@ def test_create_views_on_a_ledger_made_from_the_models(tmp_path: Path) -> None:
             assert not set(inspect(conn).get_view_names()) & {v.name for v in views.VIEWS}
     finally:
         database.dispose()
+
+
+def test_schema_docs_are_up_to_date() -> None:
+    """docs/schema.md is what scripts/gen_schema_docs.py writes from the current models."""
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("gen_schema_docs", root / "scripts" / "gen_schema_docs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = module.render()
+    for view in views.VIEWS:
+        assert f"### `{view.name}`" in text
+    assert "### `lf_task_run`" in text and "TIMESTAMP WITH TIME ZONE" in text
+    committed = (root / "docs" / "schema.md").read_text(encoding="utf-8")
+    assert committed == text, "docs/schema.md is stale: run python scripts/gen_schema_docs.py"
