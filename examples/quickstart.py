@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from ledgerflow.config import load_settings
 from ledgerflow.db import Database, Helpers
 from ledgerflow.db.plugins import load_plugins
+from ledgerflow.errors import LedgerflowError
 from ledgerflow.migrations import ensure_current
 
 
@@ -59,4 +60,7 @@ def main(project: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "."))
+    try:
+        main(Path(sys.argv[1] if len(sys.argv) > 1 else "."))
+    except LedgerflowError as exc:  # one line, the way the ledgerflow command reports errors
+        sys.exit(f"Error: {exc}")
