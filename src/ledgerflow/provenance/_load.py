@@ -1,0 +1,268 @@
+"""Building API records from ledger rows, a page at a time.
+
+Every function here takes the rows of one page and adds what the records need (task-run
+counts, tags, arguments, result values, log lines) with one query per kind for the whole
+page, never one per record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ledgerflow.ledger.schema import (
+    Argument,
+    Call,
+    File,
+    LogRecord,
+    Run,
+    Tag,
+    TaskDef,
+    TaskRun,
+    Value,
+)
+from ledgerflow.provenance._graph import parameter_names
+from ledgerflow.provenance.records import (
+    ArgumentInfo,
+    CallInfo,
+    FileInfo,
+    LogLine,
+    RunInfo,
+    TagInfo,
+    TaskRunInfo,
+    ValueInfo,
+    utc,
+)
+
+CHUNK = 2000
+
+
+def _chunks(keys: Iterable[str]) -> Iterable[list[str]]:
+    items = sorted({k for k in keys if k})
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def tags_for(session: Session, ids: Iterable[str]) -> dict[str, tuple[TagInfo, ...]]:
+    found: dict[str, list[TagInfo]] = {}
+    for chunk in _chunks(ids):
+        stmt = select(Tag).where(Tag.entity_id.in_(chunk)).order_by(Tag.key, Tag.value)
+        for tag in session.scalars(stmt):
+            found.setdefault(tag.entity_id, []).append(
+                TagInfo(tag.key, tag.value, tag.entity_id, tag.entity_kind, utc(tag.created_at))
+            )
+    return {key: tuple(tags) for key, tags in found.items()}
+
+
+def counts_for(session: Session, run_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Task runs by status for each run, in one grouped query."""
+    found: dict[str, dict[str, int]] = {run_id: {} for run_id in run_ids}
+    for chunk in _chunks(run_ids):
+        stmt = (
+            select(TaskRun.run_id, TaskRun.status, func.count())
+            .where(TaskRun.run_id.in_(chunk))
+            .group_by(TaskRun.run_id, TaskRun.status)
+        )
+        for run_id, status, count in session.execute(stmt):
+            found[run_id][status] = count
+    return found
+
+
+def _duration(started: Any, ended: Any) -> float | None:
+    if started is None or ended is None:
+        return None
+    return round((utc(ended) - utc(started)).total_seconds(), 6)  # type: ignore[operator]
+
+
+def runs(session: Session, rows: Sequence[Run]) -> list[RunInfo]:
+    ids = [row.id for row in rows]
+    counts = counts_for(session, ids)
+    tags = tags_for(session, ids)
+    return [
+        RunInfo(
+            id=row.id,
+            status=row.status,
+            entry_task=row.entry_task,
+            arguments=row.arguments,
+            command_line=row.command_line,
+            started_at=utc(row.started_at),
+            ended_at=utc(row.ended_at),
+            duration=_duration(row.started_at, row.ended_at),
+            heartbeat_at=utc(row.heartbeat_at),
+            host=row.host,
+            user=row.user,
+            pid=row.pid,
+            executor=row.executor,
+            config_hash=row.config_hash,
+            code_version=row.code_version,
+            library_version=row.library_version,
+            root_call_hash=row.root_call_hash,
+            result_hash=row.result_hash,
+            counts=dict(sorted(counts.get(row.id, {}).items())),
+            tags=tags.get(row.id, ()),
+        )
+        for row in rows
+    ]
+
+
+def values(session: Session, hashes: Iterable[str], *, with_tags: bool = False) -> dict[str, ValueInfo]:
+    found: dict[str, ValueInfo] = {}
+    wanted = list(hashes)
+    tags = tags_for(session, wanted) if with_tags else {}
+    for chunk in _chunks(wanted):
+        stmt = (
+            select(Value.hash, Value.type_name, Value.format, Value.preview, Value.size,
+                   Value.created_at, File.path)
+            .outerjoin(File, File.hash == Value.hash)
+            .where(Value.hash.in_(chunk))
+        )
+        for hash_, type_name, fmt, preview, size, created_at, path in session.execute(stmt):
+            found[hash_] = ValueInfo(
+                hash_, type_name, fmt, preview, size, utc(created_at), path, tags.get(hash_, ())
+            )
+    return found
+
+
+def _params(session: Session, task_hashes: Iterable[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for chunk in _chunks(task_hashes):
+        for task_hash, source in session.execute(
+            select(TaskDef.hash, TaskDef.source).where(TaskDef.hash.in_(chunk))
+        ):
+            found[task_hash] = parameter_names(source)
+    return found
+
+
+def arguments(session: Session, pairs: Iterable[tuple[str, str]]) -> dict[str, tuple[ArgumentInfo, ...]]:
+    """Arguments per ``args_hash`` for ``(args_hash, task_hash)`` pairs, values included."""
+    pairs = list(pairs)
+    params = _params(session, {task for _, task in pairs})
+    task_of = {args: task for args, task in pairs}
+    rows: dict[str, list[tuple[int, str | None, str]]] = {}
+    for chunk in _chunks(task_of):
+        stmt = (
+            select(Argument.args_hash, Argument.position, Argument.key, Argument.value_hash)
+            .where(Argument.args_hash.in_(chunk))
+            .order_by(Argument.args_hash, Argument.position)
+        )
+        for args_hash, position, key, value_hash in session.execute(stmt):
+            rows.setdefault(args_hash, []).append((position, key, value_hash))
+    shown = values(session, {v for found in rows.values() for _, _, v in found})
+    result: dict[str, tuple[ArgumentInfo, ...]] = {}
+    for args_hash, found in rows.items():
+        names = params.get(task_of[args_hash], [])
+        result[args_hash] = tuple(
+            ArgumentInfo(
+                position,
+                key,
+                key or (names[position] if position < len(names) else f"arg{position}"),
+                shown.get(value_hash) or _missing_value(value_hash),
+            )
+            for position, key, value_hash in found
+        )
+    return result
+
+
+def _missing_value(value_hash: str) -> ValueInfo:
+    return ValueInfo(value_hash, "?", "none", "(value not in the ledger)", None, None)
+
+
+def task_runs(session: Session, rows: Sequence[TaskRun], *, with_logs: bool = False) -> list[TaskRunInfo]:
+    args = arguments(session, {(row.args_hash, row.task_hash) for row in rows})
+    results = values(session, {row.value_hash for row in rows if row.value_hash})
+    tags = tags_for(session, [row.id for row in rows])
+    logs = logs_for(session, task_run_ids=[row.id for row in rows]) if with_logs else {}
+    return [
+        TaskRunInfo(
+            id=row.id,
+            run_id=row.run_id,
+            parent_id=row.parent_id,
+            task_name=row.task_name,
+            task_hash=row.task_hash,
+            args_hash=row.args_hash,
+            call_hash=row.call_hash,
+            value_hash=row.value_hash,
+            status=row.status,
+            attempt=row.attempt,
+            cached_from=row.cached_from,
+            started_at=utc(row.started_at),
+            ended_at=utc(row.ended_at),
+            duration=row.duration if row.duration is not None else _duration(row.started_at, row.ended_at),
+            worker=row.worker,
+            exception_type=row.exception_type,
+            exception_message=row.exception_message,
+            traceback=row.traceback,
+            arguments=args.get(row.args_hash, ()),
+            result=results.get(row.value_hash) if row.value_hash else None,
+            tags=tags.get(row.id, ()),
+            logs=tuple(logs.get(row.id, ())) if with_logs else None,
+        )
+        for row in rows
+    ]
+
+
+def logs_for(
+    session: Session, *, task_run_ids: Sequence[str] = (), run_id: str | None = None
+) -> dict[str | None, list[LogLine]]:
+    """Log lines per task run id (None for the run's own lines), oldest first."""
+    stmt = select(LogRecord).order_by(LogRecord.created_at, LogRecord.id)
+    if run_id is not None:
+        stmt = stmt.where(LogRecord.run_id == run_id)
+    else:
+        stmt = stmt.where(LogRecord.task_run_id.in_(list(task_run_ids)))
+    found: dict[str | None, list[LogLine]] = {}
+    for rec in session.scalars(stmt):
+        found.setdefault(rec.task_run_id, []).append(
+            LogLine(rec.id, rec.run_id, rec.task_run_id, utc(rec.created_at), rec.level, rec.logger, rec.message)
+        )
+    return found
+
+
+def calls(session: Session, rows: Sequence[Any]) -> list[CallInfo]:
+    """CallInfo for ``(Call, task name)`` rows."""
+    args = arguments(session, {(call.args_hash, call.task_hash) for call, _ in rows})
+    results = values(session, {call.value_hash for call, _ in rows})
+    tags = tags_for(session, [call.hash for call, _ in rows])
+    return [
+        CallInfo(
+            hash=call.hash,
+            task_name=name,
+            task_hash=call.task_hash,
+            args_hash=call.args_hash,
+            value_hash=call.value_hash,
+            created_at=utc(call.created_at),
+            arguments=args.get(call.args_hash, ()),
+            result=results.get(call.value_hash),
+            tags=tags.get(call.hash, ()),
+        )
+        for call, name in rows
+    ]
+
+
+def call_rows(session: Session, hashes: Sequence[str]) -> list[Any]:
+    stmt = (
+        select(Call, TaskDef.name)
+        .join(TaskDef, TaskDef.hash == Call.task_hash)
+        .where(Call.hash.in_(list(hashes)))
+    )
+    return list(session.execute(stmt).tuples())
+
+
+def files(session: Session, rows: Sequence[File]) -> list[FileInfo]:
+    shown = values(session, [row.hash for row in rows], with_tags=True)
+    return [
+        FileInfo(
+            hash=row.hash,
+            path=row.path,
+            content_hash=row.content_hash,
+            size=row.size,
+            mtime=row.mtime,
+            created_at=utc(row.created_at),
+            value=shown.get(row.hash),
+            tags=shown[row.hash].tags if row.hash in shown else (),
+        )
+        for row in rows
+    ]

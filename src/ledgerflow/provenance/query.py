@@ -1,0 +1,236 @@
+"""Turning user filters (status, task, tags, file globs, time windows) into SQL.
+
+Pure helpers: they parse and validate what a user typed (from Python or the CLI) and
+return SQLAlchemy conditions or statements; :class:`~ledgerflow.provenance.ledger.Ledger`
+runs them. Every bad input is a :class:`~ledgerflow.errors.UsageError` naming the option.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, false, or_, select, union
+from sqlalchemy.orm import InstrumentedAttribute
+
+from ledgerflow.errors import UsageError
+from ledgerflow.ledger.schema import (
+    RUN_STATES,
+    TASK_RUN_STATES,
+    Argument,
+    File,
+    Run,
+    Tag,
+    TaskRun,
+    ValueEdge,
+)
+
+TimeLike = datetime | date | str
+TagFilter = str | tuple[str, str] | Mapping[str, str] | Iterable[str | tuple[str, str]]
+
+_SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
+_SPAN_FULL = re.compile(r"(?:\s*\d+(?:\.\d+)?\s*[wdhms]\s*)+", re.IGNORECASE)
+_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+TIME_FORMS = "a span like 30m, 3h, 2d, 1w (ago), or a date/time like 2026-11-01 or 2026-11-01T08:30"
+
+
+def parse_time(value: TimeLike, *, option: str = "since", now: datetime | None = None) -> datetime:
+    """A moment in UTC from a datetime, a date, ``"2d"`` (ago) or an ISO date/time.
+
+    Naive datetimes and dates are taken in the local time zone.
+    """
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.astimezone()
+        return moment.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day).astimezone().astimezone(UTC)
+    if not isinstance(value, str) or not value.strip():
+        raise UsageError(f"--{option}: expected {TIME_FORMS}, got {value!r}")
+    text = value.strip()
+    if _SPAN_FULL.fullmatch(text):
+        span = timedelta()
+        for amount, unit in _SPAN.findall(text):
+            span += timedelta(**{_UNITS[unit.lower()]: float(amount)})
+        return (now or datetime.now(UTC)) - span
+    try:
+        moment = datetime.fromisoformat(text.replace(" ", "T", 1) if " " in text else text)
+    except ValueError:
+        raise UsageError(
+            f"--{option}: cannot read {value!r} as a time", hint=f"use {TIME_FORMS}"
+        ) from None
+    return parse_time(moment, option=option)
+
+
+def parse_statuses(value: str | Iterable[str] | None, allowed: tuple[str, ...], *, option: str = "status") -> tuple[str, ...]:
+    """``"failed"``, ``"failed,skipped"`` or a list of them, each checked against ``allowed``."""
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else [v for item in value for v in str(item).split(",")]
+    statuses = tuple(dict.fromkeys(s.strip().lower() for s in items if s.strip()))
+    for status in statuses:
+        if status not in allowed:
+            raise UsageError(
+                f"--{option}: unknown status {status!r}", hint=f"use one of {', '.join(allowed)}"
+            )
+    return statuses
+
+
+def parse_tag(text: str | tuple[str, str], *, option: str = "tag", need_value: bool = False) -> tuple[str, str | None]:
+    """``"key=value"`` -> ``("key", "value")``; ``"key"`` -> ``("key", None)`` (any value)."""
+    if isinstance(text, tuple):
+        key, value = text
+        return str(key), None if value is None else str(value)
+    key, sep, value = str(text).partition("=")
+    key = key.strip()
+    if not key or (need_value and not sep):
+        form = "key=value" if need_value else "key=value or key"
+        raise UsageError(f"--{option}: expected {form}, got {text!r}")
+    return key, (value.strip() if sep else None)
+
+
+def parse_tags(value: TagFilter | None, *, option: str = "tag") -> list[tuple[str, str | None]]:
+    """Every tag filter in ``value``: a string, a pair, a mapping or a list of those."""
+    if value is None:
+        return []
+    if isinstance(value, str | tuple):
+        return [parse_tag(value, option=option)]
+    if isinstance(value, Mapping):
+        return [(str(k), None if v is None else str(v)) for k, v in value.items()]
+    return [parse_tag(item, option=option) for item in value]
+
+
+def tagged(tags: list[tuple[str, str | None]]) -> list[Select[Any]]:
+    """One ``SELECT entity_id`` per tag filter (they are combined with AND)."""
+    selects = []
+    for key, value in tags:
+        condition = Tag.key == key if value is None else and_(Tag.key == key, Tag.value == value)
+        selects.append(select(Tag.entity_id).where(condition))
+    return selects
+
+
+def glob_to_like(pattern: str) -> str:
+    """A shell glob (``*``, ``?``) as a SQL LIKE pattern escaped with ``\\``."""
+    out = []
+    for char in pattern:
+        if char in "%_\\":
+            out.append("\\" + char)
+        elif char == "*":
+            out.append("%")
+        elif char == "?":
+            out.append("_")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def path_candidates(path: str | Path, root: Path) -> list[str]:
+    """The ways a path may be stored: as given, absolute from here, absolute from the root."""
+    text = str(path)
+    found = [text]
+    given = Path(text).expanduser()
+    for base in (Path.cwd(), root):
+        full = given if given.is_absolute() else base / given
+        found.extend((str(full), os.path.normpath(full)))
+    if given.is_absolute():
+        for base in (root, Path.cwd()):
+            try:
+                found.append(str(given.relative_to(base)))
+            except ValueError:
+                pass
+    return list(dict.fromkeys(found))
+
+
+def file_condition(pattern: str | Path, root: Path) -> ColumnElement[bool]:
+    """Files whose path matches a glob, whether stored relative or absolute."""
+    text = str(pattern)
+    likes = [glob_to_like(candidate) for candidate in path_candidates(text, root)]
+    if not Path(text).is_absolute():
+        likes.append("%/" + glob_to_like(text.removeprefix("./")))
+    return or_(*(File.path.like(like, escape="\\") for like in dict.fromkeys(likes)))
+
+
+def holders_of_files(pattern: str | Path, root: Path) -> Select[Any]:
+    """Hashes of matching files and of the values (lists, dicts) that hold them directly."""
+    files = select(File.hash).where(file_condition(pattern, root))
+    holders = select(ValueEdge.parent_hash).where(ValueEdge.child_hash.in_(files))
+    return select(union(files, holders).subquery().c[0])
+
+
+def task_condition(column: InstrumentedAttribute[str], name: str) -> ColumnElement[bool]:
+    """A task name: exact, or the last part of a dotted / ``module:task`` name, or a glob."""
+    if "*" in name or "?" in name:
+        return column.like(glob_to_like(name), escape="\\")
+    escaped = glob_to_like(name)
+    return or_(
+        column == name,
+        column.like("%." + escaped, escape="\\"),
+        column.like("%:" + escaped, escape="\\"),
+    )
+
+
+def runs_statement(
+    *,
+    status: str | Iterable[str] | None = None,
+    task: str | None = None,
+    tag: TagFilter | None = None,
+    since: TimeLike | None = None,
+    until: TimeLike | None = None,
+) -> Select[Any]:
+    """Runs matching the filters, newest first (callers add limit/offset)."""
+    stmt = select(Run)
+    statuses = parse_statuses(status, RUN_STATES)
+    if statuses:
+        stmt = stmt.where(Run.status.in_(statuses))
+    if task:
+        ran = select(TaskRun.run_id).where(task_condition(TaskRun.task_name, task))
+        stmt = stmt.where(or_(task_condition(Run.entry_task, task), Run.id.in_(ran)))
+    for ids in tagged(parse_tags(tag)):
+        stmt = stmt.where(Run.id.in_(ids))
+    if since is not None:
+        stmt = stmt.where(Run.started_at >= parse_time(since, option="since"))
+    if until is not None:
+        stmt = stmt.where(Run.started_at < parse_time(until, option="until"))
+    return stmt.order_by(Run.started_at.desc(), Run.id.desc())
+
+
+def task_runs_statement(
+    *,
+    root: Path,
+    run_ids: list[str] | None = None,
+    task: str | None = None,
+    status: str | Iterable[str] | None = None,
+    tag: TagFilter | None = None,
+    file: str | Path | None = None,
+    since: TimeLike | None = None,
+    until: TimeLike | None = None,
+) -> Select[Any]:
+    """Task runs matching the filters, newest first.
+
+    ``tag`` matches tags on the task run, on its run or on its call. ``file`` matches task
+    runs that returned a matching file or took one as an argument (directly or in a list).
+    """
+    stmt = select(TaskRun)
+    if run_ids is not None:
+        stmt = stmt.where(TaskRun.run_id.in_(run_ids) if run_ids else false())
+    if task:
+        stmt = stmt.where(task_condition(TaskRun.task_name, task))
+    statuses = parse_statuses(status, TASK_RUN_STATES)
+    if statuses:
+        stmt = stmt.where(TaskRun.status.in_(statuses))
+    for ids in tagged(parse_tags(tag)):
+        stmt = stmt.where(
+            or_(TaskRun.id.in_(ids), TaskRun.run_id.in_(ids), TaskRun.call_hash.in_(ids))
+        )
+    if file:
+        holders = holders_of_files(file, root)
+        args = select(Argument.args_hash).where(Argument.value_hash.in_(holders))
+        stmt = stmt.where(or_(TaskRun.value_hash.in_(holders), TaskRun.args_hash.in_(args)))
+    if since is not None:
+        stmt = stmt.where(TaskRun.started_at >= parse_time(since, option="since"))
+    if until is not None:
+        stmt = stmt.where(TaskRun.started_at < parse_time(until, option="until"))
+    return stmt.order_by(TaskRun.started_at.desc().nulls_last(), TaskRun.id.desc())
