@@ -27,6 +27,10 @@ def helper(x: int) -> int:
     return x
 
 CONSTANT = 3
+
+
+class Model:
+    pass
 '''
 
 
@@ -114,7 +118,8 @@ def test_missing_attribute_lists_the_tasks(package: str) -> None:
     assert info.value.hint == "tasks in this module: main, other"
 
 
-@pytest.mark.parametrize(("name", "kind"), [("helper", "function"), ("CONSTANT", "int")])
+@pytest.mark.parametrize(("name", "kind"), [("helper", "function"), ("CONSTANT", "int"),
+                                           ("Model", "class")])
 def test_not_a_task(package: str, name: str, kind: str) -> None:
     with pytest.raises(UsageError) as info:
         load_task(f"{package}.tasks:{name}")

@@ -211,6 +211,7 @@ def test_help_shows_the_docstring_and_the_task_options(order: str) -> None:
     out = result.output
     assert "Reduce n generated values with a multiplier." in out
     assert "Generic help of the probe command" not in out
+    assert "Args:" not in out  # the parameters' descriptions move to the options list
     assert "Task options:" in out
     assert "--n INT" in out and "how many values to generate." in out
     assert "what each value is multiplied by." in out

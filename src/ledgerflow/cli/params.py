@@ -32,6 +32,7 @@ _CONTAINERS = {
     collections.abc.Sequence: list, collections.abc.Iterable: list,
     collections.abc.Set: frozenset,
 }
+_ARGS_HEADER = re.compile(r"(Args|Arguments|Parameters|Params):\s*")
 SUPPORTED = "int, float, str, bool, Path, File, an Enum, Literal[...], list[...], Optional[...]"
 
 
@@ -167,7 +168,7 @@ def parameter_help(doc: str | None) -> dict[str, str]:
     lines = inspect.cleandoc(doc).splitlines()
     in_args, current = False, None
     for line in lines:
-        if re.fullmatch(r"(Args|Arguments|Parameters|Params):\s*", line):
+        if _ARGS_HEADER.fullmatch(line):
             in_args, current = True, None
             continue
         if not in_args:
@@ -280,6 +281,21 @@ def _unsupported(param: inspect.Parameter, annotation: Any, required: bool, task
     return None
 
 
+def without_args_section(doc: str) -> str:
+    """The docstring minus its ``Args:`` section (the options list shows it)."""
+    kept: list[str] = []
+    skipping = False
+    for line in doc.splitlines():
+        if _ARGS_HEADER.fullmatch(line):
+            skipping = True
+            continue
+        if skipping and (not line.strip() or line[:1].isspace()):
+            continue
+        skipping = False
+        kept.append(line)
+    return "\n".join(kept).strip()
+
+
 def _keep_layout(doc: str) -> str:
     """Mark docstring paragraphs with indented lines (argument lists, examples) verbatim."""
     paragraphs = re.split(r"\n\s*\n", doc)
@@ -356,7 +372,7 @@ class TaskCommand(click.Command):
         formatter.write_paragraph()
         with formatter.indentation():
             formatter.write_text(f"Task {name} ({func.__module__}.{func.__qualname__})")
-            doc = inspect.getdoc(func)
+            doc = without_args_section(inspect.getdoc(func) or "")
             if doc:
                 formatter.write_paragraph()
                 formatter.write_text(_keep_layout(doc))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import os
 import re
 import sys
@@ -177,12 +178,22 @@ def _task_attribute(module: ModuleType, name: str, target: str) -> Task:
             )
         value = getattr(value, part)
     if not is_task(value):
-        kind = type(value).__name__
+        kind = _kind(value)
         raise UsageError(
             f"'{target}' is a {kind}, not a task (decorate it with @task)",
             hint=_available(module),
         )
     return value  # type: ignore[no-any-return]
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, type):
+        return "class"
+    if isinstance(value, ModuleType):
+        return "module"
+    if inspect.isfunction(value) or inspect.isbuiltin(value):
+        return "function"
+    return type(value).__name__
 
 
 def _available(module: ModuleType) -> str:
