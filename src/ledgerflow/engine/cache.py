@@ -50,6 +50,8 @@ class CacheReader:
                 self._raw = self.engine.raw_connection()
             except DBAPIError as exc:
                 raise DatabaseError(f"cannot open the ledger: {exc.orig}") from None
+            if not self._sqlite:
+                self._raw.driver_connection.autocommit = True  # reads only: one round trip each
         return self._raw
 
     def _sql(self, count: int) -> str:
@@ -80,8 +82,6 @@ class CacheReader:
                     for row in cursor.fetchall():
                         hit = CacheHit(*row)
                         found[(hit.task_hash, hit.args_hash)] = hit
-            if not self._sqlite:
-                raw.rollback()  # end the read transaction psycopg opened
         except DBAPIError as exc:
             raise DatabaseError(f"reading the cache failed: {exc.orig}") from None
         except Exception as exc:
@@ -98,16 +98,15 @@ class CacheReader:
         cursor = raw.cursor()
         try:
             cursor.execute(f"SELECT 1 FROM lf_value WHERE hash = {self._mark}", [value_hash])
-            found = cursor.fetchone() is not None
-            if not self._sqlite:
-                raw.rollback()
-            return found
+            return cursor.fetchone() is not None
         finally:
             cursor.close()
 
     def close(self) -> None:
         if self._raw is not None:
             try:
+                if not self._sqlite:
+                    self._raw.driver_connection.autocommit = False
                 self._raw.close()
             finally:
                 self._raw = None

@@ -98,10 +98,16 @@ def _arguments_json(expr: Any) -> str | None:
         return None
     from ledgerflow.values import preview
 
-    shown = {
-        name: f"<{value.task.name}(...)>" if isinstance(value, Call) else preview(value)
-        for name, value in expr.arguments.items()
-    }
+    shown: dict[str, Any] = {}
+    for name, value in expr.arguments.items():
+        if isinstance(value, Call):
+            shown[name] = f"<{value.task.name}(...)>"
+        elif type(value) in (int, float, bool, type(None)) or (
+            type(value) is str and len(value) <= 200
+        ):
+            shown[name] = value
+        else:
+            shown[name] = preview(value)
     return json.dumps(shown)
 
 
@@ -141,7 +147,8 @@ def _file_hash_mode(mode: str) -> Iterator[None]:
 
 @contextmanager
 def _in_directory(directory: Path | None) -> Iterator[None]:
-    if directory is None:
+    """Tasks run in the project directory, where relative ``File`` paths are resolved."""
+    if directory is None or not directory.is_dir():
         yield
         return
     before = os.getcwd()
@@ -276,6 +283,7 @@ class _Run:
         )  # fmt: skip
         entry = entry_name(expr)
         value: Any = None
+        started_executor = False
         try:
             with _file_hash_mode(settings.cache.file_hash), _in_directory(
                 settings.root if settings.path is not None else None
@@ -285,6 +293,7 @@ class _Run:
                 if self.observer is not None:
                     self.observer.run_started(self.run_id, entry)
                 self.executor.start(WorkerEnv(settings, self.run_id, entry_arguments(expr)))
+                started_executor = True
                 try:
                     value = scheduler.run(expr)
                     if not scheduler.interrupted:
@@ -299,7 +308,8 @@ class _Run:
         finally:
             heartbeat.stop()
             try:
-                self.executor.shutdown(cancel=scheduler.interrupted)
+                if started_executor:
+                    self.executor.shutdown(cancel=scheduler.interrupted)
             finally:
                 reader.close()
                 recorder.close()

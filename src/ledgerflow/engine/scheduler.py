@@ -83,6 +83,7 @@ class Scheduler:
         self._started = time.monotonic()
         self._last_progress = 0.0
         self._reported: dict[str, int] = {}
+        executor.between_jobs = self._housekeeping
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -123,10 +124,10 @@ class Scheduler:
                 if self.ready or self.runnable:
                     continue
                 break
+            self._housekeeping()  # after submitting, so a flush shows what now runs
             for outcome in executor.collect(TICK):
                 self._on_outcome(outcome)
             self._settle()
-            self._housekeeping()
 
     def _housekeeping(self) -> None:
         if self.recorder.due():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,9 @@ class Executor(ABC):
     in a loop, then :meth:`shutdown`."""
 
     name = "executor"
+    #: Called by in-process executors between two jobs, so the scheduler can flush the
+    #: ledger and report progress while long tasks run.
+    between_jobs: Callable[[], None] | None = None
 
     def __init__(self, workers: int | None = None) -> None:
         if workers is not None and workers < 1:

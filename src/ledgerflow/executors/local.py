@@ -38,8 +38,11 @@ class LocalExecutor(Executor):
         from ledgerflow.engine.worker import run_job
 
         queue, finished, state, label = self._queue, self._finished, self._state, self._label
+        hook = self.between_jobs
         deadline = time.perf_counter() + BATCH_SECONDS
         while queue:
+            if hook is not None:
+                hook()
             job = queue.popleft()
             finished.append(run_job(job, state, label))
             if time.perf_counter() > deadline:
