@@ -5,7 +5,7 @@ Text files stand for the real formats: ``data/*.fastq`` (reads), ``data/referenc
 
     cd examples
     ledgerflow run genomics/pipeline.py:main
-    ledgerflow run genomics/pipeline.py:main --sample sample4
+    ledgerflow run genomics/pipeline.py:main --reads genomics/data/sample4.fastq
     ledgerflow dataflow out/sample4.vcf
 
 Each step is a task taking and returning :class:`~ledgerflow.File` values, so the ledger
@@ -20,8 +20,10 @@ from pathlib import Path
 
 from ledgerflow import File, task
 
-DATA = Path(__file__).resolve().parent / "data"
-SAMPLES = ["sample1", "sample2", "sample3", "sample4"]
+#: Relative to the project directory (examples/), where tasks run.
+DATA = Path("genomics/data")
+READS = [File(DATA / f"sample{i}.fastq") for i in range(1, 5)]
+REFERENCE = File(DATA / "reference.fa")
 MAX_MISMATCHES = 2
 
 
@@ -86,22 +88,18 @@ def call_variants(bam: File, reference: File, min_depth: int = 2) -> File:
 
 @task
 def main(
-    sample: list[str] = SAMPLES,
-    data_dir: Path = DATA,
+    reads: list[File] = READS,
+    reference: File = REFERENCE,
     out_dir: Path = Path("out"),
     min_depth: int = 2,
 ) -> list[File]:
     """Align the reads of each sample and call its variants.
 
     Args:
-        sample: samples to process (repeat the option), e.g. --sample sample4.
-        data_dir: folder holding reference.fa and <sample>.fastq.
+        reads: FASTQ files, one per sample (repeat the option).
+        reference: the reference genome (FASTA).
         out_dir: where the .bam and .vcf files are written.
         min_depth: fewest aligned reads to call a variant.
     """
-    reference = File(data_dir / "reference.fa")
-    return [
-        call_variants(align(File(data_dir / f"{name}.fastq"), reference, out_dir), reference,
-                      min_depth)
-        for name in sample
-    ]
+    return [call_variants(align(fastq, reference, out_dir), reference, min_depth)
+            for fastq in reads]

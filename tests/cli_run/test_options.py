@@ -243,3 +243,31 @@ def test_parameter_help_reads_google_and_rest_docstrings() -> None:
     assert parameter_help(":param int n: how many\n:param ratio: a ratio") == {
         "n": "how many", "ratio": "a ratio"
     }
+
+
+def test_relative_paths_are_rebased_onto_the_project_directory(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tasks run in the project directory: a path typed elsewhere must name the same file."""
+    root = tmp_path / "project"
+    (root / "sub").mkdir(parents=True)
+
+    def load(ctx: click.Context, target: str) -> Any:
+        ctx.meta[TaskCommand.ROOT_KEY] = root
+        return TASKS[target.partition(":")[2]]
+
+    rooted = TaskCommand("probe", params=list(probe.params), callback=probe.callback, load=load)
+
+    def arguments(*args: str) -> dict[str, Any]:
+        obj: dict[str, Any] = {}
+        result = CliRunner().invoke(rooted, list(args), obj=obj)
+        assert result.exit_code == 0, result.output
+        return obj["call"].arguments  # type: ignore[no-any-return]
+
+    monkeypatch.chdir(root / "sub")
+    assert arguments("m:files", "--reads", "a.fq")["reads"] == File("sub/a.fq")
+    monkeypatch.chdir(root)
+    assert arguments("m:files", "--reads", "a.fq")["reads"] == File("a.fq")
+    monkeypatch.chdir(tmp_path)
+    assert arguments("m:scalars", "--n", "1", "--out", "project/o.txt")["out"] == Path("o.txt")
+    outside = arguments("m:files", "--reads", "elsewhere/a.fq")["reads"]
+    assert outside == File(tmp_path / "elsewhere/a.fq")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections.abc
 import enum
 import inspect
+import os
 import re
 import types
 import typing
@@ -89,7 +90,33 @@ def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
-def _scalar(annotation: Any) -> tuple[click.ParamType, Callable[[Any], Any], str] | None:
+def rebase_paths(root: str | os.PathLike[str]) -> Callable[[str], str]:
+    """A converter of relative paths typed here to paths relative to ``root``.
+
+    Tasks run with the project directory as working directory, so ``--reads data/a.fq``
+    typed in a sub-folder must name the same file there. Paths outside ``root`` become
+    absolute.
+    """
+    base = os.path.abspath(root)
+
+    def rebase(text: str) -> str:
+        path = os.path.expanduser(text)
+        if os.path.isabs(path):
+            return path
+        absolute = os.path.abspath(path)
+        relative = os.path.relpath(absolute, base)
+        return absolute if relative.startswith("..") else relative
+
+    return rebase
+
+
+def _same(text: str) -> str:
+    return text
+
+
+def _scalar(
+    annotation: Any, rebase: Callable[[str], str] = _same
+) -> tuple[click.ParamType, Callable[[Any], Any], str] | None:
     """click type, converter and a display name for a non-container annotation."""
     if annotation is bool:
         return click.BOOL, bool, "bool"
@@ -98,10 +125,11 @@ def _scalar(annotation: Any) -> tuple[click.ParamType, Callable[[Any], Any], str
     if annotation is Any:
         return click.STRING, str, "str"
     if isinstance(annotation, type) and issubclass(annotation, Path):
-        return click.Path(path_type=Path), Path, "path"
+        path_type = annotation
+        return click.Path(), lambda p: path_type(rebase(str(p))), "path"
     if _is_file_type(annotation):
         file_type = annotation
-        return click.Path(dir_okay=False), lambda p: file_type(str(p)), "file"
+        return click.Path(dir_okay=False), lambda p: file_type(rebase(str(p))), "file"
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return _enum_choice(annotation)
     if typing.get_origin(annotation) is Literal:
@@ -189,8 +217,14 @@ def option_flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def task_interface(task: Any, *, reserved: Iterable[str] = ()) -> TaskInterface:
-    """Options for every parameter of ``task`` (a Task or a plain function)."""
+def task_interface(
+    task: Any, *, reserved: Iterable[str] = (), rebase: Callable[[str], str] = _same
+) -> TaskInterface:
+    """Options for every parameter of ``task`` (a Task or a plain function).
+
+    ``rebase`` rewrites the relative paths of ``Path`` and ``File`` options (see
+    :func:`rebase_paths`).
+    """
     func = getattr(task, "func", task)
     signature = inspect.signature(func)
     hints = _hints(func)
@@ -202,7 +236,7 @@ def task_interface(task: Any, *, reserved: Iterable[str] = ()) -> TaskInterface:
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         annotation = hints.get(param.name, param.annotation)
-        option = _task_option(param, annotation, docs.get(param.name), taken, task)
+        option = _task_option(param, annotation, docs.get(param.name), taken, task, rebase)
         if option is None:
             not_settable.append(param.name)
             continue
@@ -220,7 +254,12 @@ def _infer(annotation: Any, default: Any) -> Any:
 
 
 def _task_option(
-    param: inspect.Parameter, annotation: Any, doc: str | None, taken: set[str], task: Any
+    param: inspect.Parameter,
+    annotation: Any,
+    doc: str | None,
+    taken: set[str],
+    task: Any,
+    rebase: Callable[[str], str],
 ) -> TaskOption | None:
     default = param.default
     required = default is inspect.Parameter.empty
@@ -231,10 +270,10 @@ def _task_option(
         element_args = [a for a in typing.get_args(inner) if a is not Ellipsis] or [str]
         if len(set(element_args)) != 1:
             return _unsupported(param, annotation, required, task)
-        spec = _scalar(element_args[0])
+        spec = _scalar(element_args[0], rebase)
         container = _CONTAINERS[origin or inner]
     else:
-        spec = _scalar(inner)
+        spec = _scalar(inner, rebase)
     if spec is None:
         return _unsupported(param, annotation, required, task)
     click_type, convert, type_name = spec
@@ -313,6 +352,8 @@ class TaskCommand(click.Command):
     """
 
     META_KEY = "ledgerflow.task_interface"
+    #: ``load`` may put the project directory here: relative paths are rebased onto it.
+    ROOT_KEY = "ledgerflow.project_root"
 
     def __init__(self, *args: Any, load: Callable[[click.Context, str], Any], **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -350,7 +391,9 @@ class TaskCommand(click.Command):
         target = self.find_target(args)
         if target is not None and self.META_KEY not in ctx.meta:
             task = self.load(ctx, target)
-            ctx.meta[self.META_KEY] = task_interface(task, reserved=self.reserved())
+            root = ctx.meta.get(self.ROOT_KEY)
+            rebase = rebase_paths(root) if root is not None else _same
+            ctx.meta[self.META_KEY] = task_interface(task, reserved=self.reserved(), rebase=rebase)
         return super().parse_args(ctx, args)
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:

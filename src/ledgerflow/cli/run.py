@@ -37,6 +37,8 @@ def _load_task(ctx: click.Context, target: str) -> Any:
         root: Path | None = find_config(config_path).parent
     except ConfigError:
         root = None
+    else:
+        ctx.meta[TaskCommand.ROOT_KEY] = root
     return load_task(target, root=root)
 
 
