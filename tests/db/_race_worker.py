@@ -23,15 +23,15 @@ def define_token_model() -> type[Model]:
 
 
 def race(entry: dict[str, Any], root: str, keys: int, barrier: Any, results: Any) -> None:
-    """get_or_create every key in order, once all workers are ready; report the keys created."""
+    """get_or_create every key in order, all workers together; report the keys created."""
     token = define_token_model()
     settings = settings_from_mapping({"databases": {"default": entry}}, path=Path(root) / "x.yml")
     created: list[int] = []
     try:
         with Database(settings) as db:
             db.check_connection()
-            barrier.wait(timeout=120)
             for key in range(keys):
+                barrier.wait(timeout=120)  # every worker goes for this key at the same time
                 with db.transaction() as session:
                     obj, was_created = get_or_create(
                         session, token, {"key": key}, {"owner": str(os.getpid())}
@@ -40,6 +40,7 @@ def race(entry: dict[str, Any], root: str, keys: int, barrier: Any, results: Any
                 if was_created:
                     created.append(key)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which fails the test
+        barrier.abort()  # the others stop waiting for this worker
         results.put(("error", f"{type(exc).__name__}: {exc}"))
         return
     results.put(("ok", created))

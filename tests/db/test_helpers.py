@@ -20,6 +20,7 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledgerflow.db import Database, Helpers, Model, bulk_insert, find, paginate, update, upsert
@@ -84,6 +85,19 @@ def test_bulk_insert_rejects_an_unknown_column(reading_db: tuple[type[Any], Data
     rows = [{**row, "colour": "red"} for row in readings(2)]
     with pytest.raises(UsageError, match="unknown column 'colour'"), db.transaction() as session:
         bulk_insert(session, reading, rows)
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(reading)) == 0
+
+
+@pytest.mark.parametrize("rows", [10, 1_000])
+def test_bulk_insert_raises_sqlalchemy_integrity_error(
+    reading_db: tuple[type[Any], Database], rows: int
+) -> None:
+    """Every path (executemany, COPY, Core) reports a constraint violation the same way."""
+    reading, db = reading_db
+    duplicated = [*readings(rows), {**next(readings(1)), "value": -1.0}]
+    with pytest.raises(sa_exc.IntegrityError), db.transaction() as session:
+        bulk_insert(session, reading, duplicated)
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(reading)) == 0
 

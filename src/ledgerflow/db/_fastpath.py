@@ -9,13 +9,15 @@ so what lands in the table is what the ORM would have written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from operator import attrgetter, itemgetter, methodcaller
 from typing import Any
 
 from sqlalchemy import Boolean, Column, Connection, Dialect, LargeBinary, Table, insert
 from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
+from sqlalchemy.exc import DBAPIError
 
 from ledgerflow.errors import UsageError
 
@@ -167,6 +169,15 @@ class _Writer:
     def _write_columns(self, columns: list[Sequence[Any]], count: int) -> int:
         raise NotImplementedError
 
+    @contextmanager
+    def _driver_errors(self, sql: str) -> Iterator[None]:
+        """Raise the driver's errors as SQLAlchemy's (``IntegrityError``...), like Core does."""
+        dbapi = self.connection.dialect.loaded_dbapi
+        try:
+            yield
+        except dbapi.Error as exc:
+            raise DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
+
 
 class SqliteWriter(_Writer):
     def _write_columns(self, columns: list[Sequence[Any]], count: int) -> int:
@@ -175,7 +186,8 @@ class SqliteWriter(_Writer):
         sql = f"INSERT INTO {self._table_name()} ({self._column_list()}) VALUES ({marks})"
         cursor = self.connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.executemany(sql, rows)  # type: ignore[arg-type]
+            with self._driver_errors(sql):
+                cursor.executemany(sql, rows)  # type: ignore[arg-type]
         finally:
             cursor.close()
         return count
@@ -231,9 +243,9 @@ class PostgresWriter(_Writer):
         fmt = " (FORMAT BINARY)" if binary else ""
         sql = f"COPY {self._table_name()} ({self._column_list()}) FROM STDIN{fmt}"
         raw = self.connection.connection.driver_connection
-        with raw.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
+        with self._driver_errors(sql), raw.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
             if binary:
-                copy.set_types(oids)
+                copy.set_types(oids)  # type: ignore[arg-type]
             for row in zip(*columns):
                 copy.write_row(row)
         return count
