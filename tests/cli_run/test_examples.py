@@ -20,7 +20,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 @pytest.fixture
 def examples(tmp_path: Path, database_entry: dict[str, Any], isolated_imports: None,
-             fresh_models: None, monkeypatch: pytest.MonkeyPatch) -> Path:
+             fresh_models: None, monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: F811
     """A migrated copy of examples/ whose default database is the test's."""
     root = tmp_path / "examples"
     shutil.copytree(EXAMPLES, root, ignore=shutil.ignore_patterns(

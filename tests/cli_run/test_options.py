@@ -47,7 +47,7 @@ def choices(caller: Caller = Caller.gatk, level: Level = Level.low, mode: Litera
 
 
 @task
-def optional(limit: Optional[int] = None, label: str | None = None) -> None:  # noqa: UP007
+def optional(limit: Optional[int] = None, label: str | None = None) -> None:  # noqa: UP045
     pass
 
 

@@ -182,7 +182,7 @@ def _display(value: Any) -> Any:
 def _hints(func: Callable[..., Any]) -> dict[str, Any]:
     try:
         return typing.get_type_hints(func)
-    except Exception:
+    except (NameError, TypeError, AttributeError):  # unresolvable forward references
         return dict(getattr(func, "__annotations__", {}))
 
 
@@ -269,13 +269,15 @@ def _task_option(
     if multiple:
         element_args = [a for a in typing.get_args(inner) if a is not Ellipsis] or [str]
         if len(set(element_args)) != 1:
-            return _unsupported(param, annotation, required, task)
+            _unsupported(param, annotation, required, task)
+            return None
         spec = _scalar(element_args[0], rebase)
         container = _CONTAINERS[origin or inner]
     else:
         spec = _scalar(inner, rebase)
     if spec is None:
-        return _unsupported(param, annotation, required, task)
+        _unsupported(param, annotation, required, task)
+        return None
     click_type, convert, type_name = spec
     flag = option_flag(param.name)
     is_flag = inner is bool
@@ -303,21 +305,28 @@ def _task_option(
         **extra,
     )
     if multiple:
-        element = convert
-        convert = lambda values: container(element(v) for v in values)  # noqa: E731
+        convert = _each(convert, container)
     return TaskOption(param.name, option, convert, param.kind == param.POSITIONAL_ONLY)
 
 
+def _each(convert: Callable[[Any], Any], container: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def convert_all(values: Iterable[Any]) -> Any:
+        return container(convert(v) for v in values)
+
+    return convert_all
+
+
 def _unsupported(param: inspect.Parameter, annotation: Any, required: bool, task: Any) -> None:
+    """Refuse a required parameter the command line cannot give; others keep their default."""
+    if not required:
+        return
     shown = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
-    if required:
-        name = getattr(task, "name", getattr(task, "__name__", "task"))
-        raise UsageError(
-            f"parameter '{param.name}' of task '{name}' has type {shown}, which cannot be "
-            f"given on the command line",
-            hint=f"use {SUPPORTED}, or give it a default value",
-        )
-    return None
+    name = getattr(task, "name", getattr(task, "__name__", "task"))
+    raise UsageError(
+        f"parameter '{param.name}' of task '{name}' has type {shown}, which cannot be "
+        f"given on the command line",
+        hint=f"use {SUPPORTED}, or give it a default value",
+    )
 
 
 def without_args_section(doc: str) -> str:
