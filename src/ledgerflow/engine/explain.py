@@ -27,7 +27,13 @@ def explain(expr: Any, *, config: Any = None, settings: Settings | None = None) 
     from ledgerflow.db import Database
     from ledgerflow.engine.cache import CacheReader
     from ledgerflow.engine.plan import Planner
-    from ledgerflow.engine.runner import _file_hash_mode, ensure_ledger, resolve_settings
+    from ledgerflow.engine.runner import (
+        _file_hash_mode,
+        _in_directory,
+        ensure_ledger,
+        project_directory,
+        resolve_settings,
+    )
     from ledgerflow.engine.valuing import Values
     from ledgerflow.ledger.heartbeat import reap_stale_runs
 
@@ -43,7 +49,7 @@ def explain(expr: Any, *, config: Any = None, settings: Settings | None = None) 
     reader = CacheReader(engine)
     try:
         reap_stale_runs(engine)
-        with _file_hash_mode(settings.cache.file_hash):
+        with _file_hash_mode(settings.cache.file_hash), _in_directory(project_directory(settings)):
             planner = Planner(Values(settings), reader, frozenset())
             planner.plan(expr)
             node = planner.nodes[id(expr)]

@@ -164,14 +164,14 @@ def dry_run(expr: Any, settings: Settings, *, cache: bool, rerun: frozenset[str]
     """What a run of ``expr`` would do; writes nothing."""
     from ledgerflow.db import Database
     from ledgerflow.engine.cache import CacheReader
-    from ledgerflow.engine.runner import _file_hash_mode
+    from ledgerflow.engine.runner import _file_hash_mode, _in_directory, project_directory
     from ledgerflow.engine.valuing import Values
 
     started = time.monotonic()
     database = Database(settings)
     reader = CacheReader(database.engine()) if cache else None
     try:
-        with _file_hash_mode(settings.cache.file_hash):
+        with _file_hash_mode(settings.cache.file_hash), _in_directory(project_directory(settings)):
             nodes = Planner(Values(settings), reader, rerun).plan(expr)
     finally:
         if reader is not None:

@@ -145,6 +145,11 @@ def _file_hash_mode(mode: str) -> Iterator[None]:
         File.hash_mode = before
 
 
+def project_directory(settings: Settings) -> Path | None:
+    """Where tasks run: the directory of ``ledgerflow.yml`` (None for settings made in code)."""
+    return settings.root if settings.path is not None else None
+
+
 @contextmanager
 def _in_directory(directory: Path | None) -> Iterator[None]:
     """Tasks run in the project directory, where relative ``File`` paths are resolved."""
@@ -286,7 +291,7 @@ class _Run:
         started_executor = False
         try:
             with _file_hash_mode(settings.cache.file_hash), _in_directory(
-                settings.root if settings.path is not None else None
+                project_directory(settings)
             ):
                 recorder.start_run(self._run_row(expr, command_line), configuration, tag_rows)
                 heartbeat.start()

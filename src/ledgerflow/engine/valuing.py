@@ -47,6 +47,7 @@ class Values:
         self._store: ValueStore | None = None
         self._key: bytes | None = None
         self._memo: dict[int, tuple[Any, str]] = {}
+        self._corrupt: set[str] = set()  # stored values that failed their check: rewrite them
 
     @property
     def key(self) -> bytes:
@@ -85,6 +86,11 @@ class Values:
         """Buffer the rows of a value (and of its elements) unless already recorded."""
         recorder = self.recorder
         assert recorder is not None
+        if digest in self._corrupt:
+            self._corrupt.discard(digest)
+            self.store.delete(digest)
+            recorder.value_repair(self._value_row(obj, digest, datetime.now(timezone.utc)))
+            recorder.value_known(digest)
         if recorder.has_value(digest):
             return
         if self.stored is not None and _large(obj) and self.stored(digest):
@@ -147,8 +153,10 @@ class Values:
         try:
             value, data = self.load(fmt, inline, store_key, signature)
         except IntegrityError:
+            self._corrupt.add(digest)
             return False, None, "the stored result failed its signature check"
         except LedgerflowError as exc:
+            self._corrupt.add(digest)
             return False, None, f"the stored result cannot be loaded ({exc.message})"
         if fmt == "pickle" and _FILE_MARK in data:
             changed = changed_file(value, digest)

@@ -153,6 +153,12 @@ class LedgerStatements:
         s = Statements(dialect)
         self.task_def = s.insert(T["lf_task_def"], TASK_DEF, conflict=())
         self.value = s.insert(T["lf_value"], VALUE, conflict=())
+        self.value_repair = s.insert(
+            T["lf_value"],
+            VALUE,
+            conflict=("hash",),
+            update=("format", "size", "inline", "store_key", "signature"),
+        )
         self.value_edge = s.insert(T["lf_value_edge"], VALUE_EDGE, conflict=())
         self.file = s.insert(T["lf_file"], FILE, conflict=())
         self.argument = s.insert(T["lf_argument"], ARGUMENT, conflict=())

@@ -62,6 +62,7 @@ class Recorder:
         # content-addressed: key -> row
         self._task_defs: dict[str, tuple[Any, ...]] = {}
         self._values: dict[str, tuple[Any, ...]] = {}
+        self._repairs: dict[str, tuple[Any, ...]] = {}
         self._files: dict[str, tuple[Any, ...]] = {}
         self._arguments: dict[str, list[tuple[Any, ...]]] = {}
         self._calls: dict[str, tuple[Any, ...]] = {}
@@ -102,6 +103,11 @@ class Recorder:
         if key not in self._known_values and key not in self._values:
             self._values[key] = row
             self._pending += 1
+
+    def value_repair(self, row: tuple[Any, ...]) -> None:
+        """Overwrite a stored value whose bytes or signature were found corrupt."""
+        self._repairs[row[0]] = row
+        self._pending += 1
 
     def value_edges(self, rows: list[tuple[Any, ...]]) -> None:
         self._value_edges.extend(rows)
@@ -189,6 +195,7 @@ class Recorder:
         batches = [
             (sql.task_def, self._task_defs.values()),
             (sql.value, self._values.values()),
+            (sql.value_repair, self._repairs.values()),
             (sql.value_edge, self._value_edges),
             (sql.file, self._files.values()),
             (sql.argument, arguments),
@@ -249,7 +256,7 @@ class Recorder:
         self._known_args.update(self._arguments)
         self._known_calls.update(self._calls)
         for buffer in (
-            self._task_defs, self._values, self._files, self._arguments, self._calls,
+            self._task_defs, self._values, self._repairs, self._files, self._arguments, self._calls,
             self._cache_entries, self._new_runs, self._dirty_runs,
         ):  # fmt: skip
             buffer.clear()

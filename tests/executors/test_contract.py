@@ -1,0 +1,107 @@
+"""One contract for every executor: the same pipeline leaves the same ledger records."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, insert, select
+
+import ledgerflow
+from ledgerflow import context, task
+from ledgerflow.config.settings import Settings
+from ledgerflow.db import Database
+from ledgerflow.errors import UsageError
+from ledgerflow.executors import EXECUTORS, Executor, executor_class, get_executor
+from ledgerflow.testing.pipelines import LedgerRows
+
+NOTES = Table("executor_note", MetaData(), Column("value", Integer, nullable=False))
+
+
+@task
+def generate(i: int) -> int:
+    return i * 10
+
+
+@task
+def note(x: int) -> int:
+    context.session.execute(insert(NOTES).values(value=x))
+    context.logger.info("noted %s", x)
+    return x + 1
+
+
+@task
+def main(n: int) -> list[int]:
+    return [note(generate(i)) for i in range(n)]
+
+
+@task
+def crash(x: int) -> int:
+    raise ValueError(f"crash {x}")
+
+
+@task
+def lock() -> object:
+    return threading.Lock()
+
+
+@pytest.mark.parametrize("executor", ["local", "threads", "processes"])
+def test_every_executor_records_the_same_ledger(
+    executor: str, ledger_settings: Settings, ledger: LedgerRows
+) -> None:
+    admin = Database(ledger_settings, role="admin")
+    try:
+        NOTES.create(admin.engine())
+    finally:
+        admin.dispose()
+
+    result = ledgerflow.execute(
+        {"ok": main(3), "bad": crash(1), "lock": lock()},
+        settings=ledger_settings, executor=executor, workers=2,
+    )  # fmt: skip
+    assert result.status == "failed"
+    assert {k: v for k, v in result.counts.items() if v} == {"done": 7, "failed": 2}
+    failures = {f.task_name: f for f in result.failures}
+    assert failures[crash.fullname].message == "crash 1"
+    assert failures[crash.fullname].exception_type == "ValueError"
+    unstorable = failures[lock.fullname]
+    assert lock.fullname in unstorable.message and "_thread.lock" in unstorable.message
+
+    (run,) = ledger.rows("lf_run")
+    assert run["executor"] == executor and run["status"] == "failed"
+    rows = ledger.rows("lf_task_run")
+    assert all(r["worker"] for r in rows if r["status"] == "done")
+    (root,) = [r for r in rows if r["task_name"] == main.fullname]
+    children = [r for r in rows if r["parent_id"] == root["id"]]
+    assert len(children) == 6 and root["status"] == "done"
+    assert ledger.count("lf_call_edge", parent_hash=root["call_hash"]) == 6
+    notes = {r["id"] for r in children if r["task_name"] == note.fullname}
+    logs = ledger.rows("lf_log_record")
+    assert sorted(r["message"] for r in logs) == ["noted 0", "noted 10", "noted 20"]
+    assert {r["task_run_id"] for r in logs} == notes
+
+    database = Database(ledger_settings)
+    try:
+        with database.engine().connect() as conn:
+            assert sorted(r.value for r in conn.execute(select(NOTES))) == [0, 10, 20]
+    finally:
+        database.dispose()
+
+    again = ledgerflow.execute(main(3), settings=ledger_settings, executor=executor, workers=2)
+    assert again.value == [1, 11, 21] and again.counts["cached"] == 1
+
+
+def test_executors_are_registered_lazily_and_unknown_names_are_refused() -> None:
+    assert set(EXECUTORS) >= {"local", "threads", "processes"}
+    assert all(":" in target for target in EXECUTORS.values())
+    for name in ("local", "threads", "processes"):
+        cls = executor_class(name)
+        assert issubclass(cls, Executor) and cls.name == name
+    assert get_executor("processes").workers >= 1
+    assert get_executor("local").workers == 1
+    with pytest.raises(UsageError) as info:
+        get_executor("slurm")
+    assert "unknown executor 'slurm'" in str(info.value)
+    assert "known executors: local, processes, threads" in str(info.value)
+    with pytest.raises(UsageError, match="workers must be >= 1"):
+        get_executor("threads", workers=0)
