@@ -30,6 +30,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "pull": ("ledgerflow.cli.records", "pull", "Copy ledger records from another configured database."),
     "prune": ("ledgerflow.cli.records", "prune", "Remove old runs and the records only they needed."),
     "cache": ("ledgerflow.cli.records", "cache", "List or clear the shared cache of task results."),
+    "runs": ("ledgerflow.cli.ledger", "runs", "List runs: status, duration, task runs by state."),
+    "log": ("ledgerflow.cli.ledger", "log", "Show a run's task runs as a tree, with states and durations."),
+    "show": ("ledgerflow.cli.ledger", "show", "Show everything about one run, task run, call, value or file."),
+    "query": ("ledgerflow.cli.ledger", "query", "Find task runs by task, status, tag, file, time or run."),
+    "tag": ("ledgerflow.cli.ledger", "tag", "Add (or --remove) KEY=VALUE tags on a record."),
+    "dataflow": ("ledgerflow.cli.ledger", "dataflow", "How a value or file was derived (or, --downstream, what came of it)."),
 }
 
 

@@ -248,7 +248,7 @@ def call_rows(session: Session, hashes: Sequence[str]) -> list[Any]:
         .join(TaskDef, TaskDef.hash == Call.task_hash)
         .where(Call.hash.in_(list(hashes)))
     )
-    return list(session.execute(stmt).tuples())
+    return list(session.execute(stmt))
 
 
 def files(session: Session, rows: Sequence[File]) -> list[FileInfo]:

@@ -52,6 +52,7 @@ class DataflowValue:
     preview: str | None
     path: str | None
     origin: bool
+    origin_in: str | None = None  # the call whose task built it, when not an entry argument
 
     def display(self) -> str:
         return f"<{self.hash[:8]}> {self.preview if self.preview is not None else self.type_name}"
@@ -113,6 +114,7 @@ class Section:
     routing: list[RouteStep] = field(default_factory=list)
     call: str | None = None  # the call that produced it
     origin: bool = False
+    origin_in: str | None = None  # built inside this call's task (a literal, not an argument)
 
 
 @dataclass
@@ -264,7 +266,7 @@ class _Upstream:
             if producers:
                 section.call = yield from self._deepest(producers)
             else:
-                section.origin = True
+                section.origin, section.origin_in = True, parent
             return
 
     def _sibling(self, parent: str, consumer: str, value: str, containers: set[str]) -> str | None:
@@ -400,7 +402,7 @@ def _display(row: ValueRow | None, value: str) -> str:
 
 
 def _dataflow_values(
-    loader: GraphLoader, names: _Names, origins: set[str]
+    loader: GraphLoader, names: _Names, origins: dict[str, str | None]
 ) -> tuple[tuple[DataflowValue, ...], dict[str, ValueRow]]:
     rows = loader.values(names.of)
     values = tuple(
@@ -411,6 +413,7 @@ def _dataflow_values(
             preview=rows[value].preview if value in rows else None,
             path=rows[value].path if value in rows else None,
             origin=value in origins,
+            origin_in=origins.get(value),
         )
         for value, name in names.of.items()
     )
@@ -462,7 +465,7 @@ def _render_upstream(
         if call is not None:
             for arg in loader.args.get(call, ()):
                 names.give(arg.value_hash, loader.param(call, arg))
-    origins = {v for v, s in sections.items() if s.origin}
+    origins = {v: s.origin_in for v, s in sections.items() if s.origin}
     values, rows = _dataflow_values(loader, names, origins)
 
     edges: list[DataflowEdge] = []
@@ -501,7 +504,10 @@ def _section_lines(loader: GraphLoader, section: Section, names: dict[str, str],
     ]
     if section.call is not None:
         steps.append(_call_text(loader, section.call, names))
-    if section.origin:
+    if section.origin and section.origin_in:
+        row = loader.calls.get(section.origin_in)
+        steps.append(f"origin (built in <{section.origin_in[:8]}> {row.task_name if row else '?'})")
+    elif section.origin:
         steps.append("origin")
     lines = [f"{name if i == 0 else pad} <-- {step}" for i, step in enumerate(steps)]
     args = loader.args.get(section.call, ()) if section.call else ()
@@ -526,11 +532,11 @@ def _render_downstream(
         if row is not None:
             producer.setdefault(row.value_hash, call)
     for value in order[1:]:
-        first = uses.get(value)
+        direct = [use for use in uses.get(value, ()) if use.inside is None]
         row = loader.calls.get(producer.get(value, ""))
-        base = loader.param(first[0].call, first[0].arg) if first else None
+        base = loader.param(direct[0].call, direct[0].arg) if direct else None
         names.give(value, base or f"{row.task_name if row else 'value'}_result")
-    values, rows = _dataflow_values(loader, names, set())
+    values, rows = _dataflow_values(loader, names, {})
 
     edges: list[DataflowEdge] = []
     lines: list[str] = []

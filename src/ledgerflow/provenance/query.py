@@ -210,7 +210,8 @@ def task_runs_statement(
 ) -> Select[Any]:
     """Task runs matching the filters, newest first.
 
-    ``tag`` matches tags on the task run, on its run or on its call. ``file`` matches task
+    ``tag`` matches tags on the task run, its run, its call or its result (value or file).
+    ``file`` matches task
     runs that returned a matching file or took one as an argument (directly or in a list).
     """
     stmt = select(TaskRun)
@@ -223,7 +224,8 @@ def task_runs_statement(
         stmt = stmt.where(TaskRun.status.in_(statuses))
     for ids in tagged(parse_tags(tag)):
         stmt = stmt.where(
-            or_(TaskRun.id.in_(ids), TaskRun.run_id.in_(ids), TaskRun.call_hash.in_(ids))
+            or_(TaskRun.id.in_(ids), TaskRun.run_id.in_(ids), TaskRun.call_hash.in_(ids),
+                TaskRun.value_hash.in_(ids))
         )
     if file:
         holders = holders_of_files(file, root)

@@ -165,8 +165,9 @@ class LedgerWriter:
     def run(
         self, entry_task: str, *, status: str = "done", started_at: datetime | None = None,
         seconds: float = 10.0, arguments: dict[str, Any] | None = None, root_call: str | None = None,
+        fixed_id: str | None = None,
     ) -> str:
-        run_id = self.new_id()
+        run_id = fixed_id or self.new_id()
         started = started_at or self.now
         self.rows[Run].append({
             "id": run_id, "status": status, "entry_task": entry_task,
@@ -185,8 +186,9 @@ class LedgerWriter:
         task_name: str = "task", parent_id: str | None = None, args_hash: str | None = None,
         started_at: datetime | None = None, seconds: float | None = 0.5,
         error: tuple[str, str] | None = None, cached_from: str | None = None,
+        fixed_id: str | None = None,
     ) -> str:
-        task_run_id = self.new_id()
+        task_run_id = fixed_id or self.new_id()
         started = None if status in ("pending", "skipped") else (started_at or self.now)
         finished = status in ("done", "cached", "failed", "interrupted")
         self.rows[TaskRun].append({
@@ -380,3 +382,131 @@ def _chain(writer: LedgerWriter, depth: int, now: datetime) -> tuple[str, str]:
         call = writer.call(step, [values[k - 1], writer.value(k)], values[k], parent=root, at=now)
         writer.task_run(run_id, step, call, task_name="step", parent_id=top, started_at=now)
     return run_id, values[-1]
+
+
+@dataclass(frozen=True)
+class ExampleLedger:
+    """Handles on the records :func:`write_example_ledger` wrote (ids and hashes by name)."""
+
+    now: datetime
+    runs: dict[str, str]  # old, cached, failed, running, merge
+    task_runs: dict[str, str]
+    calls: dict[str, str]
+    values: dict[str, str]
+
+
+def write_example_ledger(settings: Settings | Database, *, now: datetime | None = None) -> ExampleLedger:
+    """A small ledger with a known shape, for tests and documentation.
+
+    Run ``old`` (3 days ago, tag env=prod) is the redun-style genomics pipeline::
+
+        main(fastqs, ref) -> align_all(fastqs, ref) -> align(fastq, ref)        x2
+                          -> call_all(bams, ref)    -> call_variants(bam, ref)  x2
+
+    ``cached`` (1 day ago) took all of it from the cache; ``failed`` (2 hours ago, env=dev)
+    has a failing ``call_variants`` (logged, with a traceback) and a skipped ``summarize``;
+    ``running`` (5 minutes ago) is still going; ``merge`` (4 days ago) is a DAG where one
+    value feeds two branches that meet again: ``merge()`` returns ``task3(task1(v), task2(v))``
+    with ``v = task0()``.
+    Run ids start with ``aaaa``, ``aaab``, ``bbbb``, ``cccc``, ``dddd``.
+    """
+    writer = LedgerWriter(now=now, seed=7)
+    now = writer.now
+    t = {name: writer.task(name, params) for name, params in {
+        "main": ("fastqs", "ref"), "align_all": ("fastqs", "ref"), "call_all": ("bams", "ref"),
+        "align": ("fastq", "ref"), "call_variants": ("bam", "ref"), "summarize": ("vcf",),
+        "task0": (), "task1": ("a",), "task2": ("b",), "task3": ("c", "d"),
+    }.items()}
+    v: dict[str, str] = {"ref": writer.file("data/ref.fa", "ACGTACGT", at=now - timedelta(days=9))}
+    for i in (1, 2, 3):
+        v[f"fq{i}"] = writer.file(f"data/s{i}.fastq", f"reads {i}", at=now - timedelta(days=9))
+        v[f"bam{i}"] = writer.file(f"out/s{i}.bam", f"aligned {i}", at=now - timedelta(days=3))
+        v[f"vcf{i}"] = writer.file(f"out/s{i}.vcf", f"variants {i}", at=now - timedelta(days=3))
+    v["fastqs"] = writer.container([v["fq1"], v["fq2"]])
+    v["bams"] = writer.container([v["bam1"], v["bam2"]])
+    v["vcfs"] = writer.container([v["vcf1"], v["vcf2"]])
+    old_at = now - timedelta(days=3)
+    c: dict[str, str] = {"main": writer.call(t["main"], {"fastqs": v["fastqs"], "ref": v["ref"]}, v["vcfs"], at=old_at)}
+    c["align_all"] = writer.call(t["align_all"], {"fastqs": v["fastqs"], "ref": v["ref"]}, v["bams"],
+                                 parent=c["main"], at=old_at)
+    c["call_all"] = writer.call(t["call_all"], {"bams": v["bams"], "ref": v["ref"]}, v["vcfs"],
+                                parent=c["main"], at=old_at)
+    for i in (1, 2):
+        c[f"align{i}"] = writer.call(t["align"], {"fastq": v[f"fq{i}"], "ref": v["ref"]}, v[f"bam{i}"],
+                                     parent=c["align_all"], at=old_at)
+        c[f"call{i}"] = writer.call(t["call_variants"], {"bam": v[f"bam{i}"], "ref": v["ref"]},
+                                    v[f"vcf{i}"], parent=c["call_all"], at=old_at)
+    runs = {"old": "aaaa0001" + "0" * 24, "cached": "aaab0002" + "0" * 24, "failed": "bbbb0003" + "0" * 24,
+            "running": "cccc0004" + "0" * 24, "merge": "dddd0005" + "0" * 24}
+    trs: dict[str, str] = {}
+    task_of = {"main": "main", "align_all": "align_all", "align1": "align", "align2": "align",
+               "call_all": "call_all", "call1": "call_variants", "call2": "call_variants"}
+    parent_of = {"align_all": "main", "call_all": "main", "align1": "align_all", "align2": "align_all",
+                 "call1": "call_all", "call2": "call_all"}
+    for run in ("old", "cached"):
+        at = now - timedelta(days=3 if run == "old" else 1)
+        writer.run("pipeline.main", fixed_id=runs[run], started_at=at, seconds=12.5, root_call=c["main"],
+                   arguments={"fastqs": "[2 File]", "ref": "File('data/ref.fa')"})
+        for k, (name, task) in enumerate(task_of.items()):
+            trs[f"{run}.{name}"] = writer.task_run(
+                runs[run], t[task], c[name], task_name=f"pipeline.{task}",
+                status="done" if run == "old" else "cached",
+                parent_id=trs.get(f"{run}.{parent_of.get(name)}"),
+                started_at=at + timedelta(seconds=k), seconds=1.0 + k,
+                cached_from=runs["old"] if run == "cached" else None,
+            )
+    writer.log(runs["old"], trs["old.align1"], "aligned 120 reads", at=old_at + timedelta(seconds=2))
+    writer.tag(runs["old"], "run", "env", "prod")
+
+    fail_at = now - timedelta(hours=2)
+    writer.run("pipeline.main", fixed_id=runs["failed"], status="failed", started_at=fail_at, seconds=3)
+    top = writer.task_run(runs["failed"], t["main"], None, status="failed", task_name="pipeline.main",
+                          args_hash=writer.arguments({"fastqs": v["fq3"], "ref": v["ref"]}),
+                          started_at=fail_at, seconds=3, error=("RuntimeError", "1 task failed"))
+    c["align3"] = writer.call(t["align"], {"fastq": v["fq3"], "ref": v["ref"]}, v["bam3"], at=fail_at)
+    trs["failed.main"] = top
+    trs["failed.align3"] = writer.task_run(runs["failed"], t["align"], c["align3"], task_name="pipeline.align",
+                                           parent_id=top, started_at=fail_at, seconds=1.0)
+    trs["failed.call3"] = writer.task_run(
+        runs["failed"], t["call_variants"], None, status="failed", task_name="pipeline.call_variants",
+        parent_id=top, args_hash=writer.arguments({"bam": v["bam3"], "ref": v["ref"]}),
+        started_at=fail_at + timedelta(seconds=1), seconds=0.5,
+        error=("ValueError", "no reads pass the quality filter in out/s3.bam"),
+    )
+    trs["failed.summarize3"] = writer.task_run(
+        runs["failed"], t["summarize"], None, status="skipped", task_name="pipeline.summarize",
+        parent_id=top, args_hash=writer.arguments({"vcf": v["vcf3"]}),
+    )
+    writer.log(runs["failed"], trs["failed.call3"], "reading out/s3.bam", at=fail_at + timedelta(seconds=1))
+    writer.log(runs["failed"], trs["failed.call3"], "no reads pass the quality filter", level="ERROR",
+               at=fail_at + timedelta(seconds=1.2))
+    writer.tag(runs["failed"], "run", "env", "dev")
+
+    run_at = now - timedelta(minutes=5)
+    writer.run("pipeline.main", fixed_id=runs["running"], status="running", started_at=run_at)
+    writer.rows[Run][-1]["heartbeat_at"] = now
+    trs["running.main"] = writer.task_run(runs["running"], t["main"], None, status="running",
+                                          task_name="pipeline.main", started_at=run_at,
+                                          args_hash=writer.arguments({"fastqs": v["fastqs"], "ref": v["ref"]}))
+    trs["running.align1"] = writer.task_run(runs["running"], t["align"], None, status="pending",
+                                            task_name="pipeline.align", parent_id=trs["running.main"],
+                                            args_hash=writer.args_hash(c["align1"]))
+
+    merge_at = now - timedelta(days=4)
+    v["m0"], v["m1"], v["m2"] = writer.value("shared"), writer.value("left"), writer.value("right")
+    v["m3"] = writer.value("merged")
+    merge = writer.task("merge", ())
+    c["merge"] = writer.call(merge, [], v["m3"], at=merge_at)
+    c["task0"] = writer.call(t["task0"], [], v["m0"], parent=c["merge"], at=merge_at)
+    c["task1"] = writer.call(t["task1"], [v["m0"]], v["m1"], parent=c["merge"], at=merge_at)
+    c["task2"] = writer.call(t["task2"], [v["m0"]], v["m2"], parent=c["merge"], at=merge_at)
+    c["task3"] = writer.call(t["task3"], [v["m1"], v["m2"]], v["m3"], parent=c["merge"], at=merge_at)
+    writer.run("pipeline.merge", fixed_id=runs["merge"], started_at=merge_at, root_call=c["merge"])
+    trs["merge.merge"] = writer.task_run(runs["merge"], merge, c["merge"], task_name="pipeline.merge",
+                                         started_at=merge_at)
+    for k, name in enumerate(("task0", "task1", "task2", "task3")):
+        trs[f"merge.{name}"] = writer.task_run(runs["merge"], t[name], c[name], task_name=f"pipeline.{name}",
+                                               parent_id=trs["merge.merge"],
+                                               started_at=merge_at + timedelta(seconds=k + 1))
+    writer.write(settings)
+    return ExampleLedger(now=now, runs=runs, task_runs=trs, calls=c, values=v)

@@ -1,0 +1,359 @@
+"""``ledgerflow runs/log/show/query/tag/dataflow``: reading the ledger.
+
+Thin wrappers over :class:`ledgerflow.provenance.ledger.Ledger`: parse the options, call
+the library, print a table (or ``--json``: the records' documented ``to_json()`` shapes).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import click
+from rich.text import Text
+from rich.tree import Tree
+
+from ledgerflow.cli.output import cli_settings, console, echo, print_json, print_table, status_text
+from ledgerflow.ledger.schema import TASK_RUN_STATES
+from ledgerflow.provenance.ledger import Ledger
+from ledgerflow.provenance.query import parse_tag
+from ledgerflow.provenance.records import (
+    CallInfo,
+    FileInfo,
+    RunInfo,
+    TaskRunInfo,
+    ValueInfo,
+)
+
+_SINCE = "Started within this span (30m, 12h, 2d, 1w) or since a date/time (2026-11-01)."
+_UNTIL = "Started before this span ago or this date/time."
+_JSON = "Print JSON (stable, documented in docs/provenance.md)."
+PREVIEW_WIDTH = 70
+
+
+@contextmanager
+def _ledger(ctx: click.Context) -> Iterator[Ledger]:
+    with Ledger.open(cli_settings(ctx)) as ledger:
+        yield ledger
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{counts[s]} {s}" for s in TASK_RUN_STATES if counts.get(s))
+
+
+def _cut(text: str, width: int = PREVIEW_WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _entry(run: RunInfo) -> str:
+    try:
+        args = json.loads(run.arguments) if run.arguments else {}
+    except ValueError:
+        args = {}
+    shown = ", ".join(f"{k}={v}" for k, v in args.items()) if isinstance(args, dict) else ""
+    return _cut(f"{run.entry_task}({shown})")
+
+
+# -- runs -----------------------------------------------------------------------------------
+
+
+@click.command(short_help="List runs: status, duration, task runs by state.")
+@click.option("--status", help="Only runs in these states (comma separated): running, done, failed, interrupted.")
+@click.option("--task", help="Only runs whose entry task, or one of whose task runs, has this name.")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only runs with this tag (repeatable).")
+@click.option("--since", help=_SINCE)
+@click.option("--until", help=_UNTIL)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=0), help="Rows to show.")
+@click.option("--offset", default=0, type=click.IntRange(min=0), help="Rows to skip (pages).")
+@click.option("--json", "as_json", is_flag=True, help=_JSON)
+@click.pass_context
+def runs(ctx: click.Context, status: str | None, task: str | None, tags: tuple[str, ...],
+         since: str | None, until: str | None, limit: int, offset: int, as_json: bool) -> None:
+    """List runs, newest first, with their task runs counted by state."""
+    with _ledger(ctx) as ledger:
+        found = ledger.runs(status=status, task=task, tag=list(tags) or None, since=since,
+                            until=until, limit=limit, offset=offset)
+    if as_json:
+        print_json([run.to_json() for run in found])
+        return
+    if not found:
+        echo("No runs match.")
+        return
+    print_table(
+        ("id", "status", "started", "duration", "task runs", "entry"),
+        [(r.short, r.status, _when(r.started_at), _duration(r.duration), _counts(r.counts), _entry(r))
+         for r in found],
+    )
+
+
+# -- log ------------------------------------------------------------------------------------
+
+
+def _task_label(tr: TaskRunInfo) -> Text:
+    label = Text()
+    label.append(f"{tr.short} ", style="bright_black")
+    label.append(_cut(tr.call_display(), 60))
+    label.append("  ")
+    label.append_text(status_text(tr.status))
+    if tr.duration is not None:
+        label.append(f"  {_duration(tr.duration)}")
+    if tr.cached_from:
+        label.append(f"  (cache of run {tr.cached_from[:8]})", style="cyan")
+    if tr.attempt > 1:
+        label.append(f"  attempt {tr.attempt}")
+    if tr.exception_type:
+        label.append(f"  {tr.exception_type}: {_cut(tr.exception_message or '', 50)}", style="red")
+    return label
+
+
+@click.command(short_help="Show a run's task runs as a tree, with states and durations.")
+@click.argument("run", required=False)
+@click.option("--json", "as_json", is_flag=True, help=_JSON)
+@click.pass_context
+def log(ctx: click.Context, run: str | None, as_json: bool) -> None:
+    """Show the task runs of RUN (an id or prefix; default: the latest run) as a tree."""
+    with _ledger(ctx) as ledger:
+        info = ledger.run(run) if run else ledger.latest_run()
+        if info is None:
+            echo("No runs yet.")
+            return
+        forest = ledger.tree(info.id)
+    if as_json:
+        print_json({"run": info.to_json(), "task_runs": [node.to_json() for node in forest]})
+        return
+    head = Text(f"run {info.short} {info.entry_task} ")
+    head.append_text(status_text(info.status))
+    head.append(f"  started {_when(info.started_at)}  {_duration(info.duration)}  {_counts(info.counts)}")
+    tree = Tree(head)
+    pending = [(tree, node) for node in forest]
+    while pending:
+        branch, node = pending.pop(0)
+        child = branch.add(_task_label(node.task_run))
+        pending[:0] = [(child, c) for c in node.children]
+    console().print(tree)
+
+
+# -- show -----------------------------------------------------------------------------------
+
+
+def _field(name: str, value: Any) -> None:
+    if value not in (None, "", ()):
+        echo(f"{name + ':':<14}{value}")
+
+
+def _show_run(run: RunInfo, failures: list[TaskRunInfo]) -> None:
+    _field("run", run.id)
+    _field("status", run.status)
+    _field("entry", _entry(run))
+    _field("command", run.command_line)
+    _field("started", _when(run.started_at))
+    _field("ended", _when(run.ended_at))
+    _field("duration", _duration(run.duration))
+    _field("task runs", _counts(run.counts))
+    _field("host", f"{run.user or '?'}@{run.host or '?'} pid {run.pid}")
+    _field("executor", run.executor)
+    _field("code", run.code_version)
+    _field("ledgerflow", run.library_version)
+    _field("result", run.result_hash)
+    _field("tags", " ".join(map(str, run.tags)))
+    for tr in failures:
+        echo()
+        echo(f"failed: {tr.short} {_cut(tr.call_display())}", style="bold red")
+        echo(f"  {tr.exception_type}: {tr.exception_message}")
+
+
+def _show_task_run(tr: TaskRunInfo) -> None:
+    _field("task run", tr.id)
+    _field("task", tr.task_name)
+    _field("status", tr.status + (f" (cache of run {tr.cached_from[:8]})" if tr.cached_from else ""))
+    _field("run", tr.run_id)
+    _field("parent", tr.parent_id)
+    _field("call", tr.call_hash)
+    _field("started", _when(tr.started_at))
+    _field("duration", _duration(tr.duration))
+    _field("attempt", tr.attempt if tr.attempt > 1 else None)
+    _field("worker", tr.worker)
+    _field("tags", " ".join(map(str, tr.tags)))
+    echo("arguments:")
+    for arg in tr.arguments:
+        echo(f"  {arg.name} = <{arg.value.short}> {_cut(arg.value.display())}")
+    if tr.result is not None:
+        _field("result", f"<{tr.result.short}> {_cut(tr.result.display())}")
+    if tr.exception_type:
+        echo(f"exception:    {tr.exception_type}: {tr.exception_message}", style="bold red")
+        if tr.traceback:
+            echo(tr.traceback.rstrip())
+    if tr.logs:
+        echo("logs:")
+        for line in tr.logs:
+            echo(f"  {line}")
+
+
+def _show_call(call: CallInfo) -> None:
+    _field("call", call.hash)
+    _field("task", f"{call.task_name} ({call.task_hash[:8]})")
+    echo("arguments:")
+    for arg in call.arguments:
+        echo(f"  {arg.name} = <{arg.value.short}> {_cut(arg.value.display())}")
+    if call.result is not None:
+        _field("result", f"<{call.result.short}> {_cut(call.result.display())}")
+    _field("parents", " ".join(p[:8] for p in call.parents or ()))
+    _field("children", " ".join(c[:8] for c in call.children or ()))
+    _field("tags", " ".join(map(str, call.tags)))
+    for tr in call.task_runs or ():
+        echo(f"  task run {tr.short} in run {tr.run_id[:8]}: {tr.status} {_when(tr.started_at)}")
+
+
+def _show_value(value: ValueInfo) -> None:
+    _field("value", value.hash)
+    _field("type", value.type_name)
+    _field("preview", value.preview)
+    _field("size", value.size)
+    _field("path", value.path)
+    _field("created", _when(value.created_at))
+    _field("tags", " ".join(map(str, value.tags)))
+    _field("made by", " ".join(c[:8] for c in value.produced_by or ()))
+    _field("used by", " ".join(c[:8] for c in value.used_by or ()))
+
+
+def _show_file(file: FileInfo) -> None:
+    _field("file", file.path)
+    _field("hash", file.hash)
+    _field("content", file.content_hash)
+    _field("size", file.size)
+    _field("modified", _when(datetime.fromtimestamp(file.mtime).astimezone()) if file.mtime else None)
+    _field("recorded", _when(file.created_at))
+    _field("tags", " ".join(map(str, file.tags)))
+    for tr in file.task_runs or ():
+        echo(f"made by task run {tr.short} ({tr.task_name}, run {tr.run_id[:8]}, {tr.status} {_when(tr.started_at)})")
+
+
+@click.command(short_help="Show everything about one run, task run, call, value or file.")
+@click.argument("target", metavar="ID|PATH")
+@click.option("--json", "as_json", is_flag=True, help=_JSON)
+@click.pass_context
+def show(ctx: click.Context, target: str, as_json: bool) -> None:
+    """Show the record ID (a full id or a unique prefix) or the file PATH names."""
+    with _ledger(ctx) as ledger:
+        record = ledger.get(target)
+        failures = ledger.task_runs(run=record.id, status="failed", limit=None) if isinstance(record, RunInfo) else []
+    if as_json:
+        print_json(record.to_json())
+    elif isinstance(record, RunInfo):
+        _show_run(record, failures)
+    elif isinstance(record, TaskRunInfo):
+        _show_task_run(record)
+    elif isinstance(record, CallInfo):
+        _show_call(record)
+    elif isinstance(record, FileInfo):
+        _show_file(record)
+    else:
+        _show_value(record)
+
+
+# -- query ----------------------------------------------------------------------------------
+
+
+@click.command(short_help="Find task runs by task, status, tag, file, time or run.")
+@click.option("--task", help="Task name (the last dotted part is enough; * and ? globs work).")
+@click.option("--status", help=f"States, comma separated: {', '.join(TASK_RUN_STATES)}.")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE",
+              help="Tag on the task run, its run or its call (repeatable).")
+@click.option("--file", "file", metavar="GLOB", help="Took or returned a file matching this glob.")
+@click.option("--since", help=_SINCE)
+@click.option("--until", help=_UNTIL)
+@click.option("--run", "run_ids", multiple=True, metavar="RUN", help="Only in this run (id or prefix; repeatable).")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=0), help="Rows to show.")
+@click.option("--offset", default=0, type=click.IntRange(min=0), help="Rows to skip (pages).")
+@click.option("--json", "as_json", is_flag=True, help=_JSON)
+@click.pass_context
+def query(ctx: click.Context, task: str | None, status: str | None, tags: tuple[str, ...],
+          file: str | None, since: str | None, until: str | None, run_ids: tuple[str, ...],
+          limit: int, offset: int, as_json: bool) -> None:
+    """List task runs matching every filter, newest first."""
+    with _ledger(ctx) as ledger:
+        found = ledger.task_runs(run=list(run_ids) or None, task=task, status=status,
+                                 tag=list(tags) or None, file=file, since=since, until=until,
+                                 limit=limit, offset=offset)
+    if as_json:
+        print_json([tr.to_json() for tr in found])
+        return
+    if not found:
+        echo("No task runs match.")
+        return
+    print_table(
+        ("id", "run", "status", "started", "duration", "call"),
+        [(tr.short, tr.run_id[:8], tr.status, _when(tr.started_at), _duration(tr.duration),
+          _cut(tr.call_display()) + (f"  {tr.exception_type}: {_cut(tr.exception_message or '', 40)}"
+                                     if tr.exception_type else ""))
+         for tr in found],
+    )
+
+
+# -- tag ------------------------------------------------------------------------------------
+
+
+@click.command(short_help="Add (or --remove) KEY=VALUE tags on a record.")
+@click.argument("target", metavar="ID|PATH")
+@click.argument("pairs", nargs=-1, required=True, metavar="KEY=VALUE...")
+@click.option("--remove", is_flag=True, help="Remove these tags (KEY removes every value of KEY).")
+@click.option("--json", "as_json", is_flag=True, help=_JSON)
+@click.pass_context
+def tag(ctx: click.Context, target: str, pairs: tuple[str, ...], remove: bool, as_json: bool) -> None:
+    """Tag the record ID|PATH (run, task run, call, value or file) with KEY=VALUE pairs."""
+    parsed = [parse_tag(p, option="tag", need_value=not remove) for p in pairs]
+    with _ledger(ctx) as ledger:
+        record = ledger.resolve(target)
+        if remove:
+            keys = [k for k, v in parsed if v is None]
+            removed = ledger.untag(record.id, *keys, **{k: v for k, v in parsed if v is not None})
+        else:
+            ledger.tag(record.id, {k: v for k, v in parsed if v is not None})
+        tags = ledger.tags(record.id)
+    if as_json:
+        print_json({"kind": record.record_kind, "id": record.id, "tags": [t.to_json() for t in tags]})
+        return
+    if remove:
+        echo(f"Removed {removed} tag(s) from {record.record_kind.replace('_', ' ')} {record.id[:8]}.")
+    shown = " ".join(map(str, tags)) or "(none)"
+    echo(f"{record.record_kind.replace('_', ' ')} {record.id[:8]} tags: {shown}")
+
+
+# -- dataflow -------------------------------------------------------------------------------
+
+
+@click.command(short_help="How a value or file was derived (or, --downstream, what came of it).")
+@click.argument("target", metavar="VALUE|PATH")
+@click.option("--downstream", is_flag=True, help="Show what was derived from it instead.")
+@click.option("--max", "max_nodes", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Stop after this many values (upstream) or calls (downstream).")
+@click.option("--json", "as_json", is_flag=True, help=_JSON)
+@click.pass_context
+def dataflow(ctx: click.Context, target: str, downstream: bool, max_nodes: int, as_json: bool) -> None:
+    """Trace VALUE (a hash or prefix, or a task run/call whose result it is) or a file PATH."""
+    with _ledger(ctx) as ledger:
+        flow = ledger.dataflow(target, downstream=downstream, max_nodes=max_nodes)
+    if as_json:
+        print_json(flow.to_json())
+        return
+    for line in flow.lines:
+        echo(line)
