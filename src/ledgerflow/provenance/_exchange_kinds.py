@@ -17,12 +17,24 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Column, DateTime, Float, Integer, LargeBinary, String, Table
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    LargeBinary,
+    Select,
+    String,
+    Table,
+    select,
+    type_coerce,
+)
 
 from ledgerflow.errors import ImportRecordsError
 from ledgerflow.ledger.schema import LedgerBase
@@ -76,6 +88,9 @@ def _unb64(text: str) -> bytes:
     return base64.b64decode(text.encode("ascii"), validate=True)
 
 
+_NO_DEFAULT = object()
+
+
 class RecordError(Exception):
     """A field of one record is invalid (turned into an ImportRecordsError with its line)."""
 
@@ -114,80 +129,43 @@ def _type_name(column: Column[Any]) -> str:
     raise TypeError(f"column {column} has a type the export format does not handle: {sql_type}")
 
 
-def _encoder(field: Field) -> Callable[[Any], Any]:
-    if field.type == "bytes":
-        return lambda v: None if v is None else _b64(bytes(v))
-    if field.type == "datetime":
-        return lambda v: None if v is None else utc(v).isoformat()
-    return lambda v: v
+def iso_time(value: Any) -> str:
+    """ISO 8601 UTC text of a stored time: a datetime, or SQLite's raw ``YYYY-MM-DD HH:MM:SS.ffffff``."""
+    if type(value) is str:
+        if len(value) == 26 and value[10] == " ":
+            fraction = "" if value.endswith(".000000") else value[19:]
+            return f"{value[:10]}T{value[11:19]}{fraction}+00:00"
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is not UTC:
+        value = utc(value)
+    return str(value.isoformat())
 
 
-def _decoder(field: Field) -> Callable[[Any], Any]:
-    name, kind = field.name, field.type
+def parse_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is UTC else utc(moment)
 
-    def wrong(value: Any, expected: str) -> RecordError:
-        return RecordError(f"field '{name}' must be {expected}, got {json.dumps(value)[:60]}")
 
-    if kind == "str":
-        limit = field.max_length
+def sqlite_time(moment: datetime) -> str:
+    """A time as SQLAlchemy stores it in SQLite (naive UTC, microseconds always shown)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(" ", "microseconds")
 
-        def as_str(value: Any) -> Any:
-            if not isinstance(value, str):
-                raise wrong(value, "a string")
-            if limit is not None and len(value) > limit:
-                raise RecordError(f"field '{name}' is longer than {limit} characters")
-            return value
 
-        return as_str
-    if kind == "int":
-
-        def as_int(value: Any) -> Any:
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise wrong(value, "an integer")
-            return value
-
-        return as_int
-    if kind == "float":
-
-        def as_float(value: Any) -> Any:
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise wrong(value, "a number")
-            return float(value)
-
-        return as_float
-    if kind == "bool":
-
-        def as_bool(value: Any) -> Any:
-            if not isinstance(value, bool):
-                raise wrong(value, "true or false")
-            return value
-
-        return as_bool
-    if kind == "datetime":
-
-        def as_datetime(value: Any) -> Any:
-            if not isinstance(value, str):
-                raise wrong(value, "an ISO 8601 time")
-            try:
-                return utc(datetime.fromisoformat(value))
-            except ValueError:
-                raise wrong(value, "an ISO 8601 time") from None
-
-        return as_datetime
-
-    def as_bytes(value: Any) -> Any:
-        if not isinstance(value, str):
-            raise wrong(value, "base64 text")
-        try:
-            return _unb64(value)
-        except (binascii.Error, ValueError):
-            raise wrong(value, "base64 text") from None
-
-    return as_bytes
+_EXPECTED: dict[str, tuple[type, Callable[[Any], Any] | None, str]] = {
+    "str": (str, None, "a string"),
+    "int": (int, None, "an integer"),
+    "float": (float, None, "a number"),
+    "bool": (bool, None, "true or false"),
+    "datetime": (str, parse_time, "an ISO 8601 time"),
+    "bytes": (str, _unb64, "base64 text"),
+}
 
 
 class Kind:
-    """One record kind: its table, natural key and column codecs."""
+    """One record kind: its table, natural key and column codecs. Rows are tuples in
+    :attr:`columns` order."""
 
     def __init__(self, name: str, table: Table) -> None:
         self.name = name
@@ -197,51 +175,93 @@ class Kind:
         columns = [c for c in table.columns if not (self.keyless and c.key == "id")]
         self.fields = tuple(Field.of(c) for c in columns)
         self.columns = tuple(f.name for f in self.fields)
+        self.index = {name: i for i, name in enumerate(self.columns)}
         self.key_columns = tuple(c.key for c in table.primary_key.columns)
-        self._encoders = tuple((f.name, _encoder(f)) for f in self.fields)
-        self._decoders = tuple((f, _decoder(f)) for f in self.fields)
+        self.times = tuple(i for i, f in enumerate(self.fields) if f.type == "datetime")
+        self.binaries = tuple(i for i, f in enumerate(self.fields) if f.type == "bytes")
         self._names = frozenset(self.columns)
+        self._plan = tuple(
+            (f.name, *_EXPECTED[f.type][:2], f.max_length, f.nullable,
+             f.default if f.has_default else _NO_DEFAULT, f)
+            for f in self.fields
+        )
 
     def __repr__(self) -> str:
         return f"<Kind {self.name}>"
 
-    def encode(self, row: Mapping[str, Any]) -> dict[str, Any]:
+    def select(self, *, raw_times: bool = False) -> Select[Any]:
+        """SELECT of the kind's columns; ``raw_times`` leaves SQLite's time text unparsed."""
+        columns: list[Any] = [self.table.c[name] for name in self.columns]
+        if raw_times:
+            columns = [
+                type_coerce(c, String).label(c.name) if i in self.times else c
+                for i, c in enumerate(columns)
+            ]
+        return select(*columns)
+
+    def encode(self, row: Sequence[Any]) -> dict[str, Any]:
         """The JSON-ready ``data`` of a row read from the database."""
-        return {name: enc(row[name]) for name, enc in self._encoders}
+        data = dict(zip(self.columns, row, strict=True))
+        names = self.columns
+        for i in self.times:
+            if row[i] is not None:
+                data[names[i]] = iso_time(row[i])
+        for i in self.binaries:
+            if row[i] is not None:
+                data[names[i]] = _b64(bytes(row[i]))
+        return data
 
     def key(self, data: Mapping[str, Any]) -> Any:
         """The natural key of an encoded row: a string, or a list for a composite key."""
         if self.keyless:
-            identity = json.dumps([data[c] for c in LOG_IDENTITY], separators=(",", ":"))
+            identity = _COMPACT([data.get(c) for c in LOG_IDENTITY])
             return hashlib.sha1(identity.encode("utf-8")).hexdigest()
         if len(self.key_columns) == 1:
-            return data[self.key_columns[0]]
-        return [data[c] for c in self.key_columns]
+            return data.get(self.key_columns[0])
+        return [data.get(c) for c in self.key_columns]
 
-    def decode(self, data: Any) -> dict[str, Any]:
+    def decode(self, data: Any) -> tuple[Any, ...]:
         """A validated row (Python values) from an encoded ``data`` object."""
-        if not isinstance(data, dict):
+        if type(data) is not dict:
             raise RecordError("'data' must be an object")
-        unknown = data.keys() - self._names
-        if unknown:
+        if not self._names.issuperset(data):
+            unknown = sorted(map(repr, data.keys() - self._names))
             raise RecordError(
-                f"unknown field{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(sorted(map(repr, unknown)))} (is this ledger older than the "
-                "one that wrote the file? run `ledgerflow db upgrade`)"
+                f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} (is this "
+                "ledger older than the one that wrote the file? run `ledgerflow db upgrade`)"
             )
-        row: dict[str, Any] = {}
-        for field, decode in self._decoders:
-            value = data.get(field.name)
+        row: list[Any] = []
+        append = row.append
+        get = data.get
+        for name, expected, convert, limit, nullable, default, field in self._plan:
+            value = get(name)
             if value is None:
-                if field.name not in data and field.has_default:
-                    row[field.name] = field.default
-                elif field.nullable:
-                    row[field.name] = None
+                if default is not _NO_DEFAULT and name not in data:
+                    append(default)
+                elif nullable:
+                    append(None)
                 else:
-                    raise RecordError(f"field '{field.name}' is required")
-                continue
-            row[field.name] = decode(value)
-        return row
+                    raise RecordError(f"field '{name}' is required")
+            elif type(value) is expected:
+                if limit is not None and len(value) > limit:
+                    raise RecordError(f"field '{name}' is longer than {limit} characters")
+                if convert is None:
+                    append(value)
+                else:
+                    try:
+                        append(convert(value))
+                    except (ValueError, binascii.Error):
+                        raise _wrong(field, value) from None
+            elif field.type == "float" and type(value) is int:
+                append(float(value))
+            else:
+                raise _wrong(field, value)
+        return tuple(row)
+
+
+def _wrong(field: Field, value: Any) -> RecordError:
+    wanted = _EXPECTED[field.type][2]
+    return RecordError(f"field '{field.name}' must be {wanted}, got {json.dumps(value)[:60]}")
 
 
 def _build_kinds() -> dict[str, Kind]:
@@ -253,19 +273,21 @@ KINDS: dict[str, Kind] = _build_kinds()
 ORDER: tuple[Kind, ...] = tuple(KINDS.values())
 
 
-def encode_line(kind: Kind, row: Mapping[str, Any], blob: bytes | None = None) -> str:
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_PARSE = json.JSONDecoder().decode
+
+
+def encode_line(kind: Kind, row: Sequence[Any], blob: bytes | None = None) -> str:
     """One line of an export file (with its newline)."""
     data = kind.encode(row)
-    record: dict[str, Any] = {"kind": kind.name, "key": kind.key(data), "data": data}
-    if blob is not None:
-        record["blob"] = _b64(blob)
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
+    tail = "}\n" if blob is None else f',"blob":"{_b64(blob)}"}}\n'
+    return f'{{"kind":"{kind.name}","key":{_COMPACT(kind.key(data))},"data":{_COMPACT(data)}{tail}'
 
 
 @dataclass
 class Record:
     kind: Kind
-    row: dict[str, Any]
+    row: tuple[Any, ...]
     blob: bytes | None
     line: int
 
@@ -279,48 +301,51 @@ def decode_line(text: str | bytes, line: int, source: str) -> Record | None:
 
 
 def _decode(text: str | bytes, line: int) -> Record | None:
-    if not text.strip():
-        return None
     try:
-        record = json.loads(text)
+        record = _PARSE(text if type(text) is str else text.decode("utf-8"))  # type: ignore[union-attr]
     except (ValueError, UnicodeDecodeError) as exc:
+        if not text.strip():
+            return None
         raise RecordError(f"not valid JSON ({exc})") from None
-    if not isinstance(record, dict):
+    if type(record) is not dict:
         raise RecordError("a record must be a JSON object")
-    missing = [k for k in ("kind", "key", "data") if k not in record]
-    if missing:
-        raise RecordError(f"missing member {', '.join(map(repr, missing))}")
-    extra = record.keys() - {"kind", "key", "data", "blob"}
-    if extra:
-        raise RecordError(f"unknown member {', '.join(sorted(map(repr, extra)))}")
+    if len(record) != 3 or "data" not in record or "key" not in record or "kind" not in record:
+        missing = [k for k in ("kind", "key", "data") if k not in record]
+        if missing:
+            raise RecordError(f"missing member {', '.join(map(repr, missing))}")
+        extra = record.keys() - {"kind", "key", "data", "blob"}
+        if extra:
+            raise RecordError(f"unknown member {', '.join(sorted(map(repr, extra)))}")
     name = record["kind"]
-    kind = KINDS.get(name) if isinstance(name, str) else None
+    kind = KINDS.get(name) if type(name) is str else None
     if kind is None:
         raise RecordError(f"unknown kind {json.dumps(name)[:40]} (known: {', '.join(KINDS)})")
-    row = kind.decode(record["data"])
-    if kind.key(kind.encode(row)) != record["key"]:
+    data = record["data"]
+    row = kind.decode(data)
+    if kind.key(data) != record["key"]:
         raise RecordError(f"key {json.dumps(record['key'])[:100]} does not match the {name}'s data")
     blob = record.get("blob")
     if blob is not None:
         if name != "value":
             raise RecordError("only a value record may carry a 'blob'")
-        if not isinstance(blob, str):
+        if type(blob) is not str:
             raise RecordError("'blob' must be base64 text")
         try:
             blob = _unb64(blob)
         except (binascii.Error, ValueError):
             raise RecordError("'blob' is not valid base64") from None
     if name == "value":
-        _check_value(row, blob)
+        _check_value(kind, row, blob)
     return Record(kind, row, blob, line)
 
 
-def _check_value(row: dict[str, Any], blob: bytes | None) -> None:
-    if row.get("inline") is not None and row.get("store_key") is not None:
+def _check_value(kind: Kind, row: tuple[Any, ...], blob: bytes | None) -> None:
+    inline, store_key = row[kind.index["inline"]], row[kind.index["store_key"]]
+    if inline is not None and store_key is not None:
         raise RecordError("a value has either 'inline' bytes or a 'store_key', not both")
-    if blob is not None and row.get("store_key") is None:
+    if blob is not None and store_key is None:
         raise RecordError("a value with a 'blob' needs a 'store_key'")
-    size = row.get("size")
-    data = row.get("inline") if row.get("inline") is not None else blob
+    size = row[kind.index["size"]]
+    data = inline if inline is not None else blob
     if size is not None and data is not None and len(data) != size:
         raise RecordError(f"the value's bytes ({len(data)}) do not match its size ({size})")

@@ -135,55 +135,57 @@ def _closure(conn: Connection, parent: Column[Any], child: Column[Any], start: s
     return seen
 
 
-def stream_all(conn: Connection, kind: Kind) -> Iterator[Any]:
+def stream_all(conn: Connection, kind: Kind, raw_times: bool) -> Iterator[Any]:
     """Every row of a kind's table (server-side cursor on PostgreSQL)."""
     result = conn.execution_options(stream_results=True, yield_per=STREAM_ROWS).execute(
-        select(kind.table)
+        kind.select(raw_times=raw_times)
     )
-    for partition in result.mappings().partitions():
+    for partition in result.partitions():
         yield from partition
 
 
-def stream_reached(conn: Connection, kind: Kind, found: Reach) -> Iterator[Any]:
+def stream_reached(conn: Connection, kind: Kind, found: Reach, raw_times: bool) -> Iterator[Any]:
     """The rows of a kind that the selected runs reach."""
-    table = kind.table
-    c = table.c
-    plans: dict[str, tuple[Column[Any], Iterable[Any]]] = {
-        "configuration": (c.get("hash"), found.configurations),
-        "task_def": (c.get("hash"), found.task_defs),
-        "value": (c.get("hash"), found.values),
-        "value_edge": (c.get("parent_hash"), found.values),
-        "file": (c.get("hash"), found.values),
-        "argument": (c.get("args_hash"), found.args),
-        "call": (c.get("hash"), found.calls),
-        "call_edge": (c.get("parent_hash"), found.calls),
-        "run": (c.get("id"), found.runs),
-        "task_run": (c.get("id"), found.task_runs),
-        "log_record": (c.get("run_id"), found.runs),
-    }
+    c = kind.table.c
+    query = kind.select(raw_times=raw_times)
     if kind.name == "cache_entry":
         by_task: dict[str, list[str]] = {}
         for task_hash, args_hash in found.cache_keys:
             by_task.setdefault(task_hash, []).append(args_hash)
         for task_hash, args in sorted(by_task.items()):
             for batch in chunks(args):
-                query = select(table).where(c.task_hash == task_hash, c.args_hash.in_(batch))
-                yield from conn.execute(query).mappings()
+                yield from conn.execute(query.where(c.task_hash == task_hash, c.args_hash.in_(batch)))
         return
-    if kind.name == "tag":
-        entities = found.runs | found.task_runs | found.calls | found.values
-        for batch in chunks(entities):
-            yield from conn.execute(select(table).where(c.entity_id.in_(batch))).mappings()
-        return
-    column, keys = plans[kind.name]
+    plans: dict[str, tuple[str, Iterable[Any]]] = {
+        "configuration": ("hash", found.configurations),
+        "task_def": ("hash", found.task_defs),
+        "value": ("hash", found.values),
+        "value_edge": ("parent_hash", found.values),
+        "file": ("hash", found.values),
+        "argument": ("args_hash", found.args),
+        "call": ("hash", found.calls),
+        "call_edge": ("parent_hash", found.calls),
+        "run": ("id", found.runs),
+        "task_run": ("id", found.task_runs),
+        "log_record": ("run_id", found.runs),
+        "tag": ("entity_id", found.runs | found.task_runs | found.calls | found.values),
+    }
+    name, keys = plans[kind.name]
     for batch in chunks(keys):
-        yield from conn.execute(select(table).where(column.in_(batch))).mappings()
+        yield from conn.execute(query.where(c[name].in_(batch)))
 
 
-def read_records(conn: Connection, runs: set[str] | None) -> Iterator[tuple[Kind, Any]]:
-    """Every selected row as ``(kind, row mapping)``, in dependency order."""
+def read_records(
+    conn: Connection, runs: set[str] | None, *, raw_times: bool = False
+) -> Iterator[tuple[Kind, Any]]:
+    """Every selected row as ``(kind, row)`` (rows in ``kind.columns`` order), in dependency
+    order. ``raw_times`` leaves SQLite's stored time text unparsed (for export)."""
     found = reach(conn, runs) if runs is not None else None
+    raw_times = raw_times and conn.dialect.name == "sqlite"
     for kind in ORDER:
-        rows = stream_all(conn, kind) if found is None else stream_reached(conn, kind, found)
+        if found is None:
+            rows = stream_all(conn, kind, raw_times)
+        else:
+            rows = stream_reached(conn, kind, found, raw_times)
         for row in rows:
             yield kind, row

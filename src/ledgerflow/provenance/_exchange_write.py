@@ -17,8 +17,11 @@ Two kinds need more than a conflict clause:
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, text, update
@@ -31,6 +34,7 @@ from ledgerflow.provenance._exchange_kinds import (
     ORDER,
     Kind,
     naive_utc,
+    sqlite_time,
     utc,
 )
 from ledgerflow.provenance._exchange_reach import chunks
@@ -47,13 +51,26 @@ _PG_ARRAY_TYPES = {
     "bytes": "bytea[]",
 }
 
-Row = Mapping[str, Any]
+Row = Sequence[Any]  # values in Kind.columns order
+
+
+Batch = tuple[dict[str, list[Row]], dict[str, list[int]]]  # rows and line spans per kind
 
 
 class RecordWriter:
-    """Adds records to the ledger on one connection (inside its transaction)."""
+    """Adds records to the ledger on one connection (inside its transaction).
 
-    def __init__(self, conn: Connection, *, source: str, batch_rows: int = BATCH_ROWS) -> None:
+    Use it as a context manager: leaving the block writes what is buffered (or, on an
+    exception, stops). On PostgreSQL batches are written by a background thread while the
+    caller reads and checks the next ones (at most two batches wait), so parsing and the
+    server's work overlap; the connection is then only touched by that thread until the
+    block ends.
+    """
+
+    def __init__(
+        self, conn: Connection, *, source: str, batch_rows: int = BATCH_ROWS,
+        background: bool | None = None,
+    ) -> None:
         self.conn = conn
         self.source = source
         self.batch_rows = batch_rows
@@ -69,6 +86,23 @@ class RecordWriter:
         self._errors: tuple[type[BaseException], ...] = (DBAPIError, StatementError) + (
             (driver.Error,) if driver is not None else ()
         )
+        self._failed: BaseException | None = None
+        self._queue: queue.Queue[Batch | None] | None = None
+        self._thread: threading.Thread | None = None
+        if self._postgres if background is None else background:
+            self._queue = queue.Queue(maxsize=2)
+            self._thread = threading.Thread(target=self._work, name="ledgerflow-import", daemon=True)
+            self._thread.start()
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if kind is None:
+            self.flush()
+        self._stop()
+        if kind is None and self._failed is not None:
+            raise self._failed
 
     def add(self, kind: Kind, row: Row, line: int | None = None) -> None:
         self._buffers[kind.name].append(row)
@@ -80,20 +114,47 @@ class RecordWriter:
             self.flush()
 
     def flush(self) -> None:
+        """Write (or hand to the writing thread) what is buffered."""
+        if self._failed is not None:
+            raise self._failed
+        if not self._pending:
+            return
+        batch: Batch = (self._buffers, self._lines)
+        self._buffers = {kind.name: [] for kind in ORDER}
+        self._lines = {}
+        self._pending = 0
+        if self._queue is None:
+            self._write_batch(batch)
+        else:
+            self._queue.put(batch)
+
+    def _stop(self) -> None:
+        if self._queue is not None and self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._queue = None
+
+    def _work(self) -> None:
+        assert self._queue is not None
+        while (batch := self._queue.get()) is not None:
+            if self._failed is None:
+                try:
+                    self._write_batch(batch)
+                except BaseException as exc:  # handed to the caller's thread
+                    self._failed = exc
+
+    def _write_batch(self, batch: Batch) -> None:
+        buffers, lines = batch
         for kind in ORDER:
-            rows = self._buffers[kind.name]
+            rows = buffers[kind.name]
             if rows:
                 try:
                     self._write(kind, rows)
                 except self._errors as exc:
-                    raise self._failure(kind, exc) from None
-                rows.clear()
-        self._lines.clear()
-        self._pending = 0
+                    raise self._failure(kind, exc, lines.get(kind.name)) from None
 
-    def _failure(self, kind: Kind, exc: Exception) -> ImportRecordsError:
+    def _failure(self, kind: Kind, exc: BaseException, span: list[int] | None) -> ImportRecordsError:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        span = self._lines.get(kind.name)
         where = f"{self.source}, lines {span[0]}-{span[1]}" if span else self.source
         return ImportRecordsError(
             f"{where}: the {kind.name} records could not be written: "
@@ -148,40 +209,30 @@ class RecordWriter:
         table, columns = self._names(kind)
         marks = ", ".join("?" * len(kind.columns))
         sql = f"INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING"
-        dialect = self.conn.dialect
-        converters: list[Callable[[Any], Any] | None] = []
-        for field in kind.fields:
-            proc = kind.table.c[field.name].type._cached_bind_processor(dialect)
-            if field.type == "datetime":
-                converters.append(_then(utc, proc))
-            else:
-                converters.append(proc)
-        names = kind.columns
+        times = kind.times
 
-        def params(rows: list[Row]) -> Iterable[tuple[Any, ...]]:
+        def params(rows: list[Row]) -> Iterable[Sequence[Any]]:
             for row in rows:
-                yield tuple(
-                    row[name] if conv is None or row[name] is None else conv(row[name])
-                    for name, conv in zip(names, converters, strict=True)
-                )
+                values = list(row)
+                for i in times:
+                    if values[i] is not None:
+                        values[i] = sqlite_time(values[i])
+                yield values
 
         return sql, params
 
     def _pg_statement(self, kind: Kind) -> tuple[str, Callable[[list[Row]], Any]]:
         table, columns = self._names(kind)
-        arrays = ", ".join(f"%s::{_PG_ARRAY_TYPES[f.type]}" for f in kind.fields)
+        arrays = ", ".join(f"%b::{_PG_ARRAY_TYPES[f.type]}" for f in kind.fields)
         sql = f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING"
-        fields = [(f.name, f.type) for f in kind.fields]
+        times, binaries = set(kind.times), set(kind.binaries)
 
         def params(rows: list[Row]) -> list[list[Any]]:
-            out = []
-            for name, type_ in fields:
-                column = [row[name] for row in rows]
-                if type_ == "datetime":
-                    column = [None if v is None else utc(v) for v in column]
-                elif type_ == "bytes":
-                    column = [None if v is None else bytes(v) for v in column]
-                out.append(column)
+            out = [list(column) for column in zip(*rows, strict=True)]
+            for i in times:
+                out[i] = [v if v is None or v.tzinfo is UTC else utc(v) for v in out[i]]
+            for i in binaries:
+                out[i] = [v if v is None or type(v) is bytes else bytes(v) for v in out[i]]
             return out
 
         return sql, params
@@ -189,20 +240,22 @@ class RecordWriter:
     def _missing_logs(self, kind: Kind, rows: list[Row]) -> list[Row]:
         """The log records of a batch that the ledger does not hold yet."""
         table = kind.table
-        times = [row["created_at"] for row in rows]
-        low, high = min(map(utc, times)), max(map(utc, times))
+        where = [kind.index[name] for name in LOG_IDENTITY]
+        run_at, time_at = kind.index["run_id"], kind.index["created_at"]
+        times = [utc(row[time_at]) for row in rows]
+        low, high = min(times), max(times)
         existing: Counter[tuple[Any, ...]] = Counter()
         columns = [table.c[name] for name in LOG_IDENTITY]
-        for batch in chunks({row["run_id"] for row in rows}):
+        for batch in chunks({row[run_at] for row in rows}):
             query = select(*columns).where(
                 table.c.run_id.in_(batch), table.c.created_at >= low, table.c.created_at <= high
             )
-            existing.update(_log_identity(row._mapping) for row in self.conn.execute(query))
+            existing.update(_log_identity(tuple(found)) for found in self.conn.execute(query))
         if not existing:
             return rows
         fresh = []
         for row in rows:
-            identity = _log_identity(row)
+            identity = _log_identity(tuple(row[i] for i in where))
             if existing[identity] > 0:
                 existing[identity] -= 1
             else:
@@ -212,33 +265,28 @@ class RecordWriter:
     def _end_open_rows(self, kind: Kind, rows: list[Row]) -> int:
         """Update rows still open in the ledger from incoming copies that have ended."""
         table = kind.table
-        ended = {row["id"]: row for row in rows if row["status"] not in OPEN_STATES}
+        id_at, status_at = kind.index["id"], kind.index["status"]
+        ended = {row[id_at]: row for row in rows if row[status_at] not in OPEN_STATES}
         stale: list[str] = []
         for batch in chunks(ended):
             query = select(table.c.id).where(table.c.id.in_(batch), table.c.status.in_(OPEN_STATES))
             stale.extend(self.conn.scalars(query))
         if not stale:
             return 0
-        others = [name for name in kind.columns if name != "id"]
+        others = [(i, name) for i, name in enumerate(kind.columns) if name != "id"]
         stmt = (
             update(table)
             .where(table.c.id == bindparam("key_id"), _OPEN)
-            .values({name: bindparam(f"new_{name}") for name in others})
+            .values({name: bindparam(f"new_{name}") for _, name in others})
         )
         params = [
-            {"key_id": id_, **{f"new_{name}": ended[id_][name] for name in others}} for id_ in stale
+            {"key_id": id_, **{f"new_{name}": ended[id_][i] for i, name in others}} for id_ in stale
         ]
         self.conn.execute(stmt, params)
         return len(stale)
 
 
-def _then(first: Callable[[Any], Any], second: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
-    if second is None:
-        return first
-    return lambda value: second(first(value))
-
-
-def _log_identity(row: Row) -> tuple[Any, ...]:
-    return tuple(
-        naive_utc(row[name]) if name == "created_at" else row[name] for name in LOG_IDENTITY
-    )
+def _log_identity(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Run, task run, naive UTC time, level, logger, message: what tells two log records apart."""
+    run_id, task_run_id, created_at, *rest = values
+    return (run_id, task_run_id, naive_utc(created_at), *rest)

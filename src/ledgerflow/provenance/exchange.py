@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, inspect
 from ledgerflow.config.settings import Settings
 from ledgerflow.db import Database
 from ledgerflow.db.model import DEFAULT_BIND
-from ledgerflow.errors import SchemaOutdatedError, UsageError
+from ledgerflow.errors import ImportRecordsError, SchemaOutdatedError, UsageError
 from ledgerflow.provenance._exchange_kinds import KINDS, ORDER, decode_line, encode_line
 from ledgerflow.provenance._exchange_reach import read_records, select_runs
 from ledgerflow.provenance._exchange_write import BATCH_ROWS, RecordWriter
@@ -120,6 +120,7 @@ def _reader(database: Database, bind: str) -> contextlib.AbstractContextManager[
     conn = database.engine(bind).connect()
     if conn.dialect.name == "postgresql":
         conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        conn.exec_driver_sql("SET TIME ZONE 'UTC'")
     return conn
 
 
@@ -161,14 +162,16 @@ def export(
         require_ledger(engine, settings, bind)
         store = None
         count = 0
+        store_at = KINDS["value"].index["store_key"]
         with _reader(database, bind) as conn, _output(out) as stream:
             selected = select_runs(conn, runs, cutoff(since))
-            for kind, row in read_records(conn, selected):
+            write = stream.write
+            for kind, row in read_records(conn, selected, raw_times=True):
                 blob = None
-                if kind.name == "value" and row["store_key"] is not None:
+                if kind.name == "value" and row[store_at] is not None:
                     store = store or value_store(settings)
-                    blob = store.get(row["store_key"])
-                stream.write(encode_line(kind, row, blob))
+                    blob = store.get(row[store_at])
+                write(encode_line(kind, row, blob))
                 count += 1
                 if progress is not None and count % PROGRESS_EVERY == 0:
                     progress(count)
@@ -234,26 +237,26 @@ def import_(
     Every line is checked (JSON, kind, fields, key, value bytes); a bad line raises
     :class:`~ledgerflow.errors.ImportRecordsError` naming it, and nothing is committed.
     """
-    from ledgerflow.errors import ImportRecordsError
-
     database = Database(settings)
     blobs = _BlobSink(settings)
     try:
         engine = database.engine(bind)
         require_ledger(engine, settings, bind)
-        with _lines(path) as (stream, name), engine.begin() as conn:
-            writer = RecordWriter(conn, source=name, batch_rows=batch_rows)
+        with _lines(path) as (stream, name), engine.begin() as conn, RecordWriter(
+            conn, source=name, batch_rows=batch_rows
+        ) as writer:
             number = 0
+            store_at = KINDS["value"].index["store_key"]
             for number, text in enumerate(stream, start=1):
                 record = decode_line(text, number, name)
                 if record is None:
                     continue
                 if record.blob is not None:
-                    blobs.put(record.row["store_key"], record.blob)
-                elif record.kind.name == "value" and record.row["store_key"] is not None:
-                    if not blobs.has(record.row["store_key"]):
+                    blobs.put(record.row[store_at], record.blob)
+                elif record.kind.name == "value" and record.row[store_at] is not None:
+                    if not blobs.has(record.row[store_at]):
                         raise ImportRecordsError(
-                            f"{name}, line {number}: value {record.row['hash']} is kept in a "
+                            f"{name}, line {number}: value {record.row[0]} is kept in a "
                             "value store but the record carries no 'blob' and the store here "
                             "does not hold it",
                             hint="export it again with ledgerflow >= this version; nothing "
@@ -262,7 +265,6 @@ def import_(
                 writer.add(record.kind, record.row, number)
                 if progress is not None and number % PROGRESS_EVERY == 0:
                     progress(number)
-            writer.flush()
         if progress is not None:
             progress(number)
         return ImportReport.of(writer)
@@ -290,15 +292,15 @@ def _copy(
             engine = (reading if bind == source else writing).engine(bind)
             require_ledger(engine, settings, bind)
         describe = settings.databases[source].describe()
-        with _reader(reading, source) as src, writing.engine(target).begin() as dst:
-            writer = RecordWriter(dst, source=f"database '{source}' ({describe})")
+        with _reader(reading, source) as src, writing.engine(target).begin() as dst, RecordWriter(
+            dst, source=f"database '{source}' ({describe})"
+        ) as writer:
             count = 0
             for kind, row in read_records(src, select_runs(src, runs, cutoff(since))):
                 writer.add(kind, row)
                 count += 1
                 if progress is not None and count % PROGRESS_EVERY == 0:
                     progress(count)
-            writer.flush()
         if progress is not None:
             progress(count)
         return ImportReport.of(writer)
