@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from ledgerflow import migrations
+import ledgerflow
+from ledgerflow import context, migrations, task
 from ledgerflow.config.settings import Settings
 from ledgerflow.db import Database
 from ledgerflow.errors import ImportRecordsError, SchemaOutdatedError
 from ledgerflow.ledger.schema import LEDGER_TABLES, Value
+from ledgerflow.provenance.cache import cache_list
 from ledgerflow.provenance.exchange import export, import_, pull, push, value_store
 from ledgerflow.provenance.prov import prov_document
 from ledgerflow.testing.projects import make_project
@@ -325,3 +327,53 @@ def test_prov_json_of_a_deep_value(source: Settings) -> None:
     chained = [i for i in doc["wasInformedBy"].values()
                if i["prov:informed"] in step_ids and i["prov:informant"] in step_ids]
     assert len(chained) == 5  # each step used the value the previous step generated
+
+
+@task
+def square(x: int) -> int:
+    context.logger.info("squaring %s", x)
+    return x * x
+
+
+@task
+def payload(n: int) -> bytes:
+    return bytes(range(256)) * n
+
+
+@task
+def pipeline(n: int) -> list[object]:
+    return [square(i) for i in range(n)] + [payload(8)]
+
+
+def test_a_real_pipeline_moves_with_its_cache(
+    tmp_path: Path, database_entry: dict[str, Any], other_entry: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LEDGERFLOW_SIGNING_KEY", "ab" * 32)  # the team shares the signing key
+    small = {"inline_max_bytes": 256}
+    laptop = ledger(tmp_path / "laptop", database_entry, values=small)
+    team = ledger(tmp_path / "team", other_entry, values=small)
+    expected = [0, 1, 4, bytes(range(256)) * 8]
+    assert ledgerflow.run(pipeline(3), settings=laptop) == expected
+    assert ledgerflow.run(pipeline(3), settings=laptop) == expected  # served from the cache
+
+    path, again = tmp_path / "laptop.jsonl", tmp_path / "team.jsonl"
+    export(laptop, out=path)
+    got = kinds(path)
+    assert got["run"] == 2 and got["cache_entry"] == 5 and got["log_record"] == 3
+    assert sum('"blob":' in line for line in lines(path)) == 2  # payload + the list holding it
+    import_(team, path)
+    export(team, out=again)
+    assert lines(again) == lines(path)
+    stats = {s.task.rsplit(".", 1)[-1]: s for s in cache_list(team)}
+    assert (stats["square"].entries, stats["square"].misses) == (3, 3)
+
+    # the imported cache serves the team: nothing runs again
+    result = ledgerflow.execute(pipeline(3), settings=team)
+    assert result.value == expected
+    database = Database(team)
+    with database.engine().connect() as conn:
+        states = dict(conn.execute(text(
+            f"SELECT status, count(*) FROM lf_task_run WHERE run_id = '{result.run_id}' GROUP BY status")).all())
+    database.dispose()
+    assert states == {"cached": 1}
