@@ -22,7 +22,7 @@ CHUNK = 2000
 
 
 class Need(NamedTuple):
-    kind: str  # call | children | producers | holders
+    kind: str  # call | children | producers | holders | elements
     key: str
 
 
@@ -79,6 +79,9 @@ _PRODUCERS = (
     .where(Call.value_hash.in_(_KEYS))
     .order_by(Call.created_at.desc(), Call.hash)
 )
+_ELEMENTS = select(ValueEdge.parent_hash, ValueEdge.position, ValueEdge.child_hash).where(
+    ValueEdge.parent_hash.in_(_KEYS)
+)
 _HOLDERS = select(ValueEdge.child_hash, ValueEdge.parent_hash).where(ValueEdge.child_hash.in_(_KEYS))
 _CONSUMERS = (
     select(Argument.position, Argument.key, Argument.value_hash, *_CALL_COLUMNS)
@@ -100,6 +103,11 @@ def _chunks(keys: Iterable[str]) -> Iterator[list[str]]:
     items = sorted(set(keys))
     for start in range(0, len(items), CHUNK):
         yield items[start : start + CHUNK]
+
+
+def _position_key(item: tuple[str, str]) -> tuple[int, int, str]:
+    position = item[0]
+    return (0, int(position), "") if position.isdigit() else (1, 0, position)
 
 
 def parameter_names(source: str | None) -> list[str]:
@@ -131,6 +139,7 @@ class GraphLoader:
         self.children: dict[str, tuple[str, ...]] = {}  # in call order
         self.producers: dict[str, tuple[str, ...]] = {}  # latest first
         self.holders: dict[str, tuple[str, ...]] = {}  # value -> values holding it
+        self.elements: dict[str, tuple[tuple[str, str], ...]] = {}  # value -> (position, value)
         self.full: set[str] = set()  # calls whose args and parents are loaded
         self.queries = 0
         self._conn: Any = None
@@ -209,6 +218,13 @@ class GraphLoader:
             for child, parent in self._rows(_HOLDERS, chunk):
                 found[child].append(parent)
             self.holders.update({k: tuple(sorted(set(v))) for k, v in found.items()})
+
+    def _load_elements(self, keys: set[str]) -> None:
+        for chunk in _chunks(keys):
+            found: dict[str, list[tuple[str, str]]] = {key: [] for key in chunk}
+            for parent, position, child in self._rows(_ELEMENTS, chunk):
+                found[parent].append((position, child))
+            self.elements.update({k: tuple(sorted(v, key=_position_key)) for k, v in found.items()})
 
     # -- downstream and display --------------------------------------------------------
 

@@ -115,6 +115,7 @@ class Section:
     call: str | None = None  # the call that produced it
     origin: bool = False
     origin_in: str | None = None  # built inside this call's task (a literal, not an argument)
+    parts: tuple[tuple[str, str], ...] = ()  # (position, value) of a container built from them
 
 
 @dataclass
@@ -225,7 +226,7 @@ class _Upstream:
             if producers:
                 section.call = yield from self._deepest(producers)
             else:
-                section.origin = True
+                yield from self._parts(section, None)
         else:
             yield from self._route(section)
         if section.call is not None:
@@ -266,8 +267,17 @@ class _Upstream:
             if producers:
                 section.call = yield from self._deepest(producers)
             else:
-                section.origin, section.origin_in = True, parent
+                section.origin_in = parent
+                yield from self._parts(section, call)
             return
+
+    def _parts(self, section: Section, context: str | None) -> Trace:
+        """A value no call returned: a container built from traced parts, or an origin."""
+        yield [Need("elements", section.value)]
+        section.parts = self.loader.elements[section.value]
+        section.origin = not section.parts
+        for _, part in section.parts:
+            self._spawn(part, context)
 
     def _sibling(self, parent: str, consumer: str, value: str, containers: set[str]) -> str | None:
         """The child of ``parent`` whose result is (or holds) ``value``, nearest before ``consumer``."""
@@ -465,11 +475,14 @@ def _render_upstream(
         if call is not None:
             for arg in loader.args.get(call, ()):
                 names.give(arg.value_hash, loader.param(call, arg))
+        for position, part in sections[value].parts:
+            names.give(part, f"{names.of[value]}_{_identifier(position)}")
     origins = {v: s.origin_in for v, s in sections.items() if s.origin}
     values, rows = _dataflow_values(loader, names, origins)
 
     edges: list[DataflowEdge] = []
     for section in sections.values():
+        edges.extend(DataflowEdge(part, section.value, "element", pos) for pos, part in section.parts)
         if section.call is None:
             continue
         edges.append(DataflowEdge(section.call, section.value, "result"))
@@ -504,18 +517,32 @@ def _section_lines(loader: GraphLoader, section: Section, names: dict[str, str],
     ]
     if section.call is not None:
         steps.append(_call_text(loader, section.call, names))
-    if section.origin and section.origin_in:
+    where = ""
+    if section.origin_in:
         row = loader.calls.get(section.origin_in)
-        steps.append(f"origin (built in <{section.origin_in[:8]}> {row.task_name if row else '?'})")
+        where = f" in <{section.origin_in[:8]}> {row.task_name if row else '?'}"
+    if section.parts:
+        shown = [names.get(part, "?") for _, part in section.parts[:3]]
+        more = ", ..." if len(section.parts) > 3 else ""
+        steps.append(f"[{', '.join(shown)}{more}] built{where}")
     elif section.origin:
-        steps.append("origin")
+        steps.append(f"origin (built{where})" if where else "origin")
     lines = [f"{name if i == 0 else pad} <-- {step}" for i, step in enumerate(steps)]
-    args = loader.args.get(section.call, ()) if section.call else ()
-    width = max((len(names.get(a.value_hash, "")) for a in args), default=0)
-    for arg in args:
-        arg_name = names.get(arg.value_hash, loader.param(section.call or "", arg))
-        lines.append(f"  {arg_name:<{width}} = {_display(rows.get(arg.value_hash), arg.value_hash)}")
+    items = [(names.get(part, "?"), part) for _, part in section.parts]
+    if section.call is not None:
+        items += [
+            (names.get(arg.value_hash, loader.param(section.call, arg)), arg.value_hash)
+            for arg in loader.args.get(section.call, ())
+        ]
+    width = max((len(item) for item, _ in items), default=0)
+    for item, value in items:
+        lines.append(f"  {item:<{width}} = {_display(rows.get(value), value)}")
     return lines
+
+
+def _identifier(position: str) -> str:
+    cleaned = "".join(ch if ch.isalnum() else "_" for ch in position)
+    return cleaned or "item"
 
 
 def _render_downstream(
