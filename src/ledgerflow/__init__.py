@@ -14,6 +14,7 @@ from ledgerflow.engine import (
     task,
 )
 from ledgerflow.errors import LedgerflowError
+from ledgerflow.provenance.ledger import Ledger
 from ledgerflow.values import File
 
 __version__ = "0.1.0"
@@ -23,6 +24,7 @@ __all__ = [
     "Explanation",
     "Failure",
     "File",
+    "Ledger",
     "LedgerflowError",
     "RunObserver",
     "RunResult",
