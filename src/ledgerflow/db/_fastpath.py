@@ -9,7 +9,7 @@ so what lands in the table is what the ORM would have written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from operator import attrgetter, itemgetter, methodcaller
@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Boolean, Column, Connection, Dialect, LargeBinary, Table, insert
 from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
+from sqlalchemy.engine.processors import to_float
 from sqlalchemy.exc import DBAPIError
 
 from ledgerflow.errors import UsageError
@@ -36,13 +37,15 @@ def _column_processor(column: Column[Any], dialect: Dialect) -> _ColumnProc | No
     """A function processing a whole column of a batch, or None when values pass as they are.
 
     A column of plain ``bool``s passes as is (1/0 where the database has no boolean type),
-    so does one of ``bytes`` on PostgreSQL and, on SQLite, a column of plain naive datetimes becomes SQLAlchemy's text form with
+    so do columns of plain ``float``s and, on PostgreSQL, of ``bytes``; on SQLite, a column of plain naive datetimes becomes SQLAlchemy's text form with
     one C call per value; any other column takes the type's own bind processor, value by
     value.
     """
     proc = _processor(column, dialect)
     if proc is None:
         return None
+    if proc is to_float:  # floats on SQLite
+        return _native(proc, float)
     impl = type(column.type.dialect_impl(dialect))
     if impl is Boolean:
         return _native(proc, bool, None if dialect.supports_native_boolean else int)
@@ -122,10 +125,7 @@ class _Writer:
             try:
                 values: list[Sequence[Any]] = [list(map(get, batch)) for get in column_getters]
             except KeyError as exc:
-                raise UsageError(
-                    f"bulk_insert into '{self.table.name}': a row lacks column {exc}",
-                    hint="every row must have the same keys",
-                ) from None
+                raise self._lacks(exc) from None
             for i, proc in processors:
                 values[i] = proc(values[i])  # type: ignore[arg-type]
             values.extend([value] * len(batch) for value in self._constants)
@@ -134,7 +134,24 @@ class _Writer:
         self._plan = (keys, convert)
         self._names = names
         self._processed = {keys[i] for i, _ in processors}
+        plain = not processors and not self._constants and len(keys) > 1
+        self._row_getter = itemgetter(*keys) if plain else None
         return self._plan
+
+    def _lacks(self, exc: KeyError) -> UsageError:
+        return UsageError(
+            f"bulk_insert into '{self.table.name}': a row lacks column {exc}",
+            hint="every row must have the same keys",
+        )
+
+    def _rows(self, batch: list[Mapping[str, Any]]) -> Iterable[tuple[Any, ...]]:
+        """The batch as tuples: straight from the rows when no value needs converting."""
+        if self._row_getter is None:
+            return zip(*self._plan_for(batch[0])[1](batch))
+        try:
+            return list(map(self._row_getter, batch))
+        except KeyError as exc:
+            raise self._lacks(exc) from None
 
     def _check_keys(self, keys: Sequence[str]) -> None:
         columns = self.table.c
@@ -156,8 +173,8 @@ class _Writer:
             self._check_keys(tuple(batch[0]))
             self.connection.execute(insert(self.table), batch)
             return len(batch)
-        _, convert = self._plan_for(batch[0])
-        return self._write_columns(convert(batch), len(batch))
+        self._plan_for(batch[0])
+        return self._write_batch(batch)
 
     def _column_list(self) -> str:
         quote = self.connection.dialect.identifier_preparer.quote
@@ -166,7 +183,7 @@ class _Writer:
     def _table_name(self) -> str:
         return self.connection.dialect.identifier_preparer.format_table(self.table)
 
-    def _write_columns(self, columns: list[Sequence[Any]], count: int) -> int:
+    def _write_batch(self, batch: list[Mapping[str, Any]]) -> int:
         raise NotImplementedError
 
     @contextmanager
@@ -180,8 +197,8 @@ class _Writer:
 
 
 class SqliteWriter(_Writer):
-    def _write_columns(self, columns: list[Sequence[Any]], count: int) -> int:
-        rows = zip(*columns)
+    def _write_batch(self, batch: list[Mapping[str, Any]]) -> int:
+        rows = self._rows(batch)
         marks = ", ".join("?" * len(self._names))
         sql = f"INSERT INTO {self._table_name()} ({self._column_list()}) VALUES ({marks})"
         cursor = self.connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -190,7 +207,7 @@ class SqliteWriter(_Writer):
                 cursor.executemany(sql, rows)  # type: ignore[arg-type]
         finally:
             cursor.close()
-        return count
+        return len(batch)
 
 
 class PostgresWriter(_Writer):
@@ -237,7 +254,8 @@ class PostgresWriter(_Writer):
             if type(self.table.c[key].type.dialect_impl(dialect)) in (Boolean, LargeBinary)
         }
 
-    def _write_columns(self, columns: list[Sequence[Any]], count: int) -> int:
+    def _write_batch(self, batch: list[Mapping[str, Any]]) -> int:
+        columns = self._plan_for(batch[0])[1](batch)
         oids = self._oids
         binary = oids is not None and all(map(_fits, oids, columns))
         fmt = " (FORMAT BINARY)" if binary else ""
@@ -248,7 +266,7 @@ class PostgresWriter(_Writer):
                 copy.set_types(oids)  # type: ignore[arg-type]
             for row in zip(*columns):
                 copy.write_row(row)
-        return count
+        return len(batch)
 
 
 #: PostgreSQL type oid -> the Python types psycopg writes in binary COPY for it, exactly as
