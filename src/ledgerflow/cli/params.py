@@ -363,6 +363,8 @@ class TaskCommand(click.Command):
     META_KEY = "ledgerflow.task_interface"
     #: ``load`` may put the project directory here: relative paths are rebased onto it.
     ROOT_KEY = "ledgerflow.project_root"
+    #: The command's arguments as typed (for the run's recorded command line).
+    ARGV_KEY = "ledgerflow.argv"
 
     def __init__(self, *args: Any, load: Callable[[click.Context, str], Any], **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -397,6 +399,7 @@ class TaskCommand(click.Command):
         return {opt for p in self.params for opt in (*p.opts, *p.secondary_opts)}
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[self.ARGV_KEY] = list(args)
         target = self.find_target(args)
         if target is not None and self.META_KEY not in ctx.meta:
             task = self.load(ctx, target)

@@ -59,7 +59,7 @@ def _parse_tags(ctx: click.Context, param: click.Parameter, values: tuple[str, .
 
 
 def _command_line(ctx: click.Context) -> str:
-    return shlex.join([*ctx.command_path.split(), *ctx.meta.get("ledgerflow.argv", ())])
+    return shlex.join([*ctx.command_path.split(), *ctx.meta.get(TaskCommand.ARGV_KEY, ())])
 
 
 def _call(ctx: click.Context) -> Any:
@@ -100,17 +100,8 @@ def result_json(result: Any) -> dict[str, Any]:
     }
 
 
-class _TaskRunCommand(TaskCommand):
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        ctx.meta["ledgerflow.argv"] = list(args)
-        return super().parse_args(ctx, args)
-
-
-TARGET_HELP = "package.module:task or path/to/file.py:task"
-
-
 @click.command(
-    cls=_TaskRunCommand, load=_load_task,
+    cls=TaskCommand, load=_load_task,
     short_help="Run a task: ledgerflow run MODULE:TASK [--arg value ...].",
 )
 @click.argument("target", metavar="TARGET", required=False)
@@ -149,11 +140,7 @@ def run(ctx: click.Context, target: str | None, no_cache: bool, rerun: tuple[str
             command_line=_command_line(ctx),
         )
     except KeyboardInterrupt:
-        progress.close()
-        raise RunInterruptedError(
-            f"run {short_id(progress.run_id)} interrupted",
-            hint="finished tasks are recorded and cached",
-        ) from None
+        raise _interrupted(progress.run_id) from None
     finally:
         progress.close()
     _report(result, quiet=quiet, as_json=as_json, dry_run=dry_run, err=err)
@@ -170,10 +157,7 @@ def _report(result: Any, *, quiet: bool, as_json: bool, dry_run: bool, err: Cons
     for failure in result.failures:
         err.print(failure_block(failure), markup=False, highlight=False)
     if result.status == "interrupted":
-        raise RunInterruptedError(
-            f"run {short_id(result.run_id)} interrupted",
-            hint="finished tasks are recorded and cached",
-        )
+        raise _interrupted(result.run_id)
     if result.status == "failed":
         raise RunFailedError(
             summary_line(result.run_id, "failed", result.duration, result.counts),
@@ -183,6 +167,12 @@ def _report(result: Any, *, quiet: bool, as_json: bool, dry_run: bool, err: Cons
         if result.value is not None:
             echo(f"result: {preview(result.value)}")
         echo(summary_line(result.run_id, result.status, result.duration, result.counts))
+
+
+def _interrupted(run_id: str | None) -> RunInterruptedError:
+    return RunInterruptedError(
+        f"run {short_id(run_id)} interrupted", hint="finished tasks are recorded and cached"
+    )
 
 
 def _plan_entry(item: Any) -> dict[str, Any]:
