@@ -134,7 +134,7 @@ def test_deep_chain_is_walked_level_by_level(ledger_settings: Settings) -> None:
     assert len(steps) == 20
     assert flow.value("value").preview == "'chain-20-of-20'"
     assert "'chain-start'" in {v.preview for v in flow.values}
-    assert flow.queries <= 8 * 20
+    assert flow.queries < 4 * 20
 
 
 def test_dataflow_of_unknown_or_resultless_records(book: Ledger, example: ExampleLedger) -> None:

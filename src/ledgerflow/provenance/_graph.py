@@ -1,8 +1,8 @@
 """Batched loading of the call graph for dataflow walks.
 
 A walk asks for what it needs (:class:`Need`); :meth:`GraphLoader.load` then fetches every
-pending need of a kind with one ``IN (...)`` query (chunked for very large sets) and keeps
-the answers, so nothing is read twice during one walk.
+pending need with one statement: a ``UNION ALL`` of one ``IN (...)`` select per kind asked
+(chunked for very large sets). Answers are kept, so nothing is read twice during one walk.
 """
 
 from __future__ import annotations
@@ -13,8 +13,19 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import BindParameter, bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    BindParameter,
+    DateTime,
+    Integer,
+    String,
+    bindparam,
+    cast,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
+from sqlalchemy.orm import Session, aliased
 
 from ledgerflow.ledger.schema import Argument, Call, CallEdge, File, TaskDef, Value, ValueEdge
 
@@ -50,39 +61,72 @@ class ValueRow(NamedTuple):
 
 _CALL_COLUMNS = (Call.hash, Call.task_hash, TaskDef.name, Call.args_hash, Call.value_hash, Call.created_at)
 _KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
+_TEXT, _WHEN = String(), DateTime(timezone=True)
 
-# Built once: executing a prepared statement skips SQLAlchemy's per-query construction cost,
-# which dominates on walks of many small levels.
-_CALLS_WITH_ARGS = (
-    select(*_CALL_COLUMNS, Argument.position, Argument.key, Argument.value_hash)
+
+def _none(type_: Any) -> Any:
+    return cast(null(), type_)
+
+
+def _part(kind: str, *columns: Any) -> Any:
+    """One kind's select in the uniform layout (kind, key, s1..s6, n1, t1) of a round."""
+    padded = list(columns) + [None] * (9 - len(columns))
+    types = [_TEXT] * 7 + [Integer(), _WHEN]
+    return [literal_column(f"'{kind}'", _TEXT).label("kind")] + [
+        (_none(type_) if column is None else column).label(f"c{i}")
+        for i, (column, type_) in enumerate(zip(padded, types, strict=True))
+    ]
+
+
+def _keys(kind: str) -> BindParameter[Any]:
+    return bindparam(f"keys_{kind}", expanding=True)
+
+
+_Parent = aliased(Call)
+#: Per kind of need, its part of a round's ``UNION ALL``: built once, so a round costs one
+#: statement (one round trip) whatever kinds it asks for; SQLAlchemy caches the compiled union.
+_PARTS: dict[str, Any] = {
+    # key=call; s1 task_hash, s2 task name, s3 args_hash, s4 value_hash, s5 arg key, s6 arg value, n1 position
+    "call": select(*_part("call", Call.hash, Call.task_hash, TaskDef.name, Call.args_hash, Call.value_hash,
+                          Argument.key, Argument.value_hash, Argument.position, Call.created_at))
     .join(TaskDef, TaskDef.hash == Call.task_hash)
     .outerjoin(Argument, Argument.args_hash == Call.args_hash)
-    .where(Call.hash.in_(_KEYS))
-    .order_by(Call.hash, Argument.position)
-)
-_PARENTS = (
-    select(CallEdge.child_hash, CallEdge.parent_hash)
-    .join(Call, Call.hash == CallEdge.parent_hash)
-    .where(CallEdge.child_hash.in_(_KEYS))
-    .order_by(Call.created_at.desc(), CallEdge.parent_hash)
-)
-_CHILDREN = (
-    select(CallEdge.parent_hash, *_CALL_COLUMNS)
+    .where(Call.hash.in_(_keys("call"))),
+    # key=child; s1 parent; t1 parent created_at
+    "parents": select(*_part("parents", CallEdge.child_hash, CallEdge.parent_hash, None, None, None, None,
+                             None, None, _Parent.created_at))
+    .join(_Parent, _Parent.hash == CallEdge.parent_hash)
+    .where(CallEdge.child_hash.in_(_keys("parents"))),
+    # key=parent; s1..s4 as for calls, s5 child hash, n1 edge position
+    "children": select(*_part("children", CallEdge.parent_hash, Call.task_hash, TaskDef.name, Call.args_hash,
+                              Call.value_hash, Call.hash, None, CallEdge.position, Call.created_at))
     .join(Call, Call.hash == CallEdge.child_hash)
     .join(TaskDef, TaskDef.hash == Call.task_hash)
-    .where(CallEdge.parent_hash.in_(_KEYS))
-    .order_by(CallEdge.parent_hash, CallEdge.position)
-)
-_PRODUCERS = (
-    select(*_CALL_COLUMNS)
+    .where(CallEdge.parent_hash.in_(_keys("children"))),
+    # key=value; s1..s4 as for calls, s5 call hash
+    "producers": select(*_part("producers", Call.value_hash, Call.task_hash, TaskDef.name, Call.args_hash,
+                               Call.value_hash, Call.hash, None, None, Call.created_at))
     .join(TaskDef, TaskDef.hash == Call.task_hash)
-    .where(Call.value_hash.in_(_KEYS))
-    .order_by(Call.created_at.desc(), Call.hash)
-)
-_ELEMENTS = select(ValueEdge.parent_hash, ValueEdge.position, ValueEdge.child_hash).where(
-    ValueEdge.parent_hash.in_(_KEYS)
-)
-_HOLDERS = select(ValueEdge.child_hash, ValueEdge.parent_hash).where(ValueEdge.child_hash.in_(_KEYS))
+    .where(Call.value_hash.in_(_keys("producers"))),
+    # key=value; s1 a value holding it
+    "holders": select(*_part("holders", ValueEdge.child_hash, ValueEdge.parent_hash))
+    .where(ValueEdge.child_hash.in_(_keys("holders"))),
+    # key=container; s1 element, s5 position
+    "elements": select(*_part("elements", ValueEdge.parent_hash, ValueEdge.child_hash, None, None, None,
+                              ValueEdge.position))
+    .where(ValueEdge.parent_hash.in_(_keys("elements"))),
+}
+_ROUNDS: dict[tuple[str, ...], Any] = {}
+
+
+def _round(kinds: tuple[str, ...]) -> Any:
+    stmt = _ROUNDS.get(kinds)
+    if stmt is None:
+        parts = [_PARTS[kind] for kind in kinds]
+        stmt = _ROUNDS[kinds] = parts[0] if len(parts) == 1 else union_all(*parts)
+    return stmt
+
+
 _CONSUMERS = (
     select(Argument.position, Argument.key, Argument.value_hash, *_CALL_COLUMNS)
     .join(Call, Call.args_hash == Argument.args_hash)
@@ -103,6 +147,10 @@ def _chunks(keys: Iterable[str]) -> Iterator[list[str]]:
     items = sorted(set(keys))
     for start in range(0, len(items), CHUNK):
         yield items[start : start + CHUNK]
+
+
+def _newest_first(moment: datetime | None) -> float:
+    return -moment.timestamp() if moment is not None else 0.0
 
 
 def _position_key(item: tuple[str, str]) -> tuple[int, int, str]:
@@ -164,67 +212,63 @@ class GraphLoader:
 
     def load(self) -> None:
         wanted, self._wanted = self._wanted, {}
-        for kind, keys in wanted.items():
-            getattr(self, f"_load_{kind}")(keys)
+        wanted["call"] = wanted.get("call", set()) - self.full
+        if wanted["call"]:
+            wanted["parents"] = set(wanted["call"])
+        batches = {kind: list(_chunks(keys)) for kind, keys in wanted.items() if keys}
+        found: dict[str, dict[str, list[Any]]] = {kind: {} for kind in batches}
+        for i in range(max((len(b) for b in batches.values()), default=0)):
+            kinds = tuple(sorted(kind for kind, b in batches.items() if i < len(b)))
+            params = {f"keys_{kind}": batches[kind][i] for kind in kinds}
+            for row in self._rows(_round(kinds), params):
+                found[row[0]].setdefault(row[1], []).append(row)
+        for kind, chunks in batches.items():
+            keys = [key for chunk in chunks for key in chunk]
+            getattr(self, f"_keep_{kind}")(keys, found[kind])
+        self.full |= wanted["call"]
 
-    def _rows(self, stmt: Any, keys: list[str], **params: Any) -> list[Any]:
+    def _rows(self, stmt: Any, params: dict[str, Any]) -> list[Any]:
         self.queries += 1
         if self._conn is None:
             self._conn = self.session.connection()
-        return list(self._conn.execute(stmt, {"keys": keys, **params}))
+        return list(self._conn.execute(stmt, params))
 
-    def _keep_call(self, row: Any) -> CallRow:
-        call = CallRow(*row[:6])
-        self.calls[call.hash] = call
-        return call
+    def _keep_call(self, keys: list[str], rows: dict[str, list[Any]]) -> None:
+        for key in keys:
+            found = rows.get(key, [])
+            if found:
+                row = found[0]
+                self.calls[key] = CallRow(key, row[2], row[3], row[4], row[5], row[9])
+            args = [ArgRow(r[8], r[6], r[7]) for r in found if r[7] is not None]
+            self.args[key] = tuple(sorted(args))
 
-    # -- loaders -----------------------------------------------------------------------
+    def _keep_parents(self, keys: list[str], rows: dict[str, list[Any]]) -> None:
+        for key in keys:
+            found = sorted(rows.get(key, []), key=lambda r: (_newest_first(r[9]), r[2]))
+            self.parents[key] = tuple(dict.fromkeys(r[2] for r in found))
 
-    def _load_call(self, keys: set[str]) -> None:
-        keys = keys - self.full
-        for chunk in _chunks(keys):
-            args: dict[str, list[ArgRow]] = {}
-            for row in self._rows(_CALLS_WITH_ARGS, chunk):
-                call = self._keep_call(row)
-                found = args.setdefault(call.hash, [])
-                if row[6] is not None:
-                    found.append(ArgRow(row[6], row[7], row[8]))
-            parents: dict[str, list[str]] = {}
-            for child, parent in self._rows(_PARENTS, chunk):
-                parents.setdefault(child, []).append(parent)
-            for key in chunk:
-                self.args[key] = tuple(args.get(key, ()))
-                self.parents[key] = tuple(dict.fromkeys(parents.get(key, ())))
-        self.full |= keys
+    def _keep_children(self, keys: list[str], rows: dict[str, list[Any]]) -> None:
+        for key in keys:
+            found = sorted(rows.get(key, []), key=lambda r: r[8])
+            for r in found:
+                self.calls[r[6]] = CallRow(r[6], r[2], r[3], r[4], r[5], r[9])
+            self.children[key] = tuple(dict.fromkeys(r[6] for r in found))
 
-    def _load_children(self, keys: set[str]) -> None:
-        for chunk in _chunks(keys):
-            children: dict[str, list[str]] = {key: [] for key in chunk}
-            for row in self._rows(_CHILDREN, chunk):
-                children[row[0]].append(self._keep_call(row[1:]).hash)
-            self.children.update({k: tuple(dict.fromkeys(v)) for k, v in children.items()})
+    def _keep_producers(self, keys: list[str], rows: dict[str, list[Any]]) -> None:
+        for key in keys:
+            found = sorted(rows.get(key, []), key=lambda r: (_newest_first(r[9]), r[6]))
+            for r in found:
+                self.calls[r[6]] = CallRow(r[6], r[2], r[3], r[4], r[5], r[9])
+            self.producers[key] = tuple(r[6] for r in found)
 
-    def _load_producers(self, keys: set[str]) -> None:
-        for chunk in _chunks(keys):
-            found: dict[str, list[str]] = {key: [] for key in chunk}
-            for row in self._rows(_PRODUCERS, chunk):
-                call = self._keep_call(row)
-                found[call.value_hash].append(call.hash)
-            self.producers.update({k: tuple(v) for k, v in found.items()})
+    def _keep_holders(self, keys: list[str], rows: dict[str, list[Any]]) -> None:
+        for key in keys:
+            self.holders[key] = tuple(sorted({r[2] for r in rows.get(key, [])}))
 
-    def _load_holders(self, keys: set[str]) -> None:
-        for chunk in _chunks(keys):
-            found: dict[str, list[str]] = {key: [] for key in chunk}
-            for child, parent in self._rows(_HOLDERS, chunk):
-                found[child].append(parent)
-            self.holders.update({k: tuple(sorted(set(v))) for k, v in found.items()})
-
-    def _load_elements(self, keys: set[str]) -> None:
-        for chunk in _chunks(keys):
-            found: dict[str, list[tuple[str, str]]] = {key: [] for key in chunk}
-            for parent, position, child in self._rows(_ELEMENTS, chunk):
-                found[parent].append((position, child))
-            self.elements.update({k: tuple(sorted(v, key=_position_key)) for k, v in found.items()})
+    def _keep_elements(self, keys: list[str], rows: dict[str, list[Any]]) -> None:
+        for key in keys:
+            parts = [(r[6], r[2]) for r in rows.get(key, [])]
+            self.elements[key] = tuple(sorted(parts, key=_position_key))
 
     # -- downstream and display --------------------------------------------------------
 
@@ -235,8 +279,9 @@ class GraphLoader:
         for chunk in _chunks(values):
             if len(found) >= limit:
                 break
-            for row in self._rows(_CONSUMERS, chunk, limit=limit - len(found)):
-                found.append((ArgRow(*row[:3]), self._keep_call(row[3:])))
+            for row in self._rows(_CONSUMERS, {"keys": chunk, "limit": limit - len(found)}):
+                call = self.calls[row[3]] = CallRow(*row[3:9])
+                found.append((ArgRow(*row[:3]), call))
         return found
 
     def ensure_calls(self, calls: Iterable[str]) -> None:
@@ -254,12 +299,12 @@ class GraphLoader:
     def load_params(self, calls: Iterable[str]) -> None:
         tasks = {self.calls[c].task_hash for c in calls if c in self.calls} - set(self._params)
         for chunk in _chunks(tasks):
-            for task_hash, source in self._rows(_PARAMS, chunk):
+            for task_hash, source in self._rows(_PARAMS, {"keys": chunk}):
                 self._params[task_hash] = parameter_names(source)
 
     def values(self, hashes: Iterable[str]) -> dict[str, ValueRow]:
         found: dict[str, ValueRow] = {}
         for chunk in _chunks(hashes):
-            for row in self._rows(_VALUES, chunk):
+            for row in self._rows(_VALUES, {"keys": chunk}):
                 found[row[0]] = ValueRow(*row)
         return found

@@ -22,6 +22,7 @@ from ledgerflow.ledger.schema import (
     RUN_STATES,
     TASK_RUN_STATES,
     Argument,
+    Call,
     File,
     Run,
     Tag,
@@ -154,10 +155,14 @@ def file_condition(pattern: str | Path, root: Path) -> ColumnElement[bool]:
 
 
 def holders_of_files(pattern: str | Path, root: Path) -> Select[Any]:
-    """Hashes of matching files and of the values (lists, dicts) that hold them directly."""
-    files = select(File.hash).where(file_condition(pattern, root))
-    holders = select(ValueEdge.parent_hash).where(ValueEdge.child_hash.in_(files))
-    return select(union(files, holders).subquery().c[0])
+    """Hashes of matching files and of the values (lists, dicts) that hold them directly.
+
+    The matching files are a CTE, so the path scan runs once however often it is used.
+    """
+    files = select(File.hash.label("hash")).where(file_condition(pattern, root)).cte("matching_file")
+    holders = select(ValueEdge.parent_hash).where(ValueEdge.child_hash.in_(select(files.c.hash)))
+    found = union(select(files.c.hash), holders).cte("matching_holder")
+    return select(found.c[0])
 
 
 def task_condition(column: InstrumentedAttribute[str], name: str) -> ColumnElement[bool]:
@@ -223,14 +228,16 @@ def task_runs_statement(
     if statuses:
         stmt = stmt.where(TaskRun.status.in_(statuses))
     for ids in tagged(parse_tags(tag)):
+        returned = select(Call.hash).where(Call.value_hash.in_(ids))
         stmt = stmt.where(
             or_(TaskRun.id.in_(ids), TaskRun.run_id.in_(ids), TaskRun.call_hash.in_(ids),
-                TaskRun.value_hash.in_(ids))
+                TaskRun.call_hash.in_(returned))
         )
     if file:
         holders = holders_of_files(file, root)
         args = select(Argument.args_hash).where(Argument.value_hash.in_(holders))
-        stmt = stmt.where(or_(TaskRun.value_hash.in_(holders), TaskRun.args_hash.in_(args)))
+        returned = select(Call.hash).where(Call.value_hash.in_(holders))
+        stmt = stmt.where(or_(TaskRun.call_hash.in_(returned), TaskRun.args_hash.in_(args)))
     if since is not None:
         stmt = stmt.where(TaskRun.started_at >= parse_time(since, option="since"))
     if until is not None:

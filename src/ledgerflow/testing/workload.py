@@ -338,11 +338,27 @@ def generate_workload(
             previous = (r, run_id, triples)
     chain_run, deep = _chain(writer, depth, now)
     rows = writer.write(settings)
+    _analyze(settings)
     return Workload(
         runs=runs + 1, calls=rows.get("lf_call", 0), task_runs=rows.get("lf_task_run", 0), rows=rows,
         deep_value=deep, chain_run=chain_run, shared_file=ref, shared_path="data/ref.fa",
         failed_task_runs=failed, run_ids=run_ids,
     )
+
+
+def _analyze(settings: Settings | Database) -> None:
+    """Refresh PostgreSQL's planner statistics, as autovacuum would after a bulk load."""
+    database = settings if isinstance(settings, Database) else Database(settings)
+    try:
+        engine = database.engine()
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as conn:
+                for table in _ORDER:
+                    conn.exec_driver_sql(f"ANALYZE {table.__tablename__}")  # type: ignore[attr-defined]
+                conn.commit()
+    finally:
+        if database is not settings:
+            database.dispose()
 
 
 def _run_status(r: int, runs: int) -> str:
