@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 CHUNK = 400
+#: After this many lookups of one task in a run, its cached keys are read once and kept.
+PREFETCH_AFTER = 32
+#: A task with more cache entries than this is always looked up key by key.
+PREFETCH_MAX = 100_000
 
 
 class CacheHit(NamedTuple):
@@ -43,6 +47,8 @@ class CacheReader:
         paramstyle = engine.dialect.paramstyle
         self._mark = "?" if paramstyle == "qmark" else "%s"
         self._sqlite = engine.dialect.name == "sqlite"
+        self._asked: dict[str, int] = {}
+        self._keys: dict[str, frozenset[str] | None] = {}
 
     def _connection(self) -> Any:
         if self._raw is None:
@@ -75,6 +81,7 @@ class CacheReader:
         cursor = raw.cursor()
         try:
             for task_hash, args in by_task.items():
+                args = self._worth_asking(cursor, task_hash, args)
                 for start in range(0, len(args), CHUNK):
                     chunk = args[start : start + CHUNK]
                     cursor.execute(self._sql(len(chunk)), [task_hash, *chunk])
@@ -91,6 +98,30 @@ class CacheReader:
         finally:
             cursor.close()
         return found
+
+    def _worth_asking(self, cursor: Any, task_hash: str, args: list[str]) -> list[str]:
+        """The keys that may be in the cache: a task looked up many times (a chain, say)
+        has its keys read once, so misses cost no query. Entries written by other runs
+        after that are not seen: they are computed again, which is safe."""
+        keys = self._keys.get(task_hash, False)
+        if keys is False:
+            asked = self._asked.get(task_hash, 0) + len(args)
+            self._asked[task_hash] = asked
+            if asked <= PREFETCH_AFTER:
+                return args
+            cursor.execute(
+                f"SELECT args_hash FROM lf_cache_entry WHERE task_hash = {self._mark} "
+                f"LIMIT {PREFETCH_MAX + 1}",
+                [task_hash],
+            )
+            rows = cursor.fetchall()
+            self.queries += 1
+            keys = self._keys[task_hash] = (
+                None if len(rows) > PREFETCH_MAX else frozenset(r[0] for r in rows)
+            )
+        if keys is None:
+            return args
+        return [a for a in args if a in keys]
 
     def value_stored(self, value_hash: str) -> bool:
         """Whether ``lf_value`` holds ``value_hash``."""

@@ -48,6 +48,11 @@ class TaskLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
 class TaskContext:
     """The state of one running task call."""
 
+    __slots__ = (
+        "config", "run_id", "args", "task_name", "task_run_id", "log_records", "_logger",
+        "_database", "_session", "_helpers",
+    )  # fmt: skip
+
     def __init__(
         self,
         *,
@@ -64,10 +69,16 @@ class TaskContext:
         self.task_name = task_name
         self.task_run_id = task_run_id
         self.log_records: list[LogEntry] = []
-        self.logger = TaskLogger(f"ledgerflow.task.{task_name}", self.log_records)
+        self._logger: TaskLogger | None = None
         self._database = database
         self._session: RoutingSession | None = None
         self._helpers: Helpers | None = None
+
+    @property
+    def logger(self) -> TaskLogger:
+        if self._logger is None:
+            self._logger = TaskLogger(f"ledgerflow.task.{self.task_name}", self.log_records)
+        return self._logger
 
     @property
     def session(self) -> RoutingSession:

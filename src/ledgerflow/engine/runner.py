@@ -275,7 +275,6 @@ class _Run:
         recorder = Recorder(engine)
         reader = CacheReader(engine)
         values = Values(settings, recorder, stored=reader.value_stored)
-        heartbeat = Heartbeat(engine, self.run_id)
         now = datetime.now(timezone.utc)
         configuration = {"hash": settings.hash, "yaml": settings.redacted_yaml(), "created_at": now}
         tag_rows = [
@@ -286,6 +285,7 @@ class _Run:
             run_id=self.run_id, recorder=recorder, values=values, cache=reader if cache else None,
             executor=self.executor, rerun=rerun, observer=self.observer,  # type: ignore[arg-type]
         )  # fmt: skip
+        heartbeat = Heartbeat(engine, self.run_id, on_beat=scheduler.flush_if_idle)
         entry = entry_name(expr)
         value: Any = None
         started_executor = False
@@ -303,6 +303,7 @@ class _Run:
                     value = scheduler.run(expr)
                     if not scheduler.interrupted:
                         scheduler.finish_unfinished()
+                    heartbeat.stop()  # no flush from its thread from now on
                     with _sigint_deferred():
                         status, root, result_hash = self._outcome(scheduler, expr, value, values)
                         recorder.end_run(self.run_id, status, root, result_hash)
@@ -312,6 +313,7 @@ class _Run:
                     raise
         finally:
             heartbeat.stop()
+            scheduler.release()
             try:
                 if started_executor:
                     self.executor.shutdown(cancel=scheduler.interrupted)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import gc
 import json
 import os
+import threading
 import time
 from collections import deque
-from collections.abc import Iterable
-from datetime import datetime, timezone
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ledgerflow.engine import node as st
@@ -83,15 +84,21 @@ class Scheduler:
         self._started = time.monotonic()
         self._last_progress = 0.0
         self._reported: dict[str, int] = {}
-        executor.between_jobs = self._housekeeping
+        executor.on_job_start = self._job_starting
+        executor.while_task_runs = self._idle
+        self._lock = threading.Lock()  # held by the scheduler except while a local task runs
+        self._holding = False
 
     # -- the loop ----------------------------------------------------------------------
 
     def run(self, expr: Any) -> Any:
-        """Evaluate ``expr`` (calls nested anywhere in it); returns its concrete value."""
+        """Evaluate ``expr`` (calls nested anywhere in it); returns its concrete value.
+
+        The scheduler keeps its lock until :meth:`release` (after the heartbeat stopped)."""
         threshold = gc.get_threshold()
         gc.freeze()  # what existed before the run is not rescanned by every collection
         gc.set_threshold(max(threshold[0], GC_THRESHOLD), *threshold[1:])
+        self._take_lock()
         try:
             roots = self.discover(find_calls(expr), parent=None)
             try:
@@ -128,6 +135,37 @@ class Scheduler:
             for outcome in executor.collect(TICK):
                 self._on_outcome(outcome)
             self._settle()
+
+    def release(self) -> None:
+        """Called once the heartbeat is stopped: the run's state is no longer shared."""
+        self._drop_lock()
+
+    def _take_lock(self) -> None:
+        self._lock.acquire()
+        self._holding = True
+
+    def _drop_lock(self) -> None:
+        if self._holding:
+            self._holding = False
+            self._lock.release()
+
+    @contextmanager
+    def _idle(self) -> Iterator[None]:
+        """A task's code runs in this thread: let the heartbeat flush meanwhile."""
+        self._drop_lock()
+        try:
+            yield
+        finally:
+            self._take_lock()
+
+    def flush_if_idle(self) -> None:
+        """From the heartbeat thread: flush when the scheduler waits for a local task."""
+        if self._lock.acquire(blocking=False):
+            try:
+                if self.recorder.due():
+                    self.recorder.flush(final=False)
+            finally:
+                self._lock.release()
 
     def _housekeeping(self) -> None:
         if self.recorder.due():
@@ -175,8 +213,7 @@ class Scheduler:
             self.recorder.task_def(
                 (
                     found, task.name, task.namespace, task.version, task.func.__module__,
-                    code.source, json.dumps(code.helpers, sort_keys=True),
-                    datetime.now(timezone.utc),
+                    code.source, json.dumps(code.helpers, sort_keys=True), time.time(),
                 )  # fmt: skip
             )
         return found
@@ -382,13 +419,23 @@ class Scheduler:
             return
         row = node.row
         assert row is not None
-        row["status"] = "running"
-        row["started_at"] = time.time()
-        self.recorder.task_run_changed(row)
+        if not self.executor.reports_start:
+            row["status"] = "running"
+            row["started_at"] = time.time()
+            self.recorder.task_run_changed(row)
         self._set_state(node, st.RUNNING)
         self.running[row["id"]] = node
         args, kwargs = node.task.unbind(node.resolved)
         self.executor.submit(Job(row["id"], node.task, args, kwargs))
+
+    def _job_starting(self, job: Job) -> None:
+        """An in-process executor is about to run ``job``: it is running now."""
+        node = self.running.get(job.id)
+        if node is not None and node.row is not None:
+            node.row["status"] = "running"
+            node.row["started_at"] = time.time()
+            self.recorder.task_run_changed(node.row)
+        self._housekeeping()
 
     def _on_outcome(self, outcome: Outcome, expand: bool = True) -> None:
         node = self.running.pop(outcome.job_id, None)
@@ -402,8 +449,7 @@ class Scheduler:
         row["worker"] = outcome.worker or None
         if outcome.logs:
             self.recorder.logs(
-                (self.run_id, row["id"], datetime.fromtimestamp(t, timezone.utc), level, name, msg)
-                for t, level, name, msg in outcome.logs
+                (self.run_id, row["id"], t, level, name, msg) for t, level, name, msg in outcome.logs
             )
         if outcome.error is not None:
             if node.attempt <= node.task.retries and not self.interrupted:
@@ -462,7 +508,7 @@ class Scheduler:
             self._fail(node, ErrorInfo(info.type, error.message, info.traceback))
             return
         values.known(value, digest)
-        now = datetime.now(timezone.utc)
+        now = time.time()
         call_hash = combine(node.task_hash, node.args_hash, digest)
         edges = [c.call_hash for c in node.children if c.call_hash is not None]
         self.recorder.call((call_hash, node.task_hash, node.args_hash, digest, now), edges)

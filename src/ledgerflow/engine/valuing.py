@@ -10,15 +10,17 @@ bytes that fail it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import os
-from datetime import datetime, timezone
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ledgerflow.engine.expr import ATOMS
 from ledgerflow.errors import IntegrityError, LedgerflowError, SerializationError
 from ledgerflow.hashing import hash_value
-from ledgerflow.values import DirectoryStore, File, decode_verified, encode, load_signing_key, sign
+from ledgerflow.values import DirectoryStore, File, decode_verified, encode, load_signing_key
 
 if TYPE_CHECKING:
     from ledgerflow.config.settings import Settings
@@ -47,6 +49,7 @@ class Values:
         self._store: ValueStore | None = None
         self._key: bytes | None = None
         self._memo: dict[int, tuple[Any, str]] = {}
+        self._hmac: Any = None
         self._corrupt: set[str] = set()  # stored values that failed their check: rewrite them
 
     @property
@@ -89,14 +92,14 @@ class Values:
         if digest in self._corrupt:
             self._corrupt.discard(digest)
             self.store.delete(digest)
-            recorder.value_repair(self._value_row(obj, digest, datetime.now(timezone.utc)))
+            recorder.value_repair(self._value_row(obj, digest, time.time()))
             recorder.value_known(digest)
         if recorder.has_value(digest):
             return
         if self.stored is not None and _large(obj) and self.stored(digest):
             recorder.value_known(digest)
             return
-        now = datetime.now(timezone.utc)
+        now = time.time()
         stack = [(obj, digest)]
         while stack:
             item, item_hash = stack.pop()
@@ -117,10 +120,17 @@ class Values:
             if edges:
                 recorder.value_edges(edges)
 
-    def _value_row(self, obj: Any, digest: str, now: datetime) -> tuple[Any, ...]:
+    def _sign(self, data: bytes) -> str:
+        if self._hmac is None:
+            self._hmac = hmac.new(self.key, digestmod=hashlib.sha256)
+        mac = self._hmac.copy()
+        mac.update(data)
+        return mac.hexdigest()  # the same as ledgerflow.values.sign(data, key)
+
+    def _value_row(self, obj: Any, digest: str, now: float) -> tuple[Any, ...]:
         encoded = encode(obj)
         data = encoded.data
-        signature = sign(data, self.key)
+        signature = self._sign(data)
         inline: bytes | None = data
         store_key = None
         if encoded.size > self.inline_max:
@@ -224,7 +234,7 @@ def _position(key: Any) -> str:
     return text[:255]
 
 
-def _file_row(item: File, digest: str, now: datetime) -> tuple[Any, ...]:
+def _file_row(item: File, digest: str, now: float) -> tuple[Any, ...]:
     try:
         st = os.stat(item.path)
         size, mtime = st.st_size, st.st_mtime

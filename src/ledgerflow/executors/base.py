@@ -12,6 +12,7 @@ import importlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -67,9 +68,15 @@ class Executor(ABC):
     in a loop, then :meth:`shutdown`."""
 
     name = "executor"
-    #: Called by in-process executors between two jobs, so the scheduler can flush the
-    #: ledger and report progress while long tasks run.
-    between_jobs: Callable[[], None] | None = None
+    #: Whether the executor calls :attr:`on_job_start` when a job really starts; otherwise
+    #: a submitted job counts as running.
+    reports_start = False
+    #: Set by the scheduler: called (in the scheduler's thread) just before a job starts,
+    #: by executors that run jobs in the scheduler's own thread.
+    on_job_start: Callable[[Job], None] | None = None
+    #: Set by the scheduler: a context that in-process executors enter while a task's own
+    #: code runs (the scheduler is idle then, and its heartbeat may flush the ledger).
+    while_task_runs: Callable[[], AbstractContextManager[None]] | None = None
 
     def __init__(self, workers: int | None = None) -> None:
         if workers is not None and workers < 1:

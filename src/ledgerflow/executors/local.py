@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from contextlib import nullcontext
 
 from ledgerflow.executors.base import Executor, Job, Outcome, WorkerEnv, worker_label
 
@@ -15,6 +16,7 @@ class LocalExecutor(Executor):
     """In-process execution: no pickling, tasks see the scheduler's modules and objects."""
 
     name = "local"
+    reports_start = True
 
     def default_workers(self) -> int:
         return 1
@@ -38,13 +40,16 @@ class LocalExecutor(Executor):
         from ledgerflow.engine.worker import run_job
 
         queue, finished, state, label = self._queue, self._finished, self._state, self._label
-        hook = self.between_jobs
+        hook = self.on_job_start
+        idle = self.while_task_runs or nullcontext
         deadline = time.perf_counter() + BATCH_SECONDS
         while queue:
-            if hook is not None:
-                hook()
             job = queue.popleft()
-            finished.append(run_job(job, state, label))
+            if hook is not None:
+                hook(job)
+            with idle():
+                outcome = run_job(job, state, label)
+            finished.append(outcome)
             if time.perf_counter() > deadline:
                 break
         self._finished = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
@@ -35,10 +36,17 @@ def utcnow() -> datetime:
 class Heartbeat:
     """A daemon thread that refreshes ``lf_run.heartbeat_at`` until stopped."""
 
-    def __init__(self, engine: Engine, run_id: str, interval: float = HEARTBEAT_INTERVAL) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        run_id: str,
+        interval: float = HEARTBEAT_INTERVAL,
+        on_beat: Callable[[], None] | None = None,
+    ) -> None:
         self.engine = engine
         self.run_id = run_id
         self.interval = interval
+        self.on_beat = on_beat
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="ledgerflow-heartbeat", daemon=True)
         self.errors = 0
@@ -59,6 +67,8 @@ class Heartbeat:
         while not self._stop.wait(self.interval):
             try:
                 self.beat()
+                if self.on_beat is not None:
+                    self.on_beat()
             except Exception:  # a missed beat is retried; the run must not die of it
                 self.errors += 1
 

@@ -31,6 +31,9 @@ FLUSH_ROWS = 20_000
 #: SQLite busy timeout (ms) of an intermediate flush; a locked database just delays it.
 SOFT_BUSY_MS = 2_000
 HARD_BUSY_MS = 60_000
+#: A task run still ``pending`` is written once it is this old (or has moved on): calls that
+#: run at once are then inserted once, already finished.
+PENDING_GRACE = 2.0
 #: Page cache of the recorder's SQLite connection: big indexes stay in memory.
 SQLITE_CACHE_KIB = 65_536
 
@@ -78,6 +81,7 @@ class Recorder:
         self._known_files: set[str] = set()
         # task runs: id -> mutable row dict
         self._new_runs: dict[str, dict[str, Any]] = {}
+        self._born: dict[str, float] = {}
         self._dirty_runs: dict[str, dict[str, Any]] = {}
         self._logs: list[tuple[Any, ...]] = []
         self._run_end: tuple[Any, ...] | None = None
@@ -148,6 +152,8 @@ class Recorder:
     def task_run(self, row: dict[str, Any]) -> None:
         """A new task run; ``row`` stays owned by the caller, who may keep changing it."""
         self._new_runs[row["id"]] = row
+        if row["status"] == "pending":
+            self._born[row["id"]] = time.monotonic()
         self._pending += 1
 
     def task_run_changed(self, row: dict[str, Any]) -> None:
@@ -185,9 +191,25 @@ class Recorder:
                 raise DatabaseError(f"cannot open the ledger: {exc.orig}") from None
         return self._raw
 
-    def _batches(self) -> list[tuple[_sql.Statement, Iterable[Sequence[Any]]]]:
+    def _deferred(self, final: bool) -> dict[str, dict[str, Any]]:
+        """New task runs kept back: still pending and younger than PENDING_GRACE."""
+        if final or not self._born:
+            return {}
+        old = time.monotonic() - PENDING_GRACE
+        born = self._born
+        return {
+            key: row
+            for key, row in self._new_runs.items()
+            if row["status"] == "pending" and born.get(key, 0.0) > old
+        }
+
+    def _batches(self, deferred: dict[str, Any]) -> list[tuple[_sql.Statement, Iterable[Sequence[Any]]]]:
         sql = self.sql
-        runs = [tuple(r[c] for c in _sql.TASK_RUN) for r in self._new_runs.values()]
+        runs = [
+            tuple(r[c] for c in _sql.TASK_RUN)
+            for key, r in self._new_runs.items()
+            if key not in deferred
+        ]
         updates = [
             (*(r[c] for c in _sql.TASK_RUN_MUTABLE), r["id"]) for r in self._dirty_runs.values()
         ]
@@ -219,6 +241,10 @@ class Recorder:
             return True
         raw = self._connection()
         sqlite = self.dialect == "sqlite"
+        deferred = self._deferred(final)
+        work = [(st, params) for st, rows in self._batches(deferred) if (params := st.rows(rows))]
+        if not work:
+            return True
         cursor = raw.cursor()
         try:
             if sqlite:
@@ -226,11 +252,9 @@ class Recorder:
                 cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
                 cursor.execute("BEGIN IMMEDIATE")
             written = 0
-            for statement, rows in self._batches():
-                params = statement.rows(rows)
-                if params:
-                    cursor.executemany(statement.sql, params)
-                    written += len(params)
+            for statement, params in work:
+                cursor.executemany(statement.sql, params)
+                written += len(params)
             if sqlite:
                 cursor.execute("COMMIT")
             else:
@@ -244,12 +268,12 @@ class Recorder:
             raise
         finally:
             cursor.close()
-        self._written()
+        self._written(deferred)
         self.flushes += 1
         self.rows_written += written
         return True
 
-    def _written(self) -> None:
+    def _written(self, deferred: dict[str, dict[str, Any]]) -> None:
         self._known_defs.update(self._task_defs)
         self._known_values.update(self._values)
         self._known_files.update(self._files)
@@ -265,7 +289,9 @@ class Recorder:
         self._logs = []
         self._tags = []
         self._run_end = None
-        self._pending = 0
+        self._new_runs.update(deferred)
+        self._born = {key: self._born[key] for key in deferred}
+        self._pending = len(deferred)
 
     def close(self) -> None:
         if self._raw is not None:
