@@ -193,7 +193,7 @@ def _show_task_run(tr: TaskRunInfo) -> None:
     _field("attempt", tr.attempt if tr.attempt > 1 else None)
     _field("worker", tr.worker)
     _field("tags", " ".join(map(str, tr.tags)))
-    echo("arguments:")
+    echo("arguments:" if tr.arguments else "arguments:    (none recorded)")
     for arg in tr.arguments:
         echo(f"  {arg.name} = <{arg.value.short}> {_cut(arg.value.display())}")
     if tr.result is not None:
