@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -177,6 +178,8 @@ class Kind:
         self.columns = tuple(f.name for f in self.fields)
         self.index = {name: i for i, name in enumerate(self.columns)}
         self.key_columns = tuple(c.key for c in table.primary_key.columns)
+        positions = [self.index[c] for c in self.key_columns if c in self.index]
+        self.sort_key = itemgetter(*positions) if positions else None
         self.times = tuple(i for i, f in enumerate(self.fields) if f.type == "datetime")
         self.binaries = tuple(i for i, f in enumerate(self.fields) if f.type == "bytes")
         self._names = frozenset(self.columns)
@@ -274,14 +277,16 @@ ORDER: tuple[Kind, ...] = tuple(KINDS.values())
 
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_PARSE = json.JSONDecoder().decode
+_PARSE = json.JSONDecoder().raw_decode
 
 
 def encode_line(kind: Kind, row: Sequence[Any], blob: bytes | None = None) -> str:
     """One line of an export file (with its newline)."""
     data = kind.encode(row)
-    tail = "}\n" if blob is None else f',"blob":"{_b64(blob)}"}}\n'
-    return f'{{"kind":"{kind.name}","key":{_COMPACT(kind.key(data))},"data":{_COMPACT(data)}{tail}'
+    record = {"kind": kind.name, "key": kind.key(data), "data": data}
+    if blob is not None:
+        record["blob"] = _b64(blob)
+    return _COMPACT(record) + "\n"
 
 
 @dataclass
@@ -302,7 +307,15 @@ def decode_line(text: str | bytes, line: int, source: str) -> Record | None:
 
 def _decode(text: str | bytes, line: int) -> Record | None:
     try:
-        record = _PARSE(text if type(text) is str else text.decode("utf-8"))  # type: ignore[union-attr]
+        line_text = text if type(text) is str else text.decode("utf-8")  # type: ignore[union-attr]
+        try:
+            record, end = _PARSE(line_text)
+        except ValueError:  # leading blanks, or not JSON (then this raises again)
+            stripped = line_text.lstrip()
+            record, end = _PARSE(stripped)
+            end += len(line_text) - len(stripped)
+        if end < len(line_text) and line_text[end:].strip():
+            raise ValueError(f"extra data after the object at column {end + 1}")
     except (ValueError, UnicodeDecodeError) as exc:
         if not text.strip():
             return None

@@ -40,6 +40,7 @@ from ledgerflow.provenance._exchange_kinds import (
 from ledgerflow.provenance._exchange_reach import chunks
 
 BATCH_ROWS = 5_000
+SQLITE_CACHE_KIB = 65_536
 _OPEN = text("status IN (" + ", ".join(f"'{state}'" for state in OPEN_STATES) + ")")
 
 _PG_ARRAY_TYPES = {
@@ -61,15 +62,15 @@ class RecordWriter:
     """Adds records to the ledger on one connection (inside its transaction).
 
     Use it as a context manager: leaving the block writes what is buffered (or, on an
-    exception, stops). On PostgreSQL batches are written by a background thread while the
-    caller reads and checks the next ones (at most two batches wait), so parsing and the
-    server's work overlap; the connection is then only touched by that thread until the
-    block ends.
+    exception, stops). Batches are written by a background thread while the caller reads and
+    checks the next ones (at most two batches wait): both drivers release the GIL while the
+    database works, so parsing and writing overlap. The connection is only touched by that
+    thread until the block ends.
     """
 
     def __init__(
         self, conn: Connection, *, source: str, batch_rows: int = BATCH_ROWS,
-        background: bool | None = None,
+        background: bool = True,
     ) -> None:
         self.conn = conn
         self.source = source
@@ -86,10 +87,12 @@ class RecordWriter:
         self._errors: tuple[type[BaseException], ...] = (DBAPIError, StatementError) + (
             (driver.Error,) if driver is not None else ()
         )
+        if conn.dialect.name == "sqlite":  # big indexes stay in memory while they grow
+            conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         self._failed: BaseException | None = None
         self._queue: queue.Queue[Batch | None] | None = None
         self._thread: threading.Thread | None = None
-        if self._postgres if background is None else background:
+        if background:
             self._queue = queue.Queue(maxsize=2)
             self._thread = threading.Thread(target=self._work, name="ledgerflow-import", daemon=True)
             self._thread.start()
@@ -170,6 +173,8 @@ class RecordWriter:
             rows = fresh
             if not rows:
                 return
+        elif kind.sort_key is not None:
+            rows.sort(key=kind.sort_key)  # key order: index pages are visited once per batch
         sql, params = self._statement(kind)
         added = self._execute(sql, params(rows))
         self.added[kind.name] += added
