@@ -112,23 +112,24 @@ def _arguments_json(expr: Any) -> str | None:
 
 
 class _Guarded:
-    """Calls an observer, logging (once) instead of failing the run when it raises."""
+    """Calls an observer; a method that raises is logged once and not called again."""
 
     def __init__(self, observer: RunObserver) -> None:
         self.observer = observer
-        self.broken = False
+        self.broken: set[str] = set()
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.observer, name)
 
         def call(*args: Any) -> None:
-            if self.broken:
+            if name in self.broken:
                 return
             try:
                 method(*args)
             except Exception:
-                self.broken = True
-                log.warning("the run observer failed; progress reports stop", exc_info=True)
+                self.broken.add(name)
+                log.warning("the run observer's %s failed; it is not called again", name,
+                            exc_info=True)  # fmt: skip
 
         return call
 

@@ -114,8 +114,8 @@ class Executor(ABC):
 #: name -> "module:Class", imported on first use.
 EXECUTORS: dict[str, str] = {
     "local": "ledgerflow.executors.local:LocalExecutor",
-    "threads": "ledgerflow.executors.pool:ThreadExecutor",
-    "processes": "ledgerflow.executors.pool:ProcessExecutor",
+    "threads": "ledgerflow.executors.threads:ThreadExecutor",
+    "processes": "ledgerflow.executors.processes:ProcessExecutor",
 }
 
 
