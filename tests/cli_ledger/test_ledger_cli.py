@@ -201,3 +201,16 @@ def test_help_lists_the_commands(cli: Cli) -> None:
     for name in ("runs", "log", "show", "query", "tag", "dataflow"):
         assert f"  {name} " in out
     assert "--downstream" in ok(cli("dataflow", "--help")).out
+
+
+def test_docs_describe_every_command_and_its_help_matches() -> None:
+    from pathlib import Path
+
+    from ledgerflow.cli import ledger as commands
+    from ledgerflow.cli.main import COMMANDS
+
+    docs = (Path(__file__).parents[2] / "docs" / "provenance.md").read_text(encoding="utf-8")
+    for name in ("runs", "log", "show", "query", "tag", "dataflow"):
+        assert f"ledgerflow {name}" in docs, name
+        command = getattr(commands, name)
+        assert COMMANDS[name] == ("ledgerflow.cli.ledger", name, command.short_help)

@@ -123,6 +123,10 @@ def test_ambiguous_prefix_lists_candidates_of_every_kind(ledger_settings: Settin
     message = str(err.value)
     assert "run abcd11111111" in message and "task_run abcd22222222" in message
     assert err.value.exit_code == 2
+    with Ledger.open(ledger_settings) as ledger:
+        assert {(c.record_kind, c.id[:5]) for c in ledger.matches("abcd")} == {("run", "abcd1"), ("task_run", "abcd2")}
+        assert [c.record_kind for c in ledger.matches("abcd1")] == ["run"]
+        assert ledger.matches("not/hex") == []
 
 
 def test_logs_of_run_and_task_run(book: Ledger, example: ExampleLedger) -> None:

@@ -302,6 +302,13 @@ class Ledger:
         with self._session() as session:
             return ids.resolve(session, id_or_prefix_or_path, self.root)
 
+    def matches(self, prefix: str) -> list[Candidate]:
+        """Every record whose id starts with ``prefix`` (kind, full id, short description)."""
+        if not ids.is_hex(prefix):
+            return []
+        with self._session() as session:
+            return ids.find_by_prefix(session, prefix)
+
     def get(self, id_or_prefix_or_path: str) -> Record:
         """The run, task run, call, value or file an id, id prefix or file path names,
         with its relations loaded (logs, task runs, producers and users)."""
