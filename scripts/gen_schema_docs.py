@@ -127,8 +127,8 @@ def render() -> str:
     for name in sorted(LedgerBase.metadata.tables):
         lines += _table(models[name], LedgerBase.metadata.tables[name])
     lines += ["## Views", "",
-              "Created by the framework migration `create the provenance views`; the same SQL "
-              "runs on SQLite and PostgreSQL.", ""]
+              ("Created by the framework migration `create the provenance views`; the same SQL "
+               "runs on SQLite and PostgreSQL."), ""]
     for view in VIEWS:
         lines += [f"### `{view.name}`", "", view.description, "",
                   "| column | meaning |", "|---|---|"]
@@ -141,22 +141,25 @@ def render() -> str:
 def _export_format() -> list[str]:
     out = [
         "## Export format", "",
-        "`ledgerflow export` writes one JSON object per line: "
-        '`{"kind": ..., "key": ..., "data": {...}}`. `data` holds every column of the row '
-        "(bytes in base64, times in ISO 8601 UTC); `key` is the row's natural key (a string, or "
-        "a list for a composite key) and must match `data`. A value kept in the value store "
-        'carries its bytes in a `"blob"` member (base64). Records come in this order, each after '
-        "the records it refers to; `ledgerflow import` adds a record only when its key is not in "
-        "the ledger yet.", "",
+        ("`ledgerflow export` writes one JSON object per line: "
+         '`{"kind": ..., "key": ..., "data": {...}}`. `data` holds every column of the row '
+         "(bytes in base64, times in ISO 8601 UTC); `key` is the row's natural key (a string, or "
+         "a list for a composite key) and must match `data`. A value kept in the value store "
+         'carries its bytes in a `"blob"` member (base64). Records come in this order, each '
+         "after the records it refers to; `ledgerflow import` adds a record only when its key "
+         "is not in the ledger yet."), "",
         "| kind | table | key |", "|---|---|---|",
     ]
     for kind in ORDER:
-        key = ("SHA-1 of the JSON list [run_id, task_run_id, created_at, level, logger, "
-               "message] (the id is local and not exported)") if kind.keyless else ", ".join(kind.key_columns)
+        key = ", ".join(kind.key_columns)
+        if kind.keyless:
+            key = ("SHA-1 of the JSON list [run_id, task_run_id, created_at, level, logger, "
+                   "message] (the id is local and not exported)")
         out.append(f"| `{kind.name}` | `{kind.table.name}` | {key} |")
-    out += ["", "Runs and task runs are the only rows that change: importing a copy that has "
-            "ended updates a row the ledger still holds as `running`/`pending`. Log records are "
-            "compared with the ledger's by their content, so importing twice adds none.", ""]
+    out += ["", ("Runs and task runs are the only rows that change: importing a copy that has "
+                 "ended updates a row the ledger still holds as `running`/`pending`. Log records "
+                 "are compared with the ledger's by their content, so importing twice adds none."),
+            ""]
     return out
 
 

@@ -79,12 +79,12 @@ def populate(settings: Settings) -> Workload:
     w.write(settings)
     value_store(settings).put(big, BLOB)
     statements = [
-        "INSERT INTO lf_configuration (hash, yaml, created_at) VALUES "
-        "('cfg0', 'databases: {}', '2026-01-01 00:00:00')",
+        ("INSERT INTO lf_configuration (hash, yaml, created_at) VALUES "
+         "('cfg0', 'databases: {}', '2026-01-01 00:00:00')"),
         "UPDATE lf_run SET config_hash = 'cfg0'",
-        "INSERT INTO lf_cache_entry (task_hash, args_hash, call_hash, value_hash, run_id, created_at) "
-        "SELECT c.task_hash, c.args_hash, c.hash, c.value_hash, NULL, c.created_at FROM lf_call c "
-        "JOIN lf_task_def d ON d.hash = c.task_hash WHERE d.name IN ('align', 'load')",
+        ("INSERT INTO lf_cache_entry (task_hash, args_hash, call_hash, value_hash, run_id, created_at) "
+         "SELECT c.task_hash, c.args_hash, c.hash, c.value_hash, NULL, c.created_at FROM lf_call c "
+         "JOIN lf_task_def d ON d.hash = c.task_hash WHERE d.name IN ('align', 'load')"),
     ]
     execute(settings, *statements)
     return work

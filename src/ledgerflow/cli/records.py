@@ -38,7 +38,7 @@ def _progress(label: str) -> Iterator[Callable[[int], None] | None]:
     if not sys.stderr.isatty():
         yield None
         return
-    err = Console(file=click.get_text_stream("stderr"))
+    err = Console(file=sys.stderr)
     columns = (SpinnerColumn(), TextColumn("{task.description} {task.completed:,} records"),
                TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True) as bar:

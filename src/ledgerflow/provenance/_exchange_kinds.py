@@ -19,9 +19,9 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from datetime import UTC, datetime
-from typing import Any
+from operator import itemgetter
+from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
@@ -237,7 +237,7 @@ class Kind:
         append = row.append
         get = data.get
         for name, expected, convert, limit, nullable, default, field in self._plan:
-            value = get(name)
+            value: Any = get(name)
             if value is None:
                 if default is not _NO_DEFAULT and name not in data:
                     append(default)
@@ -246,7 +246,7 @@ class Kind:
                 else:
                     raise RecordError(f"field '{name}' is required")
             elif type(value) is expected:
-                if limit is not None and len(value) > limit:
+                if limit is not None and len(cast(str, value)) > limit:
                     raise RecordError(f"field '{name}' is longer than {limit} characters")
                 if convert is None:
                     append(value)

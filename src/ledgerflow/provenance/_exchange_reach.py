@@ -110,8 +110,8 @@ def reach(conn: Connection, runs: set[str]) -> Reach:
     argument = t["argument"]
     found.values.update(v for (v,) in _in(conn, (argument.c.value_hash,), argument.c.args_hash, found.args))
     cache = t["cache_entry"]
-    cols = (cache.c.task_hash, cache.c.args_hash, cache.c.call_hash)
-    for task_hash, args_hash, call_hash in _in(conn, cols, cache.c.value_hash, found.values):
+    keys = (cache.c.task_hash, cache.c.args_hash, cache.c.call_hash)
+    for task_hash, args_hash, call_hash in _in(conn, keys, cache.c.value_hash, found.values):
         if call_hash in found.calls:
             found.cache_keys.add((task_hash, args_hash))
     value_edge = t["value_edge"]

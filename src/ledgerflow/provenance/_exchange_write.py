@@ -22,7 +22,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import Connection, bindparam, select, text, update
 from sqlalchemy.exc import DBAPIError, StatementError
@@ -89,7 +89,7 @@ class RecordWriter:
         )
         if conn.dialect.name == "sqlite":  # big indexes stay in memory while they grow
             conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
-        self._failed: BaseException | None = None
+        self._failed: Exception | None = None
         self._queue: queue.Queue[Batch | None] | None = None
         self._thread: threading.Thread | None = None
         if background:
@@ -97,7 +97,7 @@ class RecordWriter:
             self._thread = threading.Thread(target=self._work, name="ledgerflow-import", daemon=True)
             self._thread.start()
 
-    def __enter__(self) -> RecordWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
@@ -143,7 +143,7 @@ class RecordWriter:
             if self._failed is None:
                 try:
                     self._write_batch(batch)
-                except BaseException as exc:  # handed to the caller's thread
+                except Exception as exc:  # noqa: BLE001 - handed to the caller's thread
                     self._failed = exc
 
     def _write_batch(self, batch: Batch) -> None:

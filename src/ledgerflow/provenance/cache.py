@@ -24,7 +24,7 @@ from ledgerflow.provenance.query import task_condition
 __all__ = ["CachedResult", "TaskCacheStats", "cache_clear", "cache_entries", "cache_list"]
 
 #: The full name of a task definition, as task runs record it (``namespace.name``).
-TASK_FULLNAME = case(
+TASK_FULLNAME: Any = case(
     (TaskDef.namespace == "", TaskDef.name), else_=TaskDef.namespace + "." + TaskDef.name
 )
 

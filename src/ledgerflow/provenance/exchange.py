@@ -253,15 +253,17 @@ def import_(
                     continue
                 if record.blob is not None:
                     blobs.put(record.row[store_at], record.blob)
-                elif record.kind.name == "value" and record.row[store_at] is not None:
-                    if not blobs.has(record.row[store_at]):
-                        raise ImportRecordsError(
-                            f"{name}, line {number}: value {record.row[0]} is kept in a "
-                            "value store but the record carries no 'blob' and the store here "
-                            "does not hold it",
-                            hint="export it again with ledgerflow >= this version; nothing "
-                            "was imported",
-                        )
+                elif (
+                    record.kind.name == "value"
+                    and record.row[store_at] is not None
+                    and not blobs.has(record.row[store_at])
+                ):
+                    raise ImportRecordsError(
+                        f"{name}, line {number}: value {record.row[0]} is kept in a value "
+                        "store but the record carries no 'blob' and the store here does not "
+                        "hold it",
+                        hint="export it again with `ledgerflow export`; nothing was imported",
+                    )
                 writer.add(record.kind, record.row, number)
                 if progress is not None and number % PROGRESS_EVERY == 0:
                     progress(number)

@@ -198,14 +198,14 @@ class _Walk:
                 ended = self.activities[activity].ended_at
                 self.out.relation("wasGeneratedBy", entity=self._ref(value), activity=activity,
                                   time=_time(ended))
-        for user, value in self.uses:
+        for consumer, value in self.uses:
             for generator in sorted(self.generators.get(value, ())):
-                if generator != user:
-                    self.out.relation("wasInformedBy", informed=user, informant=generator)
+                if generator != consumer:
+                    self.out.relation("wasInformedBy", informed=consumer, informant=generator)
         for ident, row in self.activities.items():
-            parent = row.parent_id and f"lf:task_run_{row.parent_id}"
-            if parent and parent in self.activities:
-                self.out.relation("wasStartedBy", activity=ident, starter=parent)
+            starter = f"lf:task_run_{row.parent_id}" if row.parent_id else None
+            if starter is not None and starter in self.activities:
+                self.out.relation("wasStartedBy", activity=ident, starter=starter)
         run_users = {
             r.id: r.user
             for r in _rows(self.conn, (Run.id, Run.user), Run.id, {a.run_id for a in self.activities.values()})

@@ -42,12 +42,11 @@ PRUNED_KINDS = (
 _DOOMED = "SELECT id FROM lf_run WHERE started_at < :cutoff AND status <> 'running'{status}"
 
 _SWEEP: tuple[tuple[str, str], ...] = (
-    ("tag", "DELETE FROM lf_tag WHERE entity_id IN (SELECT id FROM lf_task_run "
-            "WHERE run_id IN ({doomed}))"),
+    ("tag", "DELETE FROM lf_tag WHERE entity_id IN (SELECT id FROM lf_task_run WHERE {by_run})"),
     ("tag", "DELETE FROM lf_tag WHERE entity_id IN ({doomed})"),
-    ("log_record", "DELETE FROM lf_log_record WHERE run_id IN ({doomed})"),
-    ("cache_entry", "DELETE FROM lf_cache_entry WHERE run_id IN ({doomed})"),
-    ("task_run", "DELETE FROM lf_task_run WHERE run_id IN ({doomed})"),
+    ("log_record", "DELETE FROM lf_log_record WHERE {by_run}"),
+    ("cache_entry", "DELETE FROM lf_cache_entry WHERE {by_run}"),
+    ("task_run", "DELETE FROM lf_task_run WHERE {by_run}"),
     ("run", "DELETE FROM lf_run WHERE id IN ({doomed})"),
 )
 
@@ -76,31 +75,39 @@ live_value(hash) AS (
     SELECT e.child_hash FROM lf_value_edge e JOIN live_value l ON e.parent_hash = l.hash
 )"""
 
-_DEAD_VALUE = f"WITH RECURSIVE {_LIVE_VALUE.strip()}\n"
+_WITH_CALLS = f"WITH RECURSIVE {_LIVE_CALL.strip()}\n"
+_WITH_VALUES = f"WITH RECURSIVE {_LIVE_VALUE.strip()}\n"
+
+
+def _not_live(with_live: str, live: str, table: str, column: str) -> str:
+    """DELETE the rows of ``table`` whose ``column`` is not in the live set ``live``."""
+    return (f"{with_live}DELETE FROM {table} WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {live} l WHERE l.hash = {table}.{column})")
+
+
+def _unreferenced(table: str, column: str, *refs: tuple[str, str]) -> str:
+    """DELETE the rows of ``table`` that no ``(table, column)`` of ``refs`` points to."""
+    checks = " AND ".join(
+        f"NOT EXISTS (SELECT 1 FROM {ref} r WHERE r.{ref_column} = {table}.{column})"
+        for ref, ref_column in refs
+    )
+    return f"DELETE FROM {table} WHERE {checks}"
+
 
 _COLLECT: tuple[tuple[str, str], ...] = (
-    ("call_edge", f"WITH RECURSIVE {_LIVE_CALL.strip()}\nDELETE FROM lf_call_edge WHERE NOT EXISTS "
-                  "(SELECT 1 FROM live_call l WHERE l.hash = lf_call_edge.parent_hash)"),
-    ("call", f"WITH RECURSIVE {_LIVE_CALL.strip()}\nDELETE FROM lf_call WHERE NOT EXISTS "
-             "(SELECT 1 FROM live_call l WHERE l.hash = lf_call.hash)"),
-    ("argument", "DELETE FROM lf_argument WHERE NOT EXISTS "
-                 "(SELECT 1 FROM lf_call c WHERE c.args_hash = lf_argument.args_hash) "
-                 "AND NOT EXISTS (SELECT 1 FROM lf_task_run t WHERE t.args_hash = lf_argument.args_hash)"),
-    ("value_edge", _DEAD_VALUE + "DELETE FROM lf_value_edge WHERE NOT EXISTS "
-                   "(SELECT 1 FROM live_value l WHERE l.hash = lf_value_edge.parent_hash)"),
-    ("file", _DEAD_VALUE + "DELETE FROM lf_file WHERE NOT EXISTS "
-             "(SELECT 1 FROM live_value l WHERE l.hash = lf_file.hash)"),
-    ("value", _DEAD_VALUE + "DELETE FROM lf_value WHERE NOT EXISTS "
-              "(SELECT 1 FROM live_value l WHERE l.hash = lf_value.hash)"),
-    ("task_def", "DELETE FROM lf_task_def WHERE NOT EXISTS "
-                 "(SELECT 1 FROM lf_call c WHERE c.task_hash = lf_task_def.hash) "
-                 "AND NOT EXISTS (SELECT 1 FROM lf_task_run t WHERE t.task_hash = lf_task_def.hash) "
-                 "AND NOT EXISTS (SELECT 1 FROM lf_cache_entry e WHERE e.task_hash = lf_task_def.hash)"),
-    ("configuration", "DELETE FROM lf_configuration WHERE NOT EXISTS "
-                      "(SELECT 1 FROM lf_run r WHERE r.config_hash = lf_configuration.hash)"),
+    ("call_edge", _not_live(_WITH_CALLS, "live_call", "lf_call_edge", "parent_hash")),
+    ("call", _not_live(_WITH_CALLS, "live_call", "lf_call", "hash")),
+    ("argument", _unreferenced("lf_argument", "args_hash", ("lf_call", "args_hash"),
+                               ("lf_task_run", "args_hash"))),
+    ("value_edge", _not_live(_WITH_VALUES, "live_value", "lf_value_edge", "parent_hash")),
+    ("file", _not_live(_WITH_VALUES, "live_value", "lf_file", "hash")),
+    ("value", _not_live(_WITH_VALUES, "live_value", "lf_value", "hash")),
+    ("task_def", _unreferenced("lf_task_def", "hash", ("lf_call", "task_hash"),
+                               ("lf_task_run", "task_hash"), ("lf_cache_entry", "task_hash"))),
+    ("configuration", _unreferenced("lf_configuration", "hash", ("lf_run", "config_hash"))),
 )
 
-_DEAD_BLOBS = _DEAD_VALUE + (
+_DEAD_BLOBS = _WITH_VALUES + (
     "SELECT v.store_key FROM lf_value v WHERE v.store_key IS NOT NULL "
     "AND NOT EXISTS (SELECT 1 FROM live_value l WHERE l.hash = v.hash)"
 )
@@ -158,12 +165,11 @@ def prune(
     try:
         engine = database.engine(bind)
         require_ledger(engine, settings, bind)
-        with engine.connect() as conn:
-            with conn.begin() as transaction:
-                blobs = _prune(conn, report, status, keep_cache)
-                report.removed["blob"] = len(blobs)
-                if dry_run:
-                    transaction.rollback()
+        with engine.connect() as conn, conn.begin() as transaction:
+            blobs = _prune(conn, report, status, keep_cache)
+            report.removed["blob"] = len(blobs)
+            if dry_run:
+                transaction.rollback()
         if blobs and not dry_run:
             store = value_store(settings)
             for key in blobs:
@@ -199,7 +205,8 @@ def _prune(conn: Connection, report: PruneReport, status: str | None, keep_cache
         for kind, sql in _SWEEP:
             if kind == "cache_entry" and keep_cache:
                 continue
-            report.removed[kind] += _run(conn, sql.format(doomed=doomed), params)
+            statement = sql.format(doomed=doomed, by_run=f"run_id IN ({doomed})")
+            report.removed[kind] += _run(conn, statement, params)
     blobs: list[str] = []
     for kind, sql in _COLLECT:
         if kind == "value":
