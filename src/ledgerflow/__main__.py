@@ -1,3 +1,3 @@
 from ledgerflow.cli.main import main
 
-main()
+raise SystemExit(main())
