@@ -377,3 +377,19 @@ def test_a_real_pipeline_moves_with_its_cache(
             f"SELECT status, count(*) FROM lf_task_run WHERE run_id = '{result.run_id}' GROUP BY status")).all())
     database.dispose()
     assert states == {"cached": 1}
+
+
+def test_rows_added_meanwhile_by_another_writer_are_skipped(
+    source: Settings, team: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL new rows are COPYed after an existence check; a row another writer adds
+    between the check and the COPY must not fail the import (the batch is re-sent with
+    ON CONFLICT DO NOTHING). Simulated by a check that finds nothing."""
+    from ledgerflow.provenance import _exchange_write
+
+    path = tmp_path / "all.jsonl"
+    count = export(source, out=path)
+    import_(team, path)
+    monkeypatch.setattr(_exchange_write.RecordWriter, "_absent", lambda self, cursor, kind, rows: rows)
+    again = import_(team, path)
+    assert again.total_added == 0 and again.total_skipped == count

@@ -175,8 +175,11 @@ class RecordWriter:
                 return
         elif kind.sort_key is not None:
             rows.sort(key=kind.sort_key)  # key order: index pages are visited once per batch
-        sql, params = self._statement(kind)
-        added = self._execute(sql, params(rows))
+        if self._postgres:
+            added = self._copy_new(kind, rows)
+        else:
+            sql, params = self._statement(kind)
+            added = self._execute(sql, params(rows))
         self.added[kind.name] += added
         self.skipped[kind.name] += len(rows) - added
         if kind.mutable and added < len(rows):
@@ -196,6 +199,52 @@ class RecordWriter:
             return int(cursor.rowcount)
         finally:
             cursor.close()
+
+    def _copy_new(self, kind: Kind, rows: list[Row]) -> int:
+        """PostgreSQL: COPY the rows whose key the ledger lacks, inside a savepoint. Should a
+        concurrent writer add one of them meanwhile, the batch goes through the
+        ``INSERT ... SELECT FROM unnest ... ON CONFLICT DO NOTHING`` statement instead."""
+        from psycopg.errors import UniqueViolation
+
+        rows = _aware(kind, rows)
+        raw = self.conn.connection.driver_connection
+        with raw.cursor() as cursor:  # type: ignore[union-attr]
+            fresh = rows if kind.keyless else self._absent(cursor, kind, rows)
+            if not fresh:
+                return 0
+            table, columns = self._names(kind)
+            cursor.execute("SAVEPOINT lf_import")
+            try:
+                with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                    for row in fresh:
+                        copy.write_row(row)
+            except UniqueViolation:
+                cursor.execute("ROLLBACK TO SAVEPOINT lf_import")
+                sql, params = self._statement(kind)
+                cursor.execute(sql, params(rows))
+                return int(cursor.rowcount)
+            cursor.execute("RELEASE SAVEPOINT lf_import")
+        return len(fresh)
+
+    def _absent(self, cursor: Any, kind: Kind, rows: list[Row]) -> list[Row]:
+        """The rows whose key is neither in the ledger nor earlier in the batch."""
+        quote = self.conn.dialect.identifier_preparer.quote
+        names = [quote(c) for c in kind.key_columns]
+        at = [kind.index[c] for c in kind.key_columns]
+        arrays = ", ".join(f"%b::{_PG_ARRAY_TYPES[kind.fields[i].type]}" for i in at)
+        on = " AND ".join(f"t.{n} = u.{n}" for n in names)
+        sql = (f"SELECT {', '.join('t.' + n for n in names)} FROM {self._names(kind)[0]} t "
+               f"JOIN unnest({arrays}) AS u({', '.join(names)}) ON {on}")
+        found = cursor.execute(sql, [[row[i] for row in rows] for i in at]).fetchall()
+        seen = {f[0] for f in found} if len(at) == 1 else {tuple(f) for f in found}
+        key = kind.sort_key
+        fresh = []
+        for row in rows:
+            k = key(row)
+            if k not in seen:
+                seen.add(k)
+                fresh.append(row)
+        return fresh
 
     def _statement(self, kind: Kind) -> tuple[str, Callable[[list[Row]], Any]]:
         cached = self._statements.get(kind.name)
@@ -289,6 +338,21 @@ class RecordWriter:
         ]
         self.conn.execute(stmt, params)
         return len(stale)
+
+
+def _aware(kind: Kind, rows: list[Row]) -> list[Row]:
+    """Rows whose times are aware UTC datetimes (rows read from SQLite carry naive ones)."""
+    first = rows[0]
+    if all(first[i] is None or first[i].tzinfo is UTC for i in kind.times):
+        return rows
+    fixed = []
+    for row in rows:
+        values = list(row)
+        for i in kind.times:
+            if values[i] is not None:
+                values[i] = utc(values[i])
+        fixed.append(values)
+    return fixed
 
 
 def _log_identity(values: tuple[Any, ...]) -> tuple[Any, ...]:
