@@ -68,6 +68,30 @@ The [views](#views) answer the common questions in one `SELECT`.
 """
 
 
+MAINTENANCE = """\
+## Moving and trimming records
+
+```
+ledgerflow export [RUN]... [--since 2d] -o runs.jsonl    # what the runs reach (all runs by default)
+ledgerflow export --prov out/sample4.vcf -o prov.json   # W3C PROV-JSON of one value or file
+ledgerflow import runs.jsonl                            # adds what is missing; twice adds nothing
+ledgerflow push team                                    # default ledger -> databases.team
+ledgerflow pull team                                    # databases.team -> default ledger
+ledgerflow prune --older-than 30d [--status failed] [--keep-cache] [--dry-run]
+ledgerflow cache list [--task NAME]                     # entries, hits and misses per task
+ledgerflow cache clear [--task NAME] [--yes]
+```
+
+`prune` removes the runs started before the cutoff (never a `running` one) with their task
+runs, log records and tags, and the cache entries they produced unless `--keep-cache`. Then
+it removes every content-addressed row that nothing kept needs: a call is kept when a kept
+task run, cache entry or run names it, or a kept call returned it (`lf_call_edge`); a value
+when a kept call, task run, cache entry, run or argument names it, or a kept value holds it
+(`lf_value_edge`); arguments, files, task definitions and configurations likewise, and the
+value-store files of removed values. `--dry-run` reports the same counts and removes nothing.
+"""
+
+
 def _column_notes(model: type) -> dict[str, str]:
     """``{column: the comment after it in the model's source}``."""
     notes: dict[str, str] = {}
@@ -135,6 +159,7 @@ def render() -> str:
         lines += [f"| `{name}` | {meaning} |" for name, meaning in view.columns]
         lines += ["", "```sql", view.create_sql, "```", ""]
     lines += _export_format()
+    lines += [MAINTENANCE]
     return "\n".join(lines).rstrip() + "\n"
 
 

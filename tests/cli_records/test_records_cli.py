@@ -160,3 +160,17 @@ def test_commands_are_listed_with_help(cli: Cli, project: Project) -> None:
         assert f"  {name}" in listing.out
         shown = cli(project.config, name, "--help")
         assert shown.code == 0 and "Usage:" in shown.out
+
+
+def test_commands_are_registered_with_their_help_and_documented() -> None:
+    from ledgerflow.cli import records
+    from ledgerflow.cli.main import COMMANDS
+
+    docs = (Path(__file__).parents[2] / "docs" / "schema.md").read_text(encoding="utf-8")
+    for name, attr in (("export", "export"), ("import", "import_command"), ("push", "push"),
+                       ("pull", "pull"), ("prune", "prune"), ("cache", "cache")):
+        command = getattr(records, attr)
+        assert COMMANDS[name] == ("ledgerflow.cli.records", attr, command.short_help), name
+        assert f"ledgerflow {name} " in docs, name
+    for sub in ("list", "clear"):
+        assert f"ledgerflow cache {sub}" in docs
