@@ -14,7 +14,7 @@ from ledgerflow import migrations
 from ledgerflow.config.settings import Settings
 from ledgerflow.db import Database
 from ledgerflow.errors import NotFoundError, UsageError
-from ledgerflow.ledger.schema import LEDGER_TABLES, Value
+from ledgerflow.ledger.schema import LEDGER_TABLES, Run, Value
 from ledgerflow.provenance.cache import cache_clear, cache_entries, cache_list
 from ledgerflow.provenance.exchange import value_store
 from ledgerflow.provenance.prune import prune
@@ -74,6 +74,7 @@ def scene(tmp_path: Path, database_entry: dict[str, Any]) -> Scene:
                      args_hash=w.arguments([v["v5"]]), started_at=OLD, error=("ValueError", "no"))
     w.log(failed, tr5, "failing", level="ERROR", at=OLD)
     running = w.run("main", status="running", started_at=OLD)
+    w.rows[Run][-1]["heartbeat_at"] = NOW  # still alive
     w.task_run(running, sq, None, status="running", task_name="sq",
                args_hash=w.arguments([v["v8"]]), started_at=OLD)
     recent = w.run("main", started_at=RECENT)
@@ -214,3 +215,11 @@ def test_cache_clear_by_task_then_all(scene: Scene) -> None:
     # the cleared entries no longer protect their calls: the next prune collects c6
     report = prune(scene.settings, timedelta(days=90))
     assert report.removed["call"] == 1 and not exists(scene.settings, "lf_call", "hash", scene.ids["c6"])
+
+
+def test_a_dead_running_run_is_marked_interrupted_then_pruned(scene: Scene) -> None:
+    sql(scene.settings, f"UPDATE lf_run SET heartbeat_at = started_at WHERE id = '{scene.ids['running']}'")
+    report = prune(scene.settings, MONTH, status="interrupted")
+    assert report.reaped == [scene.ids["running"]]
+    assert report.run_ids == [scene.ids["running"]]
+    assert not exists(scene.settings, "lf_run", "id", scene.ids["running"])

@@ -193,8 +193,10 @@ def prune(ctx: click.Context, older_than: str, status: str | None, keep_cache: b
                           keep_cache=keep_cache, dry_run=dry_run)
     if as_json:
         print_json({"cutoff": report.cutoff, "dry_run": report.dry_run, "removed": report.removed,
-                    "runs": report.run_ids, "total": report.total})
+                    "runs": report.run_ids, "reaped": report.reaped, "total": report.total})
         return
+    if report.reaped:
+        echo(f"Marked {len(report.reaped)} dead run(s) interrupted (no heartbeat).", style="yellow")
     verb = "Would remove" if dry_run else "Removed"
     rows = [(kind, n) for kind, n in report.removed.items() if n]
     if rows:

@@ -3,7 +3,8 @@
 Two phases, each a handful of set-based statements in one transaction:
 
 1. *Sweep the runs*: the runs started before the cutoff (optionally only those with a given
-   status; never a run still ``running``) lose their tags, log records, task runs and —
+   status; never a run still ``running`` — runs whose heartbeat stopped are first marked
+   ``interrupted``, as every reading command does) lose their tags, log records, task runs and —
    unless ``keep_cache`` — the cache entries they produced; then the runs themselves go.
 2. *Collect the garbage*: what is left (runs, task runs, cache entries) are the roots. A call
    is kept when a root names it or a kept call returned it (recursively through call edges);
@@ -28,6 +29,7 @@ from ledgerflow.config.settings import Settings
 from ledgerflow.db import Database
 from ledgerflow.db.model import DEFAULT_BIND
 from ledgerflow.errors import UsageError
+from ledgerflow.ledger.heartbeat import reap_stale_runs
 from ledgerflow.ledger.schema import RUN_STATES
 from ledgerflow.provenance.exchange import require_ledger, value_store
 
@@ -132,6 +134,8 @@ class PruneReport:
     dry_run: bool
     removed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PRUNED_KINDS, 0))
     run_ids: list[str] = field(default_factory=list)
+    #: Runs found dead (stale heartbeat) and marked ``interrupted`` before pruning.
+    reaped: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -165,6 +169,7 @@ def prune(
     try:
         engine = database.engine(bind)
         require_ledger(engine, settings, bind)
+        report.reaped = reap_stale_runs(engine)
         with engine.connect() as conn, conn.begin() as transaction:
             blobs = _prune(conn, report, status, keep_cache)
             report.removed["blob"] = len(blobs)
