@@ -46,12 +46,57 @@ def _aware_datetime(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromtimestamp(value, _UTC)
 
 
-class Statement:
-    """One SQL statement on one table with the processors of its parameters."""
+#: Rows per multi-row ``INSERT ... VALUES`` statement on PostgreSQL.
+ROWS_PER_STATEMENT = 500
 
-    def __init__(self, sql: str, processors: list[tuple[int, Processor]]) -> None:
+
+class Statement:
+    """One SQL statement on one table with the processors of its parameters.
+
+    SQLite runs it with ``executemany``. On PostgreSQL a plain insert is a ``COPY`` and an
+    insert with ``ON CONFLICT`` sends hundreds of rows per statement.
+    """
+
+    def __init__(
+        self,
+        sql: str,
+        processors: list[tuple[int, Processor]],
+        *,
+        copy: str | None = None,
+        multi: tuple[str, int, str] | None = None,
+    ) -> None:
         self.sql = sql
         self.processors = processors
+        self.copy = copy
+        self.multi = multi  # (head, columns per row, tail)
+        self._multi_sql: dict[int, str] = {}
+
+    def execute(self, cursor: Any, params: list[Sequence[Any]]) -> None:
+        if self.copy is not None:
+            with cursor.copy(self.copy) as copy:
+                for row in params:
+                    copy.write_row(row)
+        elif self.multi is not None:
+            import psycopg  # only PostgreSQL statements have ``multi``
+
+            with psycopg.RawCursor(cursor.connection) as raw:  # $n placeholders: no parsing
+                for start in range(0, len(params), ROWS_PER_STATEMENT):
+                    chunk = params[start : start + ROWS_PER_STATEMENT]
+                    raw.execute(self._sql_for(len(chunk)), [v for row in chunk for v in row])
+        else:
+            cursor.executemany(self.sql, params)
+
+    def _sql_for(self, count: int) -> str:
+        sql = self._multi_sql.get(count)
+        if sql is None:
+            assert self.multi is not None
+            head, width, tail = self.multi
+            rows = (
+                "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")"
+                for r in range(count)
+            )
+            sql = self._multi_sql[count] = f"{head} {', '.join(rows)}{tail}"
+        return sql
 
     def rows(self, rows: Iterable[Sequence[Any]]) -> list[Sequence[Any]]:
         if not self.processors:
@@ -105,15 +150,23 @@ class Statements:
     ) -> Statement:
         """``INSERT``; with ``conflict`` (the key), ``ON CONFLICT DO NOTHING`` or ``DO UPDATE``."""
         marks = ", ".join([self.mark] * len(columns))
-        sql = f"INSERT INTO {self._quote(table.name)} ({self._names(columns)}) VALUES ({marks})"
+        head = f"INSERT INTO {self._quote(table.name)} ({self._names(columns)}) VALUES"
+        tail = ""
         if conflict is not None:
             target = f"({self._names(conflict)})" if conflict else ""
             if update:
                 sets = ", ".join(f"{self._quote(c)} = excluded.{self._quote(c)}" for c in update)
-                sql += f" ON CONFLICT {target} DO UPDATE SET {sets}"
+                tail = f" ON CONFLICT {target} DO UPDATE SET {sets}"
             else:
-                sql += f" ON CONFLICT {target} DO NOTHING"
-        return Statement(sql, self._processors(table, columns))
+                tail = f" ON CONFLICT {target} DO NOTHING"
+        processors = self._processors(table, columns)
+        sql = f"{head} ({marks}){tail}"
+        if self.dialect.name != "postgresql":
+            return Statement(sql, processors)
+        if conflict is None:
+            copy = f"COPY {self._quote(table.name)} ({self._names(columns)}) FROM STDIN"
+            return Statement(sql, processors, copy=copy)
+        return Statement(sql, processors, multi=(head, len(columns), tail))
 
     def update(self, table: Table, columns: Sequence[str], key: str) -> Statement:
         """``UPDATE table SET columns... WHERE key = ?`` (the key is the last parameter)."""

@@ -253,7 +253,7 @@ class Recorder:
                 cursor.execute("BEGIN IMMEDIATE")
             written = 0
             for statement, params in work:
-                cursor.executemany(statement.sql, params)
+                statement.execute(cursor, params)
                 written += len(params)
             if sqlite:
                 cursor.execute("COMMIT")
