@@ -145,3 +145,20 @@ def test_chains_thousands_deep_need_no_recursion(
     assert ledgerflow.run(countdown(depth), settings=ledger_settings) == 0
     again = ledgerflow.execute(x, settings=ledger_settings)
     assert again.value == depth and again.counts["cached"] == depth
+
+
+def test_cached_results_read_only_when_needed_still_feed_new_calls(
+    ledger_settings: Settings, ledger: LedgerRows
+) -> None:
+    x: object = 0
+    for _ in range(100):  # long enough for the cache entries of inc to be read at once
+        x = inc(x)
+    assert ledgerflow.run(x, settings=ledger_settings) == 100
+    result = ledgerflow.execute(
+        {"sum": total([x, inc(x)]), "next": width(x)}, settings=ledger_settings
+    )
+    assert result.value == {"sum": 201, "next": 200}
+    assert result.counts["cached"] == 100 and result.counts["done"] == 3
+    (row,) = ledger.rows("lf_task_run", run_id=result.run_id, task_name=width.fullname)
+    (argument,) = ledger.rows("lf_argument", args_hash=row["args_hash"])
+    assert argument["key"] == "n"

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 CHUNK = 400
-#: After this many lookups of one task in a run, its cached keys are read once and kept.
+#: After this many lookups of one task in a run, its cache entries are read once and kept.
 PREFETCH_AFTER = 32
 #: A task with more cache entries than this is always looked up key by key.
 PREFETCH_MAX = 100_000
@@ -35,20 +35,30 @@ class CacheHit(NamedTuple):
     inline: bytes | None
     store_key: str | None
     signature: str | None
+    #: the value's bytes were not read (a JSON value, loaded when someone needs it)
+    deferred: bool = False
+
+
+class StoredValue(NamedTuple):
+    format: str
+    inline: bytes | None
+    store_key: str | None
+    signature: str | None
 
 
 class CacheReader:
     """Looks up cache entries for many keys at once."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, defer_values: bool = False) -> None:
         self.engine = engine
+        self.defer_values = defer_values  # JSON hits of prefetched entries come without bytes
         self._raw: Any = None
         self.queries = 0
         paramstyle = engine.dialect.paramstyle
         self._mark = "?" if paramstyle == "qmark" else "%s"
         self._sqlite = engine.dialect.name == "sqlite"
         self._asked: dict[str, int] = {}
-        self._keys: dict[str, frozenset[str] | None] = {}
+        self._entries: dict[str, dict[str, tuple[Any, ...]] | None] = {}
 
     def _connection(self) -> Any:
         if self._raw is None:
@@ -81,7 +91,7 @@ class CacheReader:
         cursor = raw.cursor()
         try:
             for task_hash, args in by_task.items():
-                args = self._worth_asking(cursor, task_hash, args)
+                args = self._worth_asking(cursor, task_hash, args, found)
                 for start in range(0, len(args), CHUNK):
                     chunk = args[start : start + CHUNK]
                     cursor.execute(self._sql(len(chunk)), [task_hash, *chunk])
@@ -99,29 +109,68 @@ class CacheReader:
             cursor.close()
         return found
 
-    def _worth_asking(self, cursor: Any, task_hash: str, args: list[str]) -> list[str]:
-        """The keys that may be in the cache: a task looked up many times (a chain, say)
-        has its keys read once, so misses cost no query. Entries written by other runs
-        after that are not seen: they are computed again, which is safe."""
-        keys = self._keys.get(task_hash, False)
-        if keys is False:
+    def _worth_asking(
+        self, cursor: Any, task_hash: str, args: list[str], found: dict[tuple[str, str], CacheHit]
+    ) -> list[str]:
+        """The keys still to read. A task looked up many times (a chain, say) has its
+        entries read once (without the values' bytes): misses then cost no query, and hits
+        on JSON values need none either. Entries written by other runs after that are not
+        seen: those calls are computed again, which is safe."""
+        entries = self._entries.get(task_hash, False)
+        if entries is False:
             asked = self._asked.get(task_hash, 0) + len(args)
             self._asked[task_hash] = asked
             if asked <= PREFETCH_AFTER:
                 return args
             cursor.execute(
-                f"SELECT args_hash FROM lf_cache_entry WHERE task_hash = {self._mark} "
-                f"LIMIT {PREFETCH_MAX + 1}",
+                "SELECT c.args_hash, c.call_hash, c.value_hash, c.run_id, v.format "
+                "FROM lf_cache_entry c JOIN lf_value v ON v.hash = c.value_hash "
+                f"WHERE c.task_hash = {self._mark} LIMIT {PREFETCH_MAX + 1}",
                 [task_hash],
             )
             rows = cursor.fetchall()
             self.queries += 1
-            keys = self._keys[task_hash] = (
-                None if len(rows) > PREFETCH_MAX else frozenset(r[0] for r in rows)
+            entries = self._entries[task_hash] = (
+                None if len(rows) > PREFETCH_MAX else {r[0]: r[1:] for r in rows}
             )
-        if keys is None:
+        if entries is None:
             return args
-        return [a for a in args if a in keys]
+        rest = []
+        for args_hash in args:
+            entry = entries.get(args_hash)
+            if entry is None:
+                continue
+            call_hash, value_hash, run_id, fmt = entry
+            if fmt == "json" and self.defer_values:
+                found[(task_hash, args_hash)] = CacheHit(
+                    task_hash, args_hash, call_hash, value_hash, run_id, fmt, None, None, None, True
+                )
+            else:
+                rest.append(args_hash)  # may hold files: read and checked now
+        return rest
+
+    def values(self, hashes: Iterable[str]) -> dict[str, StoredValue]:
+        """The stored form of values by hash (for deferred cache hits)."""
+        wanted = list(dict.fromkeys(hashes))
+        found: dict[str, StoredValue] = {}
+        if not wanted:
+            return found
+        cursor = self._connection().cursor()
+        try:
+            for start in range(0, len(wanted), CHUNK):
+                chunk = wanted[start : start + CHUNK]
+                marks = ", ".join([self._mark] * len(chunk))
+                cursor.execute(
+                    "SELECT hash, format, inline, store_key, signature FROM lf_value "
+                    f"WHERE hash IN ({marks})",
+                    chunk,
+                )
+                self.queries += 1
+                for row in cursor.fetchall():
+                    found[row[0]] = StoredValue(*row[1:])
+        finally:
+            cursor.close()
+        return found
 
     def value_stored(self, value_hash: str) -> bool:
         """Whether ``lf_value`` holds ``value_hash``."""

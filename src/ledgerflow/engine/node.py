@@ -38,6 +38,18 @@ STATUS_OF = {
 }
 
 
+class _Unloaded:
+    """The value of a cached call not read yet (its hash is known)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<not loaded>"
+
+
+UNLOADED: Any = _Unloaded()
+
+
 class Node:
     """One call in a run, from discovery to its final value (or failure)."""
 

@@ -274,7 +274,7 @@ class _Run:
         engine = database.engine()
         reap_stale_runs(engine)
         recorder = Recorder(engine)
-        reader = CacheReader(engine)
+        reader = CacheReader(engine, defer_values=True)
         values = Values(settings, recorder, stored=reader.value_stored)
         now = datetime.now(timezone.utc)
         configuration = {"hash": settings.hash, "yaml": settings.redacted_yaml(), "created_at": now}

@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from ledgerflow.engine import node as st
 from ledgerflow.engine.expr import ATOMS, find_calls, substitute
-from ledgerflow.engine.node import Node, arguments_preview
+from ledgerflow.engine.node import UNLOADED, Node, arguments_preview
 from ledgerflow.engine.results import Failure
 from ledgerflow.engine.task import Call, Task
 from ledgerflow.engine.valuing import serialisation_error
 from ledgerflow.engine.worker import error_info
+from ledgerflow.errors import DatabaseError
 from ledgerflow.executors.base import ErrorInfo, Job, Outcome
 from ledgerflow.hashing import combine, hash_value
 
@@ -113,6 +114,7 @@ class Scheduler:
             return None
         if any(n.state not in st.HAS_VALUE for n in roots):
             return None
+        self._materialize(roots)
         return substitute(expr, self._result_of)
 
     def _loop(self) -> None:
@@ -265,7 +267,31 @@ class Scheduler:
         return node
 
     def _result_of(self, call: Call) -> Any:
-        return self.nodes[id(call)].value
+        node = self.nodes[id(call)]
+        if node.value is UNLOADED:
+            self._materialize([node])
+        return node.value
+
+    def _materialize(self, nodes: Iterable[Node]) -> None:
+        """Read the values of cached calls that were left unread (one query for all)."""
+        pending = [n for n in nodes if n.value is UNLOADED]
+        if not pending:
+            return
+        assert self.cache is not None
+        stored = self.cache.values(n.value_hash for n in pending if n.value_hash)
+        for node in pending:
+            found = stored.get(node.value_hash or "")
+            if found is None:
+                raise DatabaseError(
+                    f"the cached result {node.value_hash} of {node.describe()} is no longer "
+                    "in the ledger",
+                    hint=f"run again with --rerun {node.task.name}",
+                )
+            node.value, _ = self.values.load(*found)
+
+    def _materialize_calls(self, value: Any) -> None:
+        if type(value) not in ATOMS:
+            self._materialize(self.nodes[id(c)] for c in find_calls(value))
 
     # -- ready calls: arguments, cache -------------------------------------------------
 
@@ -284,6 +310,7 @@ class Scheduler:
                 resolved.append(value)
                 hashes.append(hash_value(value))
             else:
+                self._materialize_calls(value)
                 concrete = substitute(value, self._result_of)
                 resolved.append(concrete)
                 hashes.append(values.hash(concrete))
@@ -333,6 +360,10 @@ class Scheduler:
         self._settle()
 
     def _use_hit(self, node: Node, hit: CacheHit) -> bool:
+        if hit.deferred:  # a JSON value: no file to check, read when needed
+            self.recorder.value_known(hit.value_hash)
+            self._finish_cached(node, UNLOADED, hit.value_hash, hit.call_hash, hit.run_id)
+            return True
         ok, value, why = self.values.load_checked(
             hit.value_hash, hit.format, hit.inline, hit.store_key, hit.signature
         )
@@ -406,6 +437,12 @@ class Scheduler:
 
     def _queue(self, node: Node) -> None:
         try:
+            if any(v is UNLOADED for v in node.resolved):
+                self._materialize(self.nodes[id(c)] for c in node.call.values if type(c) is Call)
+                node.resolved = tuple(
+                    self.nodes[id(c)].value if type(c) is Call else r
+                    for c, r in zip(node.call.values, node.resolved)
+                )
             self._record_arguments(node)
         except Exception as exc:
             self._fail(node, error_info(exc, skip_frames=0))
@@ -530,8 +567,9 @@ class Scheduler:
 
     def _finish_expanded(self, node: Node) -> None:
         try:
+            self._materialize_calls(node.returned)
             value = substitute(node.returned, self._result_of)
-        except Exception as exc:  # pragma: no cover - substitute only rebuilds containers
+        except Exception as exc:  # a cached result could not be read back
             self._fail(node, error_info(exc, skip_frames=0))
             return
         node.returned = None
