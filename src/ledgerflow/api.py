@@ -41,7 +41,7 @@ __all__ = [
 def call_target(
     target: str, arguments: Mapping[str, Any] | None = None, *, root: str | Path | None = None
 ) -> Call:
-    """The lazy call ``task(**arguments)`` of a target ``package.module:task`` or ``file.py:task``."""
+    """The lazy call ``task(**arguments)`` of a target (``pkg.module:task`` or ``file.py:task``)."""
     from ledgerflow.engine.loading import load_task
 
     task = load_task(target, root=root)

@@ -13,7 +13,9 @@ import pytest
 
 
 @pytest.fixture
-def load_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], ModuleType]]:
+def load_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str], ModuleType]]:
     """Write a module ``pipe_mod`` (into ``tmp_path``) and import it afresh, as after an edit."""
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
     path = tmp_path / "pipe_mod.py"

@@ -175,7 +175,7 @@ def slow_square(x: int) -> int:
     return x * x
 
 
-def _run_in_child(config: str, queue: "multiprocessing.Queue[object]") -> None:
+def _run_in_child(config: str, queue: multiprocessing.Queue[object]) -> None:
     try:
         queue.put(ledgerflow.run([slow_square(i) for i in range(20)], config=config))
     except BaseException as exc:  # report, never hang the parent

@@ -118,7 +118,9 @@ def test_dynamic_fan_out_and_recursion(ledger_settings: Settings, ledger: Ledger
     assert sum(r["task_name"] == add.fullname for r in done) == 11  # for fib(2) .. fib(12)
 
 
-def test_identical_calls_in_a_run_execute_once(ledger_settings: Settings, ledger: LedgerRows) -> None:
+def test_identical_calls_in_a_run_execute_once(
+    ledger_settings: Settings, ledger: LedgerRows
+) -> None:
     CALLS.clear()
     result = ledgerflow.execute(
         [counted(1), counted(1), inc(counted(2)), inc(counted(2))], settings=ledger_settings

@@ -106,7 +106,8 @@ def _task_def(session) -> str:  # type: ignore[no-untyped-def]
     from ledgerflow.ledger.schema import TaskDef
 
     if session.get(TaskDef, "t" * 40) is None:
-        session.add(TaskDef(hash="t" * 40, name="x", namespace="", created_at=datetime.now(timezone.utc)))
+        now = datetime.now(timezone.utc)
+        session.add(TaskDef(hash="t" * 40, name="x", namespace="", created_at=now))
         session.flush()
     return "t" * 40
 

@@ -98,12 +98,14 @@ def test_task_runs_calls_values_and_edges(ledger_settings: Settings, ledger: Led
         assert (call["task_hash"], call["args_hash"], call["value_hash"]) == (
             row["task_hash"], row["args_hash"], row["value_hash"],
         )  # fmt: skip
-        (entry,) = ledger.rows("lf_cache_entry", task_hash=row["task_hash"], args_hash=row["args_hash"])
+        key = {"task_hash": row["task_hash"], "args_hash": row["args_hash"]}
+        (entry,) = ledger.rows("lf_cache_entry", **key)
         assert entry["value_hash"] == row["value_hash"] and entry["run_id"] == result.run_id
 
     # the task definitions keep their source and version
     (definition,) = ledger.rows("lf_task_def", hash=root["task_hash"])
-    assert definition["name"] == "main" and "compute(generate(i), multiplier)" in definition["source"]
+    assert definition["name"] == "main"
+    assert "compute(generate(i), multiplier)" in definition["source"]
     assert compute.fullname in json.loads(definition["helpers"])
     assert ledger.rows("lf_task_def", name="compute")[0]["version"] == "2"
 
@@ -129,7 +131,9 @@ def test_task_runs_calls_values_and_edges(ledger_settings: Settings, ledger: Led
     assert {e["child_hash"] for e in edges} == children
 
 
-def test_log_records_are_kept_with_the_task_run(ledger_settings: Settings, ledger: LedgerRows) -> None:
+def test_log_records_are_kept_with_the_task_run(
+    ledger_settings: Settings, ledger: LedgerRows
+) -> None:
     ledgerflow.run(compute(4, 5), settings=ledger_settings)
     (row,) = ledger.rows("lf_task_run")
     (record,) = ledger.rows("lf_log_record")

@@ -19,7 +19,8 @@ class Failure:
 
     def render(self) -> str:
         """One readable block: ``task(args)``, then ``Type: message``."""
-        return f"{self.task_name}({self.arguments_preview})\n  {self.exception_type}: {self.message}"
+        head = f"{self.task_name}({self.arguments_preview})"
+        return f"{head}\n  {self.exception_type}: {self.message}"
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ TagsArg = Mapping[str, Any] | Iterable[str | tuple[str, Any]] | None
 
 
 def resolve_settings(config: ConfigArg = None, settings: Settings | None = None) -> Settings:
-    """``settings`` as given, else read from ``config`` (a path, a mapping, or found by walking up)."""
+    """``settings`` as given, else read from ``config`` (a path, a mapping, or found)."""
     if settings is not None:
         return settings
     if isinstance(config, Mapping):
@@ -220,7 +220,9 @@ def execute(
 class _Run:
     """The resources of one run, opened and closed around the scheduler."""
 
-    def __init__(self, settings: Settings, executor: Executor, observer: RunObserver | None) -> None:
+    def __init__(
+        self, settings: Settings, executor: Executor, observer: RunObserver | None
+    ) -> None:
         self.settings = settings
         self.executor = executor
         self.observer = _Guarded(observer) if observer is not None else None
@@ -279,7 +281,8 @@ class _Run:
         now = datetime.now(timezone.utc)
         configuration = {"hash": settings.hash, "yaml": settings.redacted_yaml(), "created_at": now}
         tag_rows = [
-            {"entity_id": self.run_id, "key": k, "value": v, "entity_kind": "run", "created_at": now}
+            {"entity_id": self.run_id, "key": k, "value": v, "entity_kind": "run",
+             "created_at": now}
             for k, v in tags
         ]
         scheduler = Scheduler(
@@ -397,7 +400,8 @@ def failure_report(failures: list[Failure], counts: Mapping[str, int]) -> str:
     blocks = [f.render() for f in failures]
     skipped = counts.get("skipped", 0)
     if skipped:
-        blocks.append(f"{skipped} call{'s' if skipped != 1 else ''} skipped (they needed a failed result)")
+        plural = "s" if skipped != 1 else ""
+        blocks.append(f"{skipped} call{plural} skipped (they needed a failed result)")
     return "\n".join(blocks)
 
 

@@ -9,7 +9,6 @@ value is known (waking their dependents and parents), flush the recorder when du
 from __future__ import annotations
 
 import gc
-import json
 import os
 import threading
 import time
@@ -20,14 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 from ledgerflow.engine import node as st
 from ledgerflow.engine.expr import ATOMS, find_calls, substitute
+from ledgerflow.engine.graph import Graph
 from ledgerflow.engine.node import UNLOADED, Node, arguments_preview
 from ledgerflow.engine.results import Failure
-from ledgerflow.engine.task import Call, Task
+from ledgerflow.engine.task import Call
 from ledgerflow.engine.valuing import serialisation_error
 from ledgerflow.engine.worker import error_info
-from ledgerflow.errors import DatabaseError
 from ledgerflow.executors.base import ErrorInfo, Job, Outcome
-from ledgerflow.hashing import combine, hash_value
+from ledgerflow.hashing import combine
+from ledgerflow.ledger.schema import TASK_RUN_STATES
 
 if TYPE_CHECKING:
     from ledgerflow.engine.cache import CacheHit, CacheReader
@@ -69,19 +69,17 @@ class Scheduler:
         self.executor = executor
         self.rerun = frozenset(rerun)
         self.observer = observer
-        self.nodes: dict[int, Node] = {}
-        self.order: list[Node] = []
+        self.graph = Graph(recorder, values, cache)
+        self.nodes = self.graph.nodes
+        self.order = self.graph.order
         self.ready: list[Node] = []
         self.runnable: deque[Node] = deque()
         self.running: dict[str, Node] = {}
         self.settling: deque[Node] = deque()
         self.by_key: dict[tuple[str, str], Node] = {}
-        self.counts: dict[str, int] = {
-            s: 0 for s in ("pending", "running", "done", "cached", "failed", "skipped", "interrupted")
-        }
+        self.counts: dict[str, int] = dict.fromkeys(TASK_RUN_STATES, 0)
         self.failures: list[Failure] = []
         self.interrupted = False
-        self._task_hashes: dict[int, str] = {}
         self._started = time.monotonic()
         self._last_progress = 0.0
         self._reported: dict[str, int] = {}
@@ -114,7 +112,7 @@ class Scheduler:
             return None
         if any(n.state not in st.HAS_VALUE for n in roots):
             return None
-        self._materialize(roots)
+        self.graph.materialize(roots)
         return substitute(expr, self._result_of)
 
     def _loop(self) -> None:
@@ -206,121 +204,20 @@ class Scheduler:
 
     # -- discovery ---------------------------------------------------------------------
 
-    def _task_hash(self, task: Task[Any, Any]) -> str:
-        found = self._task_hashes.get(id(task))
-        if found is None:
-            code = task.code
-            found = code.hash
-            self._task_hashes[id(task)] = found
-            self.recorder.task_def(
-                (
-                    found, task.name, task.namespace, task.version, task.func.__module__,
-                    code.source, json.dumps(code.helpers, sort_keys=True), time.time(),
-                )  # fmt: skip
-            )
-        return found
-
     def discover(self, calls: list[Call], parent: Node | None) -> list[Node]:
-        """Nodes for ``calls`` and every call nested in their arguments (new ones are created)."""
-        nodes = self.nodes
-        found: list[Node] = []
-        stack: list[Node] = []
-        for call in calls:
-            found.append(self._node_for(call, parent, stack))
-        while stack:
-            node = stack.pop()
-            waiting = 0
-            blocked: Node | None = None
-            for value in node.call.values:
-                if type(value) in ATOMS:
-                    continue
-                for dep_call in find_calls(value):
-                    dep = nodes.get(id(dep_call))
-                    if dep is None:
-                        dep = self._node_for(dep_call, parent, stack)
-                    if dep.state in st.HAS_VALUE:
-                        continue
-                    if dep.final:
-                        blocked = dep
-                        continue
-                    dep.dependents.append(node)
-                    waiting += 1
-            node.waiting = waiting
-            if blocked is not None:
-                self._skip(node, blocked)
-                self._cascade(node)
-            elif waiting == 0:
-                node.state = st.READY
-                self.ready.append(node)
-        return found
-
-    def _node_for(self, call: Call, parent: Node | None, stack: list[Node]) -> Node:
-        node = self.nodes.get(id(call))
-        if node is None:
-            node = Node(call, self._task_hash(call.task), parent)
-            self.nodes[id(call)] = node
-            self.order.append(node)
-            if parent is not None:
-                parent.children.append(node)
-            self.counts["pending"] += 1
-            stack.append(node)
-        return node
+        """Nodes for ``calls`` and the calls nested in their arguments; queues the ready ones."""
+        found = self.graph.discover(calls, parent)
+        self.counts["pending"] += found.created
+        self.ready.extend(found.ready)
+        for node, cause in found.blocked:
+            self._skip(node, cause)
+            self._cascade(node)
+        return found.nodes
 
     def _result_of(self, call: Call) -> Any:
-        node = self.nodes[id(call)]
-        if node.value is UNLOADED:
-            self._materialize([node])
-        return node.value
-
-    def _materialize(self, nodes: Iterable[Node]) -> None:
-        """Read the values of cached calls that were left unread (one query for all)."""
-        pending = [n for n in nodes if n.value is UNLOADED]
-        if not pending:
-            return
-        assert self.cache is not None
-        stored = self.cache.values(n.value_hash for n in pending if n.value_hash)
-        for node in pending:
-            found = stored.get(node.value_hash or "")
-            if found is None:
-                raise DatabaseError(
-                    f"the cached result {node.value_hash} of {node.describe()} is no longer "
-                    "in the ledger",
-                    hint=f"run again with --rerun {node.task.name}",
-                )
-            node.value, _ = self.values.load(*found)
-
-    def _materialize_calls(self, value: Any) -> None:
-        if type(value) not in ATOMS:
-            self._materialize(self.nodes[id(c)] for c in find_calls(value))
+        return self.graph.result_of(call)
 
     # -- ready calls: arguments, cache -------------------------------------------------
-
-    def _hash_arguments(self, node: Node) -> None:
-        values = self.values
-        nodes = self.nodes
-        resolved = []
-        hashes = []
-        for value in node.call.values:
-            kind = type(value)
-            if kind is Call:
-                dep = nodes[id(value)]
-                resolved.append(dep.value)
-                hashes.append(dep.value_hash)
-            elif kind in ATOMS:
-                resolved.append(value)
-                hashes.append(hash_value(value))
-            else:
-                self._materialize_calls(value)
-                concrete = substitute(value, self._result_of)
-                resolved.append(concrete)
-                hashes.append(values.hash(concrete))
-        parts = []
-        for name, digest in zip(node.task.param_names, hashes):
-            parts.append(name)
-            parts.append(digest)
-        node.resolved = tuple(resolved)
-        node.arg_hashes = tuple(hashes)  # type: ignore[arg-type]
-        node.args_hash = combine(*parts)
 
     def _dispatch_ready(self) -> None:
         batch, self.ready = self.ready, []
@@ -330,7 +227,7 @@ class Scheduler:
             if node.state is not st.READY:
                 continue
             try:
-                self._hash_arguments(node)
+                self.graph.hash_arguments(node)
             except Exception as exc:
                 self._fail(node, error_info(exc, skip_frames=0))
                 continue
@@ -437,12 +334,7 @@ class Scheduler:
 
     def _queue(self, node: Node) -> None:
         try:
-            if any(v is UNLOADED for v in node.resolved):
-                self._materialize(self.nodes[id(c)] for c in node.call.values if type(c) is Call)
-                node.resolved = tuple(
-                    self.nodes[id(c)].value if type(c) is Call else r
-                    for c, r in zip(node.call.values, node.resolved)
-                )
+            self.graph.concrete_arguments(node)
             self._record_arguments(node)
         except Exception as exc:
             self._fail(node, error_info(exc, skip_frames=0))
@@ -486,7 +378,8 @@ class Scheduler:
         row["worker"] = outcome.worker or None
         if outcome.logs:
             self.recorder.logs(
-                (self.run_id, row["id"], t, level, name, msg) for t, level, name, msg in outcome.logs
+                (self.run_id, row["id"], t, level, name, message)
+                for t, level, name, message in outcome.logs
             )
         if outcome.error is not None:
             if node.attempt <= node.task.retries and not self.interrupted:
@@ -567,7 +460,7 @@ class Scheduler:
 
     def _finish_expanded(self, node: Node) -> None:
         try:
-            self._materialize_calls(node.returned)
+            self.graph.materialize_calls(node.returned)
             value = substitute(node.returned, self._result_of)
         except Exception as exc:  # a cached result could not be read back
             self._fail(node, error_info(exc, skip_frames=0))
@@ -576,7 +469,12 @@ class Scheduler:
         self._finish_done(node, value)
 
     def _finish_cached(
-        self, node: Node, value: Any, value_hash: str | None, call_hash: str | None, source: str | None
+        self,
+        node: Node,
+        value: Any,
+        value_hash: str | None,
+        call_hash: str | None,
+        source: str | None,
     ) -> None:
         row = self._ensure_row(node, st.CACHED)
         now = time.time()

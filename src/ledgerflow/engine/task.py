@@ -80,7 +80,8 @@ class Task(Generic[P, R]):
         self._simple = all(k is _POK for k in self._kinds)
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
-        """Argument values in parameter order, defaults applied (``*args`` as a tuple, ``**kw`` as a dict)."""
+        """Argument values in parameter order with defaults applied (``*args`` as a tuple,
+        ``**kwargs`` as a dict)."""
         if self._simple:
             names = self.param_names
             if len(args) > len(names):

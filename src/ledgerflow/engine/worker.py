@@ -41,7 +41,9 @@ class WorkerState:
 def exception_name(exc: BaseException) -> str:
     cls = type(exc)
     module = cls.__module__
-    return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
+    if module in ("builtins", "__main__"):
+        return cls.__qualname__
+    return f"{module}.{cls.__qualname__}"
 
 
 def error_info(exc: BaseException, skip_frames: int = 1) -> ErrorInfo:

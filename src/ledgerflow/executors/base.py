@@ -86,7 +86,7 @@ class Executor(ABC):
     def default_workers(self) -> int:
         return os.cpu_count() or 1
 
-    def start(self, env: WorkerEnv) -> None:  # noqa: B027 - optional hook
+    def start(self, env: WorkerEnv) -> None:
         """Prepare workers for a run."""
 
     @property

@@ -54,7 +54,8 @@ def _run_in_process(job: Job) -> Outcome:
                 f"{kind.__module__}.{kind.__qualname__} that cannot be serialised: {exc}"
             )
             outcome.value = None
-            outcome.error = ErrorInfo("ledgerflow.errors.SerializationError", str(error), str(error))
+            name = "ledgerflow.errors.SerializationError"
+            outcome.error = ErrorInfo(name, str(error), str(error))
     return outcome
 
 

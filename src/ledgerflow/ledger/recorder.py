@@ -203,7 +203,9 @@ class Recorder:
             if row["status"] == "pending" and born.get(key, 0.0) > old
         }
 
-    def _batches(self, deferred: dict[str, Any]) -> list[tuple[_sql.Statement, Iterable[Sequence[Any]]]]:
+    def _batches(
+        self, deferred: dict[str, Any]
+    ) -> list[tuple[_sql.Statement, Iterable[Sequence[Any]]]]:
         sql = self.sql
         runs = [
             tuple(r[c] for c in _sql.TASK_RUN)
