@@ -116,8 +116,7 @@ class CacheReader:
         entries read once (without the values' bytes): misses then cost no query, and hits
         on JSON values need none either. Entries written by other runs after that are not
         seen: those calls are computed again, which is safe."""
-        entries = self._entries.get(task_hash, False)
-        if entries is False:
+        if task_hash not in self._entries:
             asked = self._asked.get(task_hash, 0) + len(args)
             self._asked[task_hash] = asked
             if asked <= PREFETCH_AFTER:
@@ -130,9 +129,10 @@ class CacheReader:
             )
             rows = cursor.fetchall()
             self.queries += 1
-            entries = self._entries[task_hash] = (
+            self._entries[task_hash] = (
                 None if len(rows) > PREFETCH_MAX else {r[0]: r[1:] for r in rows}
             )
+        entries = self._entries[task_hash]
         if entries is None:
             return args
         rest = []

@@ -142,8 +142,8 @@ class Graph:
         """``node.args_hash`` from each argument's hash (a call's result hash is known)."""
         values = self.values
         nodes = self.nodes
-        resolved = []
-        hashes = []
+        resolved: list[Any] = []
+        hashes: list[Any] = []  # str each (a call's result hash is known by now)
         for value in node.call.values:
             kind = type(value)
             if kind is Call:
@@ -163,7 +163,7 @@ class Graph:
             parts.append(name)
             parts.append(digest)
         node.resolved = tuple(resolved)
-        node.arg_hashes = tuple(hashes)  # type: ignore[arg-type]
+        node.arg_hashes = tuple(hashes)
         node.args_hash = combine(*parts)
 
     def concrete_arguments(self, node: Node) -> None:

@@ -83,7 +83,8 @@ class Planner:
             node.pending = len(node.deps)
 
     def _hash_arguments(self, node: PlanNode) -> None:
-        resolved, hashes = [], []
+        resolved: list[Any] = []
+        hashes: list[Any] = []  # str each (a call's result hash is known by now)
         for value in node.call.values:
             if type(value) is Call:
                 dep = self.nodes[id(value)]
@@ -97,7 +98,7 @@ class Planner:
                 resolved.append(concrete)
                 hashes.append(self.values.hash(concrete))
         node.resolved = tuple(resolved)
-        node.arg_hashes = tuple(hashes)  # type: ignore[arg-type]
+        node.arg_hashes = tuple(hashes)
         parts = []
         for name, digest in zip(node.task.param_names, hashes):
             parts += [name, digest]

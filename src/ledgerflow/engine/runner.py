@@ -44,7 +44,7 @@ def resolve_settings(config: ConfigArg = None, settings: Settings | None = None)
         return settings_from_mapping(config)
     from ledgerflow.config.loader import load_settings
 
-    return load_settings(config)
+    return load_settings(None if config is None else Path(config))
 
 
 def ensure_ledger(settings: Settings) -> None:
@@ -421,5 +421,5 @@ def raise_for_status(result: RunResult) -> None:
         )
     else:
         return
-    error.result = result  # type: ignore[attr-defined]
+    error.result = result  # type: ignore[union-attr]
     raise error

@@ -46,7 +46,7 @@ class Task(Generic[P, R]):
         retries: int = 0,
     ) -> None:
         if isinstance(func, Task):
-            raise TaskDefinitionError(f"{func.fullname} is already a task", hint="apply @task once")
+            raise TaskDefinitionError(f"{func.name} is already a task", hint="apply @task once")
         if not callable(func):
             raise TaskDefinitionError(f"@task needs a function, got {type(func).__name__}")
         if inspect.iscoroutinefunction(func) or inspect.isgeneratorfunction(func):

@@ -244,11 +244,13 @@ def _position(key: Any) -> str:
 
 
 def _file_row(item: File, digest: str, now: float) -> tuple[Any, ...]:
+    size: int | None = None
+    mtime: float | None = None
     try:
         st = os.stat(item.path)
         size, mtime = st.st_size, st.st_mtime
     except OSError:
-        size = mtime = None
+        pass
     return (digest, item.path.as_posix(), item.hash, size, mtime, now)
 
 

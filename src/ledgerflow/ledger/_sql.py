@@ -98,7 +98,7 @@ class Statement:
             sql = self._multi_sql[count] = f"{head} {', '.join(rows)}{tail}"
         return sql
 
-    def rows(self, rows: Iterable[Sequence[Any]]) -> list[Sequence[Any]]:
+    def rows(self, rows: Iterable[Sequence[Any]]) -> list[Any]:
         if not self.processors:
             return list(rows)
         out = []

@@ -203,9 +203,7 @@ class Recorder:
             if row["status"] == "pending" and born.get(key, 0.0) > old
         }
 
-    def _batches(
-        self, deferred: dict[str, Any]
-    ) -> list[tuple[_sql.Statement, Iterable[Sequence[Any]]]]:
+    def _batches(self, deferred: dict[str, Any]) -> list[tuple[_sql.Statement, Any]]:
         sql = self.sql
         runs = [
             tuple(r[c] for c in _sql.TASK_RUN)
@@ -317,10 +315,10 @@ class Recorder:
 
 def _insert_ignore(dialect: str, model: type) -> Any:
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        from sqlalchemy.dialects import postgresql as chosen
     else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    return dialect_insert(model).on_conflict_do_nothing()
+        from sqlalchemy.dialects import sqlite as chosen  # type: ignore[no-redef]
+    return chosen.insert(model).on_conflict_do_nothing()
 
 
 def _rollback(raw: Any, sqlite: bool) -> None:
