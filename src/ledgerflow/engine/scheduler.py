@@ -455,6 +455,7 @@ class Scheduler:
         node.value = value
         node.value_hash = digest
         node.call_hash = call_hash
+        node.resolved = ()  # the arguments are recorded; let them go
         self._set_state(node, st.DONE)
         self.settling.append(node)
 

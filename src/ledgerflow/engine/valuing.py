@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 #: Elements of one container recorded as value edges; larger containers record the first ones.
 MAX_EDGES = 10_000
 _FILE_MARK = b"ledgerflow.values"
+#: Objects whose hash a run remembers (by identity) before it starts over.
+MEMO_SIZE = 50_000
 
 
 class Values:
@@ -81,14 +83,16 @@ class Values:
         if found is not None and found[0] is obj:
             return found[1]
         digest = hash_value(obj)
-        if not isinstance(obj, File):  # a File's content may change during the run
-            self._memo[id(obj)] = (obj, digest)
+        self.known(obj, digest)
         return digest
 
     def known(self, obj: Any, digest: str) -> None:
         """Remember that ``obj`` hashes to ``digest`` (a result whose hash is already known)."""
-        if type(obj) not in ATOMS and not isinstance(obj, File):
-            self._memo[id(obj)] = (obj, digest)
+        if type(obj) in ATOMS or isinstance(obj, File):  # a File's content may change
+            return
+        if len(self._memo) >= MEMO_SIZE:
+            self._memo.clear()  # the memo keeps objects alive: bound it
+        self._memo[id(obj)] = (obj, digest)
 
     # -- recording ---------------------------------------------------------------------
 
