@@ -221,3 +221,22 @@ def test_files_resolve_relative_to_the_project(ledger_settings: Settings, tmp_pa
         os.chdir(cwd)
     assert (ledger_settings.root / "results" / "rel.txt").read_text() == "x"
     assert report.path == Path("results/rel.txt")
+
+
+@task
+def report_all(n: int) -> list[int]:
+    RUNS.append("report_all")
+    return [cached(i) for i in range(n)]
+
+
+def test_rerun_reaches_a_task_under_a_cached_caller(ledger_settings: Settings) -> None:
+    ledgerflow.run(report_all(2), settings=ledger_settings)
+    RUNS.clear()
+    ledgerflow.run(report_all(2), settings=ledger_settings)
+    assert RUNS == []
+    plan = ledgerflow.run(report_all(2), settings=ledger_settings, rerun=["cached"], dry_run=True)
+    assert [(p.status, p.reason) for p in plan] == [
+        ("run", "asked to rerun (this task or one it calls)")
+    ]
+    ledgerflow.run(report_all(2), settings=ledger_settings, rerun=["cached"])
+    assert sorted(RUNS) == ["cached", "cached", "report_all"]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ledgerflow.engine.expr import ATOMS, find_calls, substitute
 from ledgerflow.engine.results import PlanEntry, RunResult
-from ledgerflow.engine.task import Call, Task
+from ledgerflow.engine.task import Call, Task, rerun_covers
 from ledgerflow.hashing import combine, hash_value
 
 if TYPE_CHECKING:
@@ -122,8 +122,8 @@ class Planner:
                 task = node.task
                 if not task.cache:
                     node.status, node.reason = "run", "caching is off for this task (cache=False)"
-                elif task.name in self.rerun or task.fullname in self.rerun:
-                    node.status, node.reason = "run", "asked to rerun"
+                elif rerun_covers(task, self.rerun):
+                    node.status, node.reason = "run", "asked to rerun (this task or one it calls)"
                 elif self.reader is None:
                     node.status, node.reason = "run", "the cache is off for this run"
                 else:

@@ -22,7 +22,7 @@ from ledgerflow.engine.expr import ATOMS, find_calls, substitute
 from ledgerflow.engine.graph import Graph
 from ledgerflow.engine.node import UNLOADED, Node, arguments_preview
 from ledgerflow.engine.results import Failure
-from ledgerflow.engine.task import Call
+from ledgerflow.engine.task import Call, Task, rerun_covers
 from ledgerflow.engine.valuing import serialisation_error
 from ledgerflow.engine.worker import error_info
 from ledgerflow.executors.base import ErrorInfo, Job, Outcome
@@ -68,6 +68,7 @@ class Scheduler:
         self.cache = cache
         self.executor = executor
         self.rerun = frozenset(rerun)
+        self._reruns: dict[int, bool] = {}
         self.observer = observer
         self.graph = Graph(recorder, values, cache)
         self.nodes = self.graph.nodes
@@ -242,7 +243,7 @@ class Scheduler:
                 self._follow(node, prior)
                 continue
             self.by_key[key] = node
-            if use_cache and task.name not in self.rerun and task.fullname not in self.rerun:
+            if use_cache and not self._rerun(task):
                 lookups.append(node)
             else:
                 self._queue(node)
@@ -255,6 +256,12 @@ class Scheduler:
                     continue
                 self._queue(node)
         self._settle()
+
+    def _rerun(self, task: Task[Any, Any]) -> bool:
+        found = self._reruns.get(id(task))
+        if found is None:
+            found = self._reruns[id(task)] = rerun_covers(task, self.rerun)
+        return found
 
     def _use_hit(self, node: Node, hit: CacheHit) -> bool:
         if hit.deferred:  # a JSON value: no file to check, read when needed

@@ -249,5 +249,18 @@ def task(
     return decorate
 
 
+def rerun_covers(task: Task[Any, Any], names: frozenset[str]) -> bool:
+    """Whether ``--rerun NAME`` applies to ``task``: it is that task, or its code calls it
+    (a cached result of a caller would hide the rerun). Names are short or qualified."""
+    if not names:
+        return False
+    if task.name in names or task.fullname in names:
+        return True
+    for helper in task.code.helpers:
+        if helper in names or helper.rpartition(".")[2] in names:
+            return True
+    return False
+
+
 def is_task(obj: Any) -> bool:
     return getattr(obj, "__ledgerflow_task__", False) is True
