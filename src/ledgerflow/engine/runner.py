@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -228,7 +229,7 @@ class _Run:
         self.observer = _Guarded(observer) if observer is not None else None
         self.run_id = uuid.uuid4().hex
 
-    def _run_row(self, expr: Any, command_line: str | None) -> dict[str, Any]:
+    def _run_row(self, expr: Any, command_line: str | None, config_hash: str) -> dict[str, Any]:
         from ledgerflow import __version__
 
         now = datetime.now(timezone.utc)
@@ -246,7 +247,7 @@ class _Run:
             "user": user_name()[:255],
             "pid": os.getpid(),
             "executor": self.executor.name,
-            "config_hash": settings.hash,
+            "config_hash": config_hash,
             "code_version": git_commit(settings.root),
             "library_version": __version__,
             "root_call_hash": None,
@@ -279,7 +280,9 @@ class _Run:
         reader = CacheReader(engine, defer_values=True)
         values = Values(settings, recorder, stored=reader.value_stored)
         now = datetime.now(timezone.utc)
-        configuration = {"hash": settings.hash, "yaml": settings.redacted_yaml(), "created_at": now}
+        config_yaml = settings.redacted_yaml()
+        config_hash = hashlib.sha256(config_yaml.encode()).hexdigest()  # == settings.hash
+        configuration = {"hash": config_hash, "yaml": config_yaml, "created_at": now}
         tag_rows = [
             {"entity_id": self.run_id, "key": k, "value": v, "entity_kind": "run",
              "created_at": now}
@@ -297,7 +300,8 @@ class _Run:
             with _file_hash_mode(settings.cache.file_hash), _in_directory(
                 project_directory(settings)
             ):
-                recorder.start_run(self._run_row(expr, command_line), configuration, tag_rows)
+                run_row = self._run_row(expr, command_line, config_hash)
+                recorder.start_run(run_row, configuration, tag_rows)
                 heartbeat.start()
                 if self.observer is not None:
                     self.observer.run_started(self.run_id, entry)
