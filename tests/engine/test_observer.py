@@ -57,6 +57,8 @@ def test_the_observer_sees_start_progress_failures_and_the_end(ledger_settings: 
     assert failure.task_name == broken.fullname and failure.message == "nope"
     progress = [data for kind, data in observer.events if kind == "counts"]
     assert progress[-1][0] == result.counts and result.counts["done"] == 150
+    assert all(counts["running"] <= 1 for counts, _ in progress)  # local: one at a time
+    assert any(counts["pending"] > 0 for counts, _ in progress[:-1])
     times = [elapsed for _, elapsed in progress[:-1]]
     assert all(b - a >= 0.099 for a, b in zip(times, times[1:]))  # at most 10 reports a second
     assert observer.events[-1][1] is result

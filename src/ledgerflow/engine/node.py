@@ -11,6 +11,7 @@ WAITING = "waiting"  # some argument is still a pending call
 READY = "ready"  # arguments known: cache check next
 FOLLOWING = "following"  # waits for an identical call of this run
 QUEUED = "queued"  # task run pending: to be submitted
+SUBMITTED = "submitted"  # handed to an in-process executor that has not started it yet
 RUNNING = "running"  # submitted to the executor
 EXPANDING = "expanding"  # its task returned calls; waiting for them
 DONE = "done"
@@ -28,6 +29,7 @@ STATUS_OF = {
     READY: "pending",
     FOLLOWING: "pending",
     QUEUED: "pending",
+    SUBMITTED: "pending",
     RUNNING: "running",
     EXPANDING: "running",
     DONE: DONE,

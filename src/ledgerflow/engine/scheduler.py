@@ -355,11 +355,13 @@ class Scheduler:
             return
         row = node.row
         assert row is not None
-        if not self.executor.reports_start:
+        if self.executor.reports_start:
+            self._set_state(node, st.SUBMITTED)  # running once the executor starts it
+        else:
             row["status"] = "running"
             row["started_at"] = time.time()
             self.recorder.task_run_changed(row)
-        self._set_state(node, st.RUNNING)
+            self._set_state(node, st.RUNNING)
         self.running[row["id"]] = node
         args, kwargs = node.task.unbind(node.resolved)
         self.executor.submit(Job(row["id"], node.task, args, kwargs))
@@ -368,10 +370,12 @@ class Scheduler:
         """An in-process executor is about to run ``job``: it is running now."""
         node = self.running.get(job.id)
         if node is not None and node.row is not None:
+            self._set_state(node, st.RUNNING)
             node.row["status"] = "running"
             node.row["started_at"] = time.time()
             self.recorder.task_run_changed(node.row)
-        self._housekeeping()
+        if self.recorder.due():  # progress is reported from the loop, between batches
+            self.recorder.flush(final=False)
 
     def _on_outcome(self, outcome: Outcome, expand: bool = True) -> None:
         node = self.running.pop(outcome.job_id, None)
