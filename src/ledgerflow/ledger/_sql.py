@@ -50,6 +50,13 @@ def _aware_datetime(value: Any) -> datetime:
 ROWS_PER_STATEMENT = 500
 
 
+def _raw_cursor() -> Any:
+    """psycopg's RawCursor (psycopg >= 3.2), or None: then rows go one by one."""
+    import psycopg  # only PostgreSQL statements get here
+
+    return getattr(psycopg, "RawCursor", None)
+
+
 class Statement:
     """One SQL statement on one table with the processors of its parameters.
 
@@ -76,10 +83,8 @@ class Statement:
             with cursor.copy(self.copy) as copy:
                 for row in params:
                     copy.write_row(row)
-        elif self.multi is not None:
-            import psycopg  # only PostgreSQL statements have ``multi``
-
-            with psycopg.RawCursor(cursor.connection) as raw:  # $n placeholders: no parsing
+        elif self.multi is not None and _raw_cursor() is not None:
+            with _raw_cursor()(cursor.connection) as raw:  # $n placeholders: no parsing
                 for start in range(0, len(params), ROWS_PER_STATEMENT):
                     chunk = params[start : start + ROWS_PER_STATEMENT]
                     raw.execute(self._sql_for(len(chunk)), [v for row in chunk for v in row])
