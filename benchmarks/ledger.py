@@ -12,7 +12,8 @@ each against its target:
 * ``query --status failed`` (``Ledger.task_runs(status="failed")``);
 * export of the whole ledger to JSON lines, then import into a fresh migrated database of
   the same dialect: records per second over both (and each alone);
-* push from the SQLite ledger into the PostgreSQL one, when both dialects run.
+* push from the SQLite ledger into the PostgreSQL one, when both dialects run;
+* (no target) a dry-run prune of the older half of the runs.
 
 Read figures are medians over ``--repeats`` after one warm-up call; on PostgreSQL the
 generated ledger is ANALYZEd first, as autovacuum would soon do. PostgreSQL comes from
@@ -28,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ from ledgerflow.config import Settings, settings_from_mapping
 from ledgerflow.db import Database
 from ledgerflow.provenance.exchange import export, import_, push
 from ledgerflow.provenance.ledger import Ledger
+from ledgerflow.provenance.prune import prune
 from ledgerflow.testing.postgres import find_server
 from ledgerflow.testing.workload import generate_workload
 
@@ -111,6 +114,13 @@ def bench_dialect(dialect: str, args: argparse.Namespace, folder: Path, stack: E
           f"(target <= {READ_TARGET_S * 1000:.0f} ms: {verdict(runs <= READ_TARGET_S)})")
     print(f"  query --status failed              {failed * 1000:8.1f} ms   "
           f"(target <= {READ_TARGET_S * 1000:.0f} ms: {verdict(failed <= READ_TARGET_S)})")
+
+    half = timedelta(minutes=work.runs // 2)  # runs start a minute apart
+    started = time.perf_counter()
+    pruned = prune(settings, half, dry_run=True)
+    elapsed = time.perf_counter() - started
+    print(f"  prune --dry-run of {len(pruned.run_ids):,} runs      {elapsed:8.1f} s    "
+          f"({pruned.total:,} records; no target)")
 
     path = folder / f"{dialect}.jsonl"
     started = time.perf_counter()

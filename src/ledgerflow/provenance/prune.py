@@ -81,38 +81,52 @@ _WITH_CALLS = f"WITH RECURSIVE {_LIVE_CALL.strip()}\n"
 _WITH_VALUES = f"WITH RECURSIVE {_LIVE_VALUE.strip()}\n"
 
 
-def _not_live(with_live: str, live: str, table: str, column: str) -> str:
-    """DELETE the rows of ``table`` whose ``column`` is not in the live set ``live``."""
-    return (f"{with_live}DELETE FROM {table} WHERE NOT EXISTS "
-            f"(SELECT 1 FROM {live} l WHERE l.hash = {table}.{column})")
+# Anti-joins are written per dialect: PostgreSQL plans NOT EXISTS as a hash anti-join, while
+# SQLite evaluates an uncorrelated NOT IN (subquery) once into a temporary index (a
+# correlated NOT EXISTS against a CTE or an unindexed column would rescan it for every row).
 
 
-def _unreferenced(table: str, column: str, *refs: tuple[str, str]) -> str:
-    """DELETE the rows of ``table`` that no ``(table, column)`` of ``refs`` points to."""
-    checks = " AND ".join(
+def _outside(sqlite: bool, table: str, column: str, sources: list[tuple[str, str]]) -> str:
+    """A WHERE condition: ``table.column`` matches no ``(relation, its column)`` of ``sources``."""
+    if sqlite:
+        union = " UNION ".join(
+            f"SELECT {ref_column} FROM {ref} WHERE {ref_column} IS NOT NULL"
+            for ref, ref_column in sources
+        )
+        return f"{table}.{column} NOT IN ({union})"
+    return " AND ".join(
         f"NOT EXISTS (SELECT 1 FROM {ref} r WHERE r.{ref_column} = {table}.{column})"
-        for ref, ref_column in refs
+        for ref, ref_column in sources
     )
-    return f"DELETE FROM {table} WHERE {checks}"
 
 
-_COLLECT: tuple[tuple[str, str], ...] = (
-    ("call_edge", _not_live(_WITH_CALLS, "live_call", "lf_call_edge", "parent_hash")),
-    ("call", _not_live(_WITH_CALLS, "live_call", "lf_call", "hash")),
-    ("argument", _unreferenced("lf_argument", "args_hash", ("lf_call", "args_hash"),
-                               ("lf_task_run", "args_hash"))),
-    ("value_edge", _not_live(_WITH_VALUES, "live_value", "lf_value_edge", "parent_hash")),
-    ("file", _not_live(_WITH_VALUES, "live_value", "lf_file", "hash")),
-    ("value", _not_live(_WITH_VALUES, "live_value", "lf_value", "hash")),
-    ("task_def", _unreferenced("lf_task_def", "hash", ("lf_call", "task_hash"),
-                               ("lf_task_run", "task_hash"), ("lf_cache_entry", "task_hash"))),
-    ("configuration", _unreferenced("lf_configuration", "hash", ("lf_run", "config_hash"))),
-)
+def _collect_statements(sqlite: bool) -> list[tuple[str, str]]:
+    """(kind, DELETE) of the garbage collection, in an order the foreign keys accept."""
 
-_DEAD_BLOBS = _WITH_VALUES + (
-    "SELECT v.store_key FROM lf_value v WHERE v.store_key IS NOT NULL "
-    "AND NOT EXISTS (SELECT 1 FROM live_value l WHERE l.hash = v.hash)"
-)
+    def not_live(with_live: str, live: str, table: str, column: str) -> str:
+        return f"{with_live}DELETE FROM {table} WHERE {_outside(sqlite, table, column, [(live, 'hash')])}"
+
+    def unreferenced(table: str, column: str, *refs: tuple[str, str]) -> str:
+        return f"DELETE FROM {table} WHERE {_outside(sqlite, table, column, list(refs))}"
+
+    return [
+        ("call_edge", not_live(_WITH_CALLS, "live_call", "lf_call_edge", "parent_hash")),
+        ("call", not_live(_WITH_CALLS, "live_call", "lf_call", "hash")),
+        ("argument", unreferenced("lf_argument", "args_hash", ("lf_call", "args_hash"),
+                                  ("lf_task_run", "args_hash"))),
+        ("value_edge", not_live(_WITH_VALUES, "live_value", "lf_value_edge", "parent_hash")),
+        ("file", not_live(_WITH_VALUES, "live_value", "lf_file", "hash")),
+        ("value", not_live(_WITH_VALUES, "live_value", "lf_value", "hash")),
+        ("task_def", unreferenced("lf_task_def", "hash", ("lf_call", "task_hash"),
+                                  ("lf_task_run", "task_hash"), ("lf_cache_entry", "task_hash"))),
+        ("configuration", unreferenced("lf_configuration", "hash", ("lf_run", "config_hash"))),
+    ]
+
+
+def _dead_blobs(sqlite: bool) -> str:
+    dead = _outside(sqlite, "v", "hash", [("live_value", "hash")])
+    return f"{_WITH_VALUES}SELECT v.store_key FROM lf_value v WHERE v.store_key IS NOT NULL AND {dead}"
+
 
 #: Tags whose record is gone, by the kind of record they label.
 _ORPHAN_TAGS = (
@@ -199,6 +213,13 @@ def _run(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> in
     return int(result.rowcount)
 
 
+def _hash_joins(conn: Connection, *, on: bool) -> None:
+    """PostgreSQL estimates a recursive CTE at hundreds of millions of rows, so it would
+    hash-join a live set in thousands of spilled batches; against the live sets merge joins
+    over the actual rows are 20x faster. Elsewhere hash anti-joins are the right plan."""
+    conn.exec_driver_sql(f"SET LOCAL enable_hashjoin = {'on' if on else 'off'}")
+
+
 def _prune(conn: Connection, report: PruneReport, status: str | None, keep_cache: bool) -> list[str]:
     """Both phases on ``conn``; returns the store keys of removed values."""
     params: dict[str, Any] = {"cutoff": report.cutoff}
@@ -212,10 +233,17 @@ def _prune(conn: Connection, report: PruneReport, status: str | None, keep_cache
                 continue
             statement = sql.format(doomed=doomed, by_run=f"run_id IN ({doomed})")
             report.removed[kind] += _run(conn, statement, params)
+    sqlite = conn.dialect.name == "sqlite"
+    if not sqlite:
+        conn.exec_driver_sql("SET LOCAL jit = off")
     blobs: list[str] = []
-    for kind, sql in _COLLECT:
+    for kind, sql in _collect_statements(sqlite):
+        if not sqlite:
+            _hash_joins(conn, on=not sql.startswith("WITH RECURSIVE"))
         if kind == "value":
-            blobs = list(conn.execute(text(_DEAD_BLOBS)).scalars())
+            blobs = list(conn.execute(text(_dead_blobs(sqlite))).scalars())
         report.removed[kind] += _run(conn, sql)
+    if not sqlite:
+        _hash_joins(conn, on=True)
     report.removed["tag"] += _run(conn, _ORPHAN_TAGS)
     return blobs
