@@ -5,6 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from ledgerflow.engine.task import Call, Task
+from ledgerflow.ledger.states import (
+    CACHED,
+    DONE,
+    FAILED,
+    FINAL,
+    INTERRUPTED,
+    RUNNING,
+    SKIPPED,
+)
 
 # Scheduler-side states (the task run's own status is in ``row["status"]``).
 WAITING = "waiting"  # some argument is still a pending call
@@ -12,15 +21,7 @@ READY = "ready"  # arguments known: cache check next
 FOLLOWING = "following"  # waits for an identical call of this run
 QUEUED = "queued"  # task run pending: to be submitted
 SUBMITTED = "submitted"  # handed to an in-process executor that has not started it yet
-RUNNING = "running"  # submitted to the executor
 EXPANDING = "expanding"  # its task returned calls; waiting for them
-DONE = "done"
-CACHED = "cached"
-FAILED = "failed"
-SKIPPED = "skipped"
-INTERRUPTED = "interrupted"
-
-FINAL = frozenset({DONE, CACHED, FAILED, SKIPPED, INTERRUPTED})
 HAS_VALUE = frozenset({DONE, CACHED})
 
 #: The status a progress display shows for a scheduler state.
