@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# ledgerflow quick start: a project on SQLite, its migrations, rows in and out.
+# ledgerflow quick start, on SQLite:
+#  1. a new project: its migrations, rows in and out through the helpers;
+#  2. the example pipelines in examples/: runs, the cache, explain, the ledger, dataflow.
 #
 #   bash examples/quickstart.sh [DIR]      (DIR defaults to ./demo; safe to run again)
 #
@@ -36,3 +38,13 @@ step ledgerflow db upgrade                 # the plugin's tables
 step ledgerflow db check
 step ledgerflow db current
 step "$python" "$here/quickstart.py" .     # rows in and out through the helpers
+
+# 2. The example pipelines (examples/ledgerflow.yml: a SQLite ledger next to it).
+cd "$here"
+step ledgerflow db upgrade
+step ledgerflow run tuto.data_reduction.tasks:main --n 100 --multiplier 2
+step ledgerflow run tuto.data_reduction.tasks:main --n 100 --multiplier 2   # from the cache
+step ledgerflow explain tuto.data_reduction.tasks:main --n 100 --multiplier 3
+step ledgerflow run genomics/pipeline.py:main                            # FASTQ -> BAM -> VCF
+step ledgerflow runs --limit 5
+step ledgerflow dataflow out/sample4.vcf                                 # how was it derived?
