@@ -77,14 +77,40 @@ WHERE recency = 1
 """,
 )
 
+# COALESCE(status, '') = 'done' is status = 'done' that no index can serve: SQLite would
+# otherwise drive these joins from the (status, started_at) index and scan every executed
+# task run for each file; through call_hash they stay index lookups, and a filter on the
+# file columns reaches lf_file's indexes.
+_ROUTES = """EXISTS (
+    SELECT 1 FROM lf_call_edge ce JOIN lf_call child ON child.hash = ce.child_hash
+    WHERE ce.parent_hash = c.hash AND child.value_hash = c.value_hash
+)"""
+_MADE_DIRECTLY = """EXISTS (
+    SELECT 1 FROM lf_call c2
+    JOIN lf_task_run t2 ON t2.call_hash = c2.hash AND COALESCE(t2.status, '') = 'done'
+    WHERE c2.value_hash = f.hash
+)"""
+_MADE_IN_CONTAINER = """EXISTS (
+    SELECT 1 FROM lf_value_edge e2
+    JOIN lf_call c2 ON c2.value_hash = e2.parent_hash
+    JOIN lf_task_run t2 ON t2.call_hash = c2.hash AND COALESCE(t2.status, '') = 'done'
+    WHERE e2.child_hash = f.hash
+)"""
+_FILE_COLUMNS = "f.hash AS file_hash, f.path, f.content_hash, f.size, f.mtime"
+_PRODUCER_COLUMNS = (
+    "tr.id AS task_run_id, tr.task_name, tr.call_hash, tr.ended_at AS produced_at,\n"
+    "       r.id AS run_id, r.status AS run_status, r.started_at AS run_started_at"
+)
+
 FILE_ORIGIN = View(
     name="lf_file_origin",
     description=(
         "Every recorded file with the task run and run that produced it: the executed task "
-        "run whose result is the file, or the nearest container (list, dict...) holding it. "
-        "Calls that only pass on a child call's result are left out. A file no task produced "
-        "(an input) appears once with NULL producer columns; a file produced by several runs "
-        "appears once per producing task run."
+        "run whose result is the file or else, when none is, whose result (a list, dict...) "
+        "holds it directly. Calls that only pass on a child call's result are left out. A "
+        "file no task produced (an input) appears once with NULL producer columns; a file "
+        "produced by several runs appears once per producing task run. Filters on the file "
+        "columns (say `WHERE path = ...`) use the indexes."
     ),
     columns=(
         ("file_hash", "hash of the File value (lf_file.hash = lf_value.hash)"),
@@ -100,34 +126,30 @@ FILE_ORIGIN = View(
         ("run_status", "status of that run"),
         ("run_started_at", "when that run started"),
     ),
-    select="""
-WITH RECURSIVE holder(file_hash, value_hash, depth) AS (
-    SELECT hash, hash, 0 FROM lf_file
-    UNION
-    SELECT h.file_hash, e.parent_hash, h.depth + 1
-    FROM lf_value_edge e
-    JOIN holder h ON e.child_hash = h.value_hash
-    WHERE h.depth < 64
-),
-producer AS (
-    SELECT h.file_hash, h.depth, tr.id AS task_run_id, tr.task_name, tr.call_hash,
-           tr.ended_at AS produced_at, tr.run_id,
-           MIN(h.depth) OVER (PARTITION BY h.file_hash) AS nearest
-    FROM holder h
-    JOIN lf_call c ON c.value_hash = h.value_hash
-    JOIN lf_task_run tr ON tr.call_hash = c.hash AND tr.status = 'done'
-    WHERE NOT EXISTS (
-        SELECT 1 FROM lf_call_edge ce
-        JOIN lf_call child ON child.hash = ce.child_hash
-        WHERE ce.parent_hash = c.hash AND child.value_hash = c.value_hash
-    )
-)
-SELECT f.hash AS file_hash, f.path, f.content_hash, f.size, f.mtime,
-       p.task_run_id, p.task_name, p.call_hash, p.produced_at,
-       r.id AS run_id, r.status AS run_status, r.started_at AS run_started_at
+    select=f"""
+SELECT {_FILE_COLUMNS},
+       {_PRODUCER_COLUMNS}
 FROM lf_file f
-LEFT JOIN producer p ON p.file_hash = f.hash AND p.depth = p.nearest
-LEFT JOIN lf_run r ON r.id = p.run_id
+JOIN lf_call c ON c.value_hash = f.hash
+JOIN lf_task_run tr ON tr.call_hash = c.hash AND COALESCE(tr.status, '') = 'done'
+JOIN lf_run r ON r.id = tr.run_id
+WHERE NOT {_ROUTES}
+UNION ALL
+SELECT {_FILE_COLUMNS},
+       {_PRODUCER_COLUMNS}
+FROM lf_file f
+JOIN lf_value_edge e ON e.child_hash = f.hash
+JOIN lf_call c ON c.value_hash = e.parent_hash
+JOIN lf_task_run tr ON tr.call_hash = c.hash AND COALESCE(tr.status, '') = 'done'
+JOIN lf_run r ON r.id = tr.run_id
+WHERE NOT {_ROUTES}
+  AND NOT {_MADE_DIRECTLY}
+UNION ALL
+SELECT {_FILE_COLUMNS},
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM lf_file f
+WHERE NOT {_MADE_DIRECTLY}
+  AND NOT {_MADE_IN_CONTAINER}
 """,
 )
 

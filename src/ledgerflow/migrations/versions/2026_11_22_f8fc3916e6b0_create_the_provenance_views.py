@@ -38,33 +38,50 @@ FROM (
 WHERE recency = 1
 """,
     "lf_file_origin": """
-WITH RECURSIVE holder(file_hash, value_hash, depth) AS (
-    SELECT hash, hash, 0 FROM lf_file
-    UNION
-    SELECT h.file_hash, e.parent_hash, h.depth + 1
-    FROM lf_value_edge e
-    JOIN holder h ON e.child_hash = h.value_hash
-    WHERE h.depth < 64
-),
-producer AS (
-    SELECT h.file_hash, h.depth, tr.id AS task_run_id, tr.task_name, tr.call_hash,
-           tr.ended_at AS produced_at, tr.run_id,
-           MIN(h.depth) OVER (PARTITION BY h.file_hash) AS nearest
-    FROM holder h
-    JOIN lf_call c ON c.value_hash = h.value_hash
-    JOIN lf_task_run tr ON tr.call_hash = c.hash AND tr.status = 'done'
-    WHERE NOT EXISTS (
-        SELECT 1 FROM lf_call_edge ce
-        JOIN lf_call child ON child.hash = ce.child_hash
-        WHERE ce.parent_hash = c.hash AND child.value_hash = c.value_hash
-    )
-)
 SELECT f.hash AS file_hash, f.path, f.content_hash, f.size, f.mtime,
-       p.task_run_id, p.task_name, p.call_hash, p.produced_at,
+       tr.id AS task_run_id, tr.task_name, tr.call_hash, tr.ended_at AS produced_at,
        r.id AS run_id, r.status AS run_status, r.started_at AS run_started_at
 FROM lf_file f
-LEFT JOIN producer p ON p.file_hash = f.hash AND p.depth = p.nearest
-LEFT JOIN lf_run r ON r.id = p.run_id
+JOIN lf_call c ON c.value_hash = f.hash
+JOIN lf_task_run tr ON tr.call_hash = c.hash AND COALESCE(tr.status, '') = 'done'
+JOIN lf_run r ON r.id = tr.run_id
+WHERE NOT EXISTS (
+    SELECT 1 FROM lf_call_edge ce JOIN lf_call child ON child.hash = ce.child_hash
+    WHERE ce.parent_hash = c.hash AND child.value_hash = c.value_hash
+)
+UNION ALL
+SELECT f.hash AS file_hash, f.path, f.content_hash, f.size, f.mtime,
+       tr.id AS task_run_id, tr.task_name, tr.call_hash, tr.ended_at AS produced_at,
+       r.id AS run_id, r.status AS run_status, r.started_at AS run_started_at
+FROM lf_file f
+JOIN lf_value_edge e ON e.child_hash = f.hash
+JOIN lf_call c ON c.value_hash = e.parent_hash
+JOIN lf_task_run tr ON tr.call_hash = c.hash AND COALESCE(tr.status, '') = 'done'
+JOIN lf_run r ON r.id = tr.run_id
+WHERE NOT EXISTS (
+    SELECT 1 FROM lf_call_edge ce JOIN lf_call child ON child.hash = ce.child_hash
+    WHERE ce.parent_hash = c.hash AND child.value_hash = c.value_hash
+)
+  AND NOT EXISTS (
+    SELECT 1 FROM lf_call c2
+    JOIN lf_task_run t2 ON t2.call_hash = c2.hash AND COALESCE(t2.status, '') = 'done'
+    WHERE c2.value_hash = f.hash
+)
+UNION ALL
+SELECT f.hash AS file_hash, f.path, f.content_hash, f.size, f.mtime,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM lf_file f
+WHERE NOT EXISTS (
+    SELECT 1 FROM lf_call c2
+    JOIN lf_task_run t2 ON t2.call_hash = c2.hash AND COALESCE(t2.status, '') = 'done'
+    WHERE c2.value_hash = f.hash
+)
+  AND NOT EXISTS (
+    SELECT 1 FROM lf_value_edge e2
+    JOIN lf_call c2 ON c2.value_hash = e2.parent_hash
+    JOIN lf_task_run t2 ON t2.call_hash = c2.hash AND COALESCE(t2.status, '') = 'done'
+    WHERE e2.child_hash = f.hash
+)
 """,
     "lf_failed_task_run": """
 SELECT tr.id AS task_run_id, tr.run_id, tr.task_name, tr.task_hash, tr.args_hash, tr.attempt,
