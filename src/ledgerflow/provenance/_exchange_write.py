@@ -1,10 +1,14 @@
 """Writing records into a ledger: batched, idempotent, on each dialect's fast path.
 
 Rows are buffered per kind and written every ``batch_rows`` records, all kinds in
-dependency order, so memory follows one batch. Each batch is one statement per kind with
-``ON CONFLICT DO NOTHING``: SQLite through the driver's ``executemany``, PostgreSQL as one
-``INSERT ... SELECT FROM unnest(arrays)``. The driver's row count tells added from
-already-present rows.
+dependency order, so memory follows one batch. Per kind and batch:
+
+* SQLite: one ``INSERT ... ON CONFLICT DO NOTHING`` through the driver's ``executemany``;
+  its row count tells added from already-present rows.
+* PostgreSQL: one query finds which keys the ledger already holds, then the others go in
+  with ``COPY``, inside a savepoint. Should another writer add one of them in between, the
+  savepoint is rolled back and the batch goes through ``INSERT ... SELECT FROM
+  unnest(arrays) ON CONFLICT DO NOTHING`` instead.
 
 Two kinds need more than a conflict clause:
 
@@ -143,7 +147,7 @@ class RecordWriter:
             if self._failed is None:
                 try:
                     self._write_batch(batch)
-                except Exception as exc:  # noqa: BLE001 - handed to the caller's thread
+                except Exception as exc:  # any failure is handed to the caller's thread
                     self._failed = exc
 
     def _write_batch(self, batch: Batch) -> None:
@@ -238,6 +242,7 @@ class RecordWriter:
         found = cursor.execute(sql, [[row[i] for row in rows] for i in at]).fetchall()
         seen = {f[0] for f in found} if len(at) == 1 else {tuple(f) for f in found}
         key = kind.sort_key
+        assert key is not None  # every kind but log records has a key
         fresh = []
         for row in rows:
             k = key(row)
@@ -345,7 +350,7 @@ def _aware(kind: Kind, rows: list[Row]) -> list[Row]:
     first = rows[0]
     if all(first[i] is None or first[i].tzinfo is UTC for i in kind.times):
         return rows
-    fixed = []
+    fixed: list[Row] = []
     for row in rows:
         values = list(row)
         for i in kind.times:

@@ -2,11 +2,15 @@
 
 An export file holds one record per line, ``{"kind": ..., "key": ..., "data": {...}}``,
 content-addressed records once, every record after those it refers to (the format is
-described in :mod:`ledgerflow.provenance._exchange_kinds`). Because provenance records are
-immutable and keyed by their content, importing is idempotent: ``INSERT ... ON CONFLICT
-DO NOTHING`` on each natural key, so a second import adds nothing and an import into a
-ledger that already holds some of the records adds only the rest. A whole import is one
-transaction: a corrupt line stops it, names its line number, and leaves the ledger as it was.
+described in :mod:`ledgerflow.provenance._exchange_kinds` and docs/schema.md). Because
+provenance records are immutable and keyed by their content, importing is idempotent: a
+record is added only when its natural key is not in the ledger yet (see
+:mod:`ledgerflow.provenance._exchange_write`), so a second import adds nothing and an import
+into a ledger that already holds some of the records adds only the rest. Log records, which
+have no natural key, are matched by content; a run or task run still ``running`` in the
+ledger is updated from a copy that has ended. A whole import is one transaction, read and
+written in batches of 5,000 records (memory stays flat): a corrupt line stops it, names its
+line number, and leaves the ledger as it was.
 
 ``push``/``pull`` copy the same records between the default database and another
 configured one (say a laptop's SQLite and the team's PostgreSQL) without a file.
@@ -349,5 +353,3 @@ def _known(settings: Settings, bind: str) -> None:
             hint=f"add it under databases: in ledgerflow.yml, e.g. {bind}: {{dialect: postgresql, ...}}",
         )
 
-
-KIND_NAMES = tuple(KINDS)
