@@ -235,6 +235,9 @@ def _prune(conn: Connection, report: PruneReport, status: str | None, keep_cache
             report.removed[kind] += _run(conn, statement, params)
     sqlite = conn.dialect.name == "sqlite"
     if not sqlite:
+        # Statistics go stale as the sweep deletes rows; a nested loop planned on them can
+        # rescan an index for every row. Anti-joins are set operations: no nested loops.
+        conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
         conn.exec_driver_sql("SET LOCAL jit = off")
     blobs: list[str] = []
     for kind, sql in _collect_statements(sqlite):
@@ -245,5 +248,6 @@ def _prune(conn: Connection, report: PruneReport, status: str | None, keep_cache
         report.removed[kind] += _run(conn, sql)
     if not sqlite:
         _hash_joins(conn, on=True)
+        conn.exec_driver_sql("SET LOCAL enable_nestloop = on")
     report.removed["tag"] += _run(conn, _ORPHAN_TAGS)
     return blobs
