@@ -140,6 +140,7 @@ class Call(LedgerBase):
     created_at: Mapped[datetime]
     __table_args__ = (
         Index("ix_lf_call_task_args", "task_hash", "args_hash"),
+        Index("ix_lf_call_args_hash", "args_hash"),  # calls that used given arguments
         Index("ix_lf_call_value_hash", "value_hash"),
     )
 
@@ -179,6 +180,7 @@ class TaskRun(LedgerBase):
     __table_args__ = (
         Index("ix_lf_task_run_run_status", "run_id", "status"),
         Index("ix_lf_task_run_task_args", "task_hash", "args_hash"),
+        Index("ix_lf_task_run_args_hash", "args_hash"),
         Index("ix_lf_task_run_status_started", "status", "started_at"),
         Index("ix_lf_task_run_task_name", "task_name"),
         Index("ix_lf_task_run_call_hash", "call_hash"),
