@@ -100,7 +100,11 @@ def require_ledger(engine: Engine, settings: Settings, bind: str) -> None:
     inspector = inspect(engine)
     present = set(inspector.get_table_names())
     missing = [kind.table.name for kind in ORDER if kind.table.name not in present]
-    fix = f"ledgerflow db upgrade --bind {bind}"
+    if bind == DEFAULT_BIND:
+        fix = "ledgerflow db upgrade"
+    else:  # the framework's migrations run on a project's default database
+        fix = (f"run `ledgerflow db upgrade` in a project whose default database is "
+               f"{db.describe()}")
     if missing:
         raise SchemaOutdatedError(
             f"database '{bind}' ({db.describe()}) holds no ledger "
