@@ -141,7 +141,7 @@ def _table(model: type, table: Table) -> list[str]:
     if indexes:
         out += ["", "Indexes: " + "; ".join(
             f"`{ix.name}` ({', '.join(c.name for c in ix.columns)})" for ix in indexes) + "."]
-    return out + [""]
+    return [*out, ""]
 
 
 def render() -> str:

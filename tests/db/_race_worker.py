@@ -39,7 +39,7 @@ def race(entry: dict[str, Any], root: str, keys: int, barrier: Any, results: Any
                     assert obj.key == key and obj.id is not None
                 if was_created:
                     created.append(key)
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which fails the test
+    except BaseException as exc:
         barrier.abort()  # the others stop waiting for this worker
         results.put(("error", f"{type(exc).__name__}: {exc}"))
         return

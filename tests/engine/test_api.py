@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ledgerflow import api
@@ -21,7 +21,7 @@ def test_call_target_runs_a_task_named_by_file(ledger_settings: Settings, tmp_pa
 
 
 def test_opening_the_ledger_marks_dead_runs(ledger_settings: Settings, ledger: LedgerRows) -> None:
-    old = datetime.now(timezone.utc) - timedelta(hours=1)
+    old = datetime.now(UTC) - timedelta(hours=1)
     database = api.open_ledger(ledger_settings)
     try:
         with database.transaction() as session:

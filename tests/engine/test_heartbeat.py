@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import ledgerflow
@@ -93,12 +93,12 @@ def _insert_run(database: Database, run_id: str, beat: datetime, host: str) -> N
     with database.transaction() as session:
         session.add(
             Run(id=run_id, status="running", entry_task="x", started_at=beat, heartbeat_at=beat,
-                host=host, pid=1)  # fmt: skip
+                host=host, pid=1)
         )
         session.flush()
         session.add(
             TaskRun(id=run_id[:30] + "tr", run_id=run_id, task_hash=_task_def(session),
-                    task_name="x", args_hash="", status="running")  # fmt: skip
+                    task_name="x", args_hash="", status="running")
         )
 
 
@@ -106,7 +106,7 @@ def _task_def(session) -> str:  # type: ignore[no-untyped-def]
     from ledgerflow.ledger.schema import TaskDef
 
     if session.get(TaskDef, "t" * 40) is None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         session.add(TaskDef(hash="t" * 40, name="x", namespace="", created_at=now))
         session.flush()
     return "t" * 40
@@ -117,7 +117,7 @@ def test_only_runs_with_an_old_heartbeat_are_reaped(
 ) -> None:
     database = Database(ledger_settings)
     try:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         _insert_run(database, "a" * 32, now - timedelta(seconds=300), "elsewhere")
         _insert_run(database, "b" * 32, now - timedelta(seconds=5), "elsewhere")
         assert reap_stale_runs(database.engine(), stale_after=60) == ["a" * 32]

@@ -74,7 +74,7 @@ def scene(tmp_path: Path, database_entry: dict[str, Any]) -> Scene:
                      args_hash=w.arguments([v["v5"]]), started_at=OLD, error=("ValueError", "no"))
     w.log(failed, tr5, "failing", level="ERROR", at=OLD)
     running = w.run("main", status="running", started_at=OLD)
-    w.rows[Run][-1]["heartbeat_at"] = NOW  # still alive
+    w.rows[Run][-1]["heartbeat_at"] = datetime.now(UTC)  # still alive when the test runs
     w.task_run(running, sq, None, status="running", task_name="sq",
                args_hash=w.arguments([v["v8"]]), started_at=OLD)
     recent = w.run("main", started_at=RECENT)
@@ -114,7 +114,7 @@ def sql(settings: Settings, *statements: str) -> list[Any]:
 def counts(settings: Settings) -> dict[str, int]:
     rows = sql(settings, " UNION ALL ".join(
         f"SELECT '{t}', count(*) FROM {t}" for t in LEDGER_TABLES))
-    return {name: n for name, n in rows}
+    return dict(rows)
 
 
 def exists(settings: Settings, table: str, column: str, key: str) -> bool:

@@ -68,7 +68,7 @@ def test_concurrent_writers_of_one_key(store: ValueStore) -> None:
             for _ in range(5):
                 store.put(digest, blob)
                 assert store.get(digest) == blob
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=write) for _ in range(4)]

@@ -40,7 +40,7 @@ def _tables_of(clause: Any) -> Iterator[Table]:
     table = getattr(clause, "table", None)
     if isinstance(table, Table):
         yield table
-    for from_ in getattr(clause, "get_final_froms", lambda: [])():
+    for from_ in getattr(clause, "get_final_froms", list)():
         if isinstance(from_, Table):
             yield from_
 

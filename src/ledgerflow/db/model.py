@@ -102,9 +102,8 @@ class Model(DeclarativeBase):
 
     def __repr__(self) -> str:
         mapper = self.__mapper__
-        keys = ", ".join(
-            f"{col.key}={getattr(self, col.key, None)!r}" for col in mapper.primary_key
-        )
+        names = [mapper.get_property_by_column(col).key for col in mapper.primary_key]
+        keys = ", ".join(f"{name}={getattr(self, name, None)!r}" for name in names)
         return f"<{type(self).__name__} {keys}>"
 
 

@@ -49,8 +49,16 @@ class TaskContext:
     """The state of one running task call."""
 
     __slots__ = (
-        "config", "run_id", "args", "task_name", "task_run_id", "log_records", "_logger",
-        "_database", "_session", "_helpers",
+        "_database",
+        "_helpers",
+        "_logger",
+        "_session",
+        "args",
+        "config",
+        "log_records",
+        "run_id",
+        "task_name",
+        "task_run_id",
     )  # fmt: skip
 
     def __init__(

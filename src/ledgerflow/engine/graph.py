@@ -55,7 +55,7 @@ class Graph:
                 (
                     found, task.name, task.namespace, task.version, task.func.__module__,
                     code.source, json.dumps(code.helpers, sort_keys=True), time.time(),
-                )  # fmt: skip
+                )
             )
         return found
 

@@ -57,10 +57,28 @@ class Node:
     """One call in a run, from discovery to its final value (or failure)."""
 
     __slots__ = (
-        "call", "task", "task_hash", "parent", "state", "row", "waiting", "dependents",
-        "children", "awaiting", "expected_by", "returned", "resolved", "arg_hashes",
-        "args_hash", "key", "value", "value_hash", "call_hash", "attempt", "followers",
+        "arg_hashes",
+        "args_hash",
+        "attempt",
+        "awaiting",
+        "call",
+        "call_hash",
+        "children",
+        "dependents",
+        "expected_by",
+        "followers",
+        "key",
         "miss_reason",
+        "parent",
+        "resolved",
+        "returned",
+        "row",
+        "state",
+        "task",
+        "task_hash",
+        "value",
+        "value_hash",
+        "waiting",
     )  # fmt: skip
 
     def __init__(self, call: Call, task_hash: str, parent: Node | None) -> None:

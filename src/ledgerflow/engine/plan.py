@@ -23,8 +23,19 @@ if TYPE_CHECKING:
 
 class PlanNode:
     __slots__ = (
-        "call", "task", "deps", "dependents", "pending", "status", "reason", "value",
-        "value_hash", "arg_hashes", "args_hash", "resolved", "hit_run",
+        "arg_hashes",
+        "args_hash",
+        "call",
+        "dependents",
+        "deps",
+        "hit_run",
+        "pending",
+        "reason",
+        "resolved",
+        "status",
+        "task",
+        "value",
+        "value_hash",
     )  # fmt: skip
 
     def __init__(self, call: Call) -> None:

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -232,7 +232,7 @@ class _Run:
     def _run_row(self, expr: Any, command_line: str | None, config_hash: str) -> dict[str, Any]:
         from ledgerflow import __version__
 
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         settings = self.settings
         return {
             "id": self.run_id,
@@ -279,7 +279,7 @@ class _Run:
         recorder = Recorder(engine)
         reader = CacheReader(engine, defer_values=True)
         values = Values(settings, recorder, stored=reader.value_stored)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         config_yaml = settings.redacted_yaml()
         config_hash = hashlib.sha256(config_yaml.encode()).hexdigest()  # == settings.hash
         configuration = {"hash": config_hash, "yaml": config_yaml, "created_at": now}

@@ -237,9 +237,9 @@ def task(
     namespace: str | None = None,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Make a function a task: ``@task`` or ``@task(version="2", retries=1, ...)``."""
-    options: dict[str, Any] = dict(
-        version=version, cache=cache, retries=retries, name=name, namespace=namespace
-    )
+    options: dict[str, Any] = {
+        "version": version, "cache": cache, "retries": retries, "name": name, "namespace": namespace
+    }
     if func is not None:
         return Task(func, **options)
 

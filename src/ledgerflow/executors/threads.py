@@ -53,7 +53,7 @@ class ThreadExecutor(Executor):
                 return
             try:
                 outcome = run_job(job, self._state, label)
-            except BaseException as exc:  # noqa: BLE001 - reported as the job's failure
+            except BaseException as exc:
                 outcome = failed_outcome(job, exc, "its thread was interrupted")
             self._done.put(outcome)
 

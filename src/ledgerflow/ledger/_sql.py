@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Float, Table
@@ -17,7 +17,7 @@ from sqlalchemy.engine import Dialect
 from ledgerflow.ledger import schema
 
 Processor = Callable[[Any], Any]
-_UTC = timezone.utc
+_UTC = UTC
 
 
 _SECONDS: dict[int, str] = {}

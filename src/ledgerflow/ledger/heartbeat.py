@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
@@ -30,7 +30,7 @@ STALE_AFTER = float(os.environ.get("LEDGERFLOW_STALE_AFTER", "60"))
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Heartbeat:
@@ -109,7 +109,7 @@ def reap_stale_runs(
     for run_id, heartbeat_at, started_at, host, pid in rows:
         last = heartbeat_at or started_at
         if last is not None and last.tzinfo is None:
-            last = last.replace(tzinfo=timezone.utc)
+            last = last.replace(tzinfo=UTC)
         if (last is not None and last < cutoff) or _process_gone(host, pid):
             dead.append(run_id)
     if not dead:

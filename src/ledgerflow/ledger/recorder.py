@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
@@ -169,7 +169,7 @@ class Recorder:
         self._pending += len(self._logs) - before
 
     def end_run(self, run_id: str, status: str, root_call: str | None, result: str | None) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         self._run_end = (status, now, now, root_call, result, run_id)
 
     # -- writing -----------------------------------------------------------------------

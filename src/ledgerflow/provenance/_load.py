@@ -140,7 +140,7 @@ def arguments(session: Session, pairs: Iterable[tuple[str, str]]) -> dict[str, t
     """Arguments per ``args_hash`` for ``(args_hash, task_hash)`` pairs, values included."""
     pairs = list(pairs)
     params = _params(session, {task for _, task in pairs})
-    task_of = {args: task for args, task in pairs}
+    task_of = dict(pairs)
     rows: dict[str, list[tuple[int, str | None, str]]] = {}
     for chunk in _chunks(task_of):
         stmt = (

@@ -42,7 +42,7 @@ def _preview(obj: Any, limit: int, depth: int) -> str:
         return special
     try:
         text = repr(obj)
-    except Exception:  # noqa: BLE001 - any user __repr__ may fail; a preview must not
+    except Exception:
         return f"<{t.__qualname__}>"
     return text if len(text) <= limit else text[: limit - 1] + _ELLIPSIS
 
