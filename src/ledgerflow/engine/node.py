@@ -127,3 +127,20 @@ def arguments_preview(node: Node, limit: int = 200) -> str:
         parts.append(f"{name}={text}")
     text = ", ".join(parts)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class Relay:
+    """Lets a second parent wait for a call another parent returned first."""
+
+    __slots__ = ("parent",)
+    final = False
+
+    def __init__(self, parent: Node) -> None:
+        self.parent = parent
+
+    def notify(self, scheduler: Any) -> None:
+        parent = self.parent
+        if parent.state is EXPANDING:
+            parent.awaiting -= 1
+            if parent.awaiting == 0:
+                scheduler._finish_expanded(parent)

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from ledgerflow.engine import node as st
 from ledgerflow.engine.expr import ATOMS, find_calls, substitute
+from ledgerflow.engine.failing import Failing
 from ledgerflow.engine.graph import Graph
-from ledgerflow.engine.node import UNLOADED, Node, arguments_preview
+from ledgerflow.engine.node import UNLOADED, Node, Relay
 from ledgerflow.engine.results import Failure
 from ledgerflow.engine.task import Call, Task, rerun_covers
 from ledgerflow.engine.valuing import serialisation_error
@@ -48,7 +49,7 @@ def _new_id() -> str:
     return os.urandom(16).hex()
 
 
-class Scheduler:
+class Scheduler(Failing):
     """Runs one expression to its value, recording every call."""
 
     def __init__(
@@ -419,22 +420,11 @@ class Scheduler:
                 child.expected_by = node
                 awaiting += 1
             else:
-                child.followers.append(_Relay(node))  # type: ignore[arg-type]
+                child.followers.append(Relay(node))  # type: ignore[arg-type]
                 awaiting += 1
         node.awaiting = awaiting
         if awaiting == 0:
             self._finish_expanded(node)
-
-    def _retry(self, node: Node, error: ErrorInfo) -> None:
-        row = node.row
-        assert row is not None
-        self._error_fields(row, error, "failed")
-        self.recorder.task_run_changed(row)
-        node.attempt += 1
-        node.row = None
-        self._set_state(node, st.QUEUED)
-        self._ensure_row(node, "pending")
-        self.runnable.append(node)
 
     # -- finishing ---------------------------------------------------------------------
 
@@ -515,7 +505,7 @@ class Scheduler:
                         ready.append(dep)
             node.dependents = []
             for follower in node.followers:
-                if isinstance(follower, _Relay):
+                if isinstance(follower, Relay):
                     follower.notify(self)
                 elif not follower.final:
                     self._finish_cached(
@@ -528,58 +518,6 @@ class Scheduler:
                 if parent.awaiting == 0:
                     self._finish_expanded(parent)
 
-    # -- failing -----------------------------------------------------------------------
-
-    @staticmethod
-    def _error_fields(row: dict[str, Any], error: ErrorInfo, status: str) -> None:
-        row["status"] = status
-        row["exception_type"] = error.type[:255]
-        row["exception_message"] = error.message
-        row["traceback"] = error.traceback
-        if row["ended_at"] is None:
-            row["ended_at"] = time.time()
-
-    def _fail(self, node: Node, error: ErrorInfo) -> None:
-        row = self._ensure_row(node, st.FAILED)
-        self._error_fields(row, error, st.FAILED)
-        self.recorder.task_run_changed(row)
-        self._set_state(node, st.FAILED)
-        failure = Failure(
-            node.task.fullname, arguments_preview(node), error.type, error.message,
-            error.traceback, row["id"],
-        )  # fmt: skip
-        self.failures.append(failure)
-        if self.observer is not None:
-            self.observer.task_failed(failure)
-        self._cascade(node)
-
-    def _skip(self, node: Node, cause: Node) -> None:
-        if node.final:
-            return
-        row = self._ensure_row(node, st.SKIPPED)
-        row["status"] = st.SKIPPED
-        row["exception_message"] = f"needs the result of {cause.describe()}, which {cause.state}"
-        row["ended_at"] = time.time()
-        self.recorder.task_run_changed(row)
-        self._set_state(node, st.SKIPPED)
-
-    def _cascade(self, start: Node) -> None:
-        """Skip every call that needs the result of ``start`` (which has none)."""
-        queue = deque([start])
-        while queue:
-            node = queue.popleft()
-            waiting = [*node.dependents, *node.followers]
-            if node.expected_by is not None:
-                waiting.append(node.expected_by)
-            node.dependents = []
-            node.followers = []
-            for other in waiting:
-                if isinstance(other, _Relay):
-                    other = other.parent
-                if not other.final:
-                    self._skip(other, node)
-                    queue.append(other)
-
     # -- the end -----------------------------------------------------------------------
 
     def finish_unfinished(self) -> None:
@@ -590,20 +528,3 @@ class Scheduler:
                 row = self._ensure_row(node, st.SKIPPED)
                 row["status"] = st.SKIPPED
                 self.recorder.task_run_changed(row)
-
-
-class _Relay:
-    """Lets a second parent wait for a call another parent returned first."""
-
-    __slots__ = ("parent",)
-    final = False
-
-    def __init__(self, parent: Node) -> None:
-        self.parent = parent
-
-    def notify(self, scheduler: Scheduler) -> None:
-        parent = self.parent
-        if parent.state is st.EXPANDING:
-            parent.awaiting -= 1
-            if parent.awaiting == 0:
-                scheduler._finish_expanded(parent)
