@@ -22,6 +22,7 @@ from ledgerflow.config.settings import (
     ExecutorConfig,
     Settings,
     ValuesConfig,
+    hide_url_passwords,
 )
 from ledgerflow.errors import ConfigError
 
@@ -38,7 +39,6 @@ FILE_HASHES = ("content", "fast")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
-_URL_CREDENTIALS = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 
 
 # -- discovery ---------------------------------------------------------------------------
@@ -162,7 +162,7 @@ def _redact_value(key: str, value: Any) -> Any:
     if isinstance(value, str):
         if key in ("admin", "user"):
             return str(Credentials.parse(value))
-        return _URL_CREDENTIALS.sub(rf"\1{REDACTED}@", str(value))
+        return hide_url_passwords(str(value))
     return value
 
 

@@ -7,12 +7,21 @@ them from YAML; every other layer reads them.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 Dialect = Literal["sqlite", "postgresql"]
 REDACTED = "***"
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+
+
+def hide_url_passwords(text: str) -> str:
+    """``scheme://name:password@host`` becomes ``scheme://name:***@host`` anywhere in ``text``."""
+    return _URL_PASSWORD.sub(rf"\1{REDACTED}@", text)
 
 
 @dataclass(frozen=True)
@@ -101,11 +110,15 @@ class Settings:
         return self.databases["default"]
 
     def redacted_yaml(self) -> str:
+        return self._redacted_yaml
+
+    @cached_property
+    def _redacted_yaml(self) -> str:
         import yaml
 
         return yaml.safe_dump(self.redacted, sort_keys=False)
 
-    @property
+    @cached_property
     def hash(self) -> str:
         """Hash of the redacted configuration, as recorded with each run."""
-        return hashlib.sha256(self.redacted_yaml().encode()).hexdigest()
+        return hashlib.sha256(self._redacted_yaml.encode()).hexdigest()

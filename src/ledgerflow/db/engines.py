@@ -8,13 +8,12 @@ PostgreSQL: psycopg 3; the *user* role at run time, the *admin* role for migrati
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from ledgerflow.config.settings import DatabaseConfig
+from ledgerflow.config.settings import DatabaseConfig, hide_url_passwords
 from ledgerflow.errors import ConfigError, ConnectionFailedError, MigrationError, MissingExtraError
 
 Role = Literal["user", "admin"]
@@ -91,15 +90,12 @@ def _setup_sqlite(engine: Engine, begin: str) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-_SECRET_IN_URL = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
-
-
 def scrub(text: str, *secrets: str | None) -> str:
     """Remove passwords (given ones and any ``user:password@`` in URLs) from a message."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
-    return _SECRET_IN_URL.sub(r"\1***@", text)
+    return hide_url_passwords(text)
 
 
 def connection_error(db: DatabaseConfig, role: Role, exc: BaseException) -> ConnectionFailedError:
@@ -111,7 +107,8 @@ def connection_error(db: DatabaseConfig, role: Role, exc: BaseException) -> Conn
     who = f" as '{creds.username}'" if creds else ""
     return ConnectionFailedError(
         f"cannot connect to database '{db.name}' ({db.describe()}){who}: {detail}",
-        hint=f"check databases.{db.name} in {db.source} and that the server is running",
+        hint=f"check databases.{db.name} in {db.source}"
+        + (" and that its directory exists" if db.dialect == "sqlite" else " and that the server is running"),
     )
 
 

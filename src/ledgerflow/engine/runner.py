@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -50,11 +49,9 @@ def resolve_settings(config: ConfigArg = None, settings: Settings | None = None)
 
 def ensure_ledger(settings: Settings) -> None:
     """Refuse a ledger older or newer than the library (or upgrade it with auto_migrate)."""
-    from ledgerflow import migrations
+    from ledgerflow.migrations import ensure_current
 
-    check = getattr(migrations, "ensure_current", None)
-    if check is not None:
-        check(settings)
+    ensure_current(settings)
 
 
 def parse_tags(tags: TagsArg) -> list[tuple[str, str]]:
@@ -280,9 +277,8 @@ class _Run:
         reader = CacheReader(engine, defer_values=True)
         values = Values(settings, recorder, stored=reader.value_stored)
         now = datetime.now(UTC)
-        config_yaml = settings.redacted_yaml()
-        config_hash = hashlib.sha256(config_yaml.encode()).hexdigest()  # == settings.hash
-        configuration = {"hash": config_hash, "yaml": config_yaml, "created_at": now}
+        config_hash = settings.hash
+        configuration = {"hash": config_hash, "yaml": settings.redacted_yaml(), "created_at": now}
         tag_rows = [
             {"entity_id": self.run_id, "key": k, "value": v, "entity_kind": "run",
              "created_at": now}
