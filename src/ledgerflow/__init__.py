@@ -1,23 +1,43 @@
-"""ledgerflow: data pipelines whose database is first-class."""
+"""ledgerflow: data pipelines whose database is first-class.
 
-from ledgerflow.engine import (
-    Call,
-    Explanation,
-    Failure,
-    RunObserver,
-    RunResult,
-    Task,
-    context,
-    execute,
-    explain,
-    run,
-    task,
-)
-from ledgerflow.errors import LedgerflowError
-from ledgerflow.provenance.ledger import Ledger
-from ledgerflow.values import File
+The public names are imported on first use, so ``import ledgerflow`` (and ``from ledgerflow
+import task, File, context``) does not load SQLAlchemy, Alembic or rich.
+"""
 
-__version__ = "0.1.0"
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ledgerflow._version import __version__
+
+if TYPE_CHECKING:
+    from ledgerflow.engine.context import context
+    from ledgerflow.engine.explain import explain
+    from ledgerflow.engine.results import Explanation, Failure, RunObserver, RunResult
+    from ledgerflow.engine.runner import execute, run
+    from ledgerflow.engine.task import Call, Task, task
+    from ledgerflow.errors import LedgerflowError
+    from ledgerflow.provenance.ledger import Ledger
+    from ledgerflow.values.file import File
+
+#: public name -> the module that defines it
+_HOMES: dict[str, str] = {
+    "Call": "ledgerflow.engine.task",
+    "Explanation": "ledgerflow.engine.results",
+    "Failure": "ledgerflow.engine.results",
+    "File": "ledgerflow.values.file",
+    "Ledger": "ledgerflow.provenance.ledger",
+    "LedgerflowError": "ledgerflow.errors",
+    "RunObserver": "ledgerflow.engine.results",
+    "RunResult": "ledgerflow.engine.results",
+    "Task": "ledgerflow.engine.task",
+    "context": "ledgerflow.engine.context",
+    "execute": "ledgerflow.engine.runner",
+    "explain": "ledgerflow.engine.explain",
+    "run": "ledgerflow.engine.runner",
+    "task": "ledgerflow.engine.task",
+}
 
 __all__ = [
     "Call",
@@ -36,3 +56,16 @@ __all__ = [
     "run",
     "task",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'ledgerflow' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

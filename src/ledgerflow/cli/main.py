@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ledgerflow import __version__
+from ledgerflow._version import __version__
 from ledgerflow.errors import LedgerflowError
 
 #: command name -> (module, attribute, one-line help). Keep the help in sync with the command.

@@ -227,7 +227,7 @@ class _Run:
         self.run_id = uuid.uuid4().hex
 
     def _run_row(self, expr: Any, command_line: str | None, config_hash: str) -> dict[str, Any]:
-        from ledgerflow import __version__
+        from ledgerflow._version import __version__
 
         now = datetime.now(UTC)
         settings = self.settings

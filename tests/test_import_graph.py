@@ -1,0 +1,87 @@
+"""The import graph of the cheap entry points: the package root and the CLI's help.
+
+Start-up time is measured by benchmarks/startup.py; this guards what makes it possible:
+``import ledgerflow``, ``from ledgerflow import task, File, context``, ``ledgerflow --help``
+and ``--version`` load neither SQLAlchemy, Alembic nor rich. Each check runs in a fresh
+interpreter, since this test process has imported all of them already.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("sqlalchemy", "alembic", "rich")
+
+_REPORT = """
+import json, sys
+{body}
+loaded = sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r}))
+print(json.dumps(loaded), file=sys.stderr)
+"""
+
+_CLI = """
+from ledgerflow.cli.main import main
+try:
+    main({argv!r})
+except SystemExit:
+    pass
+"""
+
+
+def _heavy_modules_after(body: str) -> list[str]:
+    code = _REPORT.format(body=body, heavy=HEAVY)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    loaded: list[str] = json.loads(proc.stderr.strip().splitlines()[-1])
+    return loaded
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "import ledgerflow",
+        "import ledgerflow; ledgerflow.__version__",
+        "from ledgerflow import task, File, context, LedgerflowError",
+        _CLI.format(argv=["--help"]),
+        _CLI.format(argv=["--version"]),
+    ],
+    ids=["import", "version-attribute", "authoring-names", "cli-help", "cli-version"],
+)
+def test_cheap_entry_points_do_not_import_heavy_libraries(body: str) -> None:
+    assert _heavy_modules_after(body) == []
+
+
+def test_python_dash_m_help_does_not_import_heavy_libraries() -> None:
+    body = (
+        "import runpy, sys\n"
+        "sys.argv = ['ledgerflow', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('ledgerflow', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+    )
+    assert _heavy_modules_after(body) == []
+
+
+def test_the_guard_sees_a_heavy_import() -> None:
+    """The check itself can fail: importing the ledger reader loads SQLAlchemy."""
+    assert "sqlalchemy" in _heavy_modules_after("from ledgerflow import Ledger")
+
+
+def test_public_names_resolve_to_their_homes() -> None:
+    import ledgerflow
+    from ledgerflow._version import __version__
+    from ledgerflow.engine.task import task
+    from ledgerflow.provenance.ledger import Ledger
+
+    assert ledgerflow.task is task and ledgerflow.Ledger is Ledger
+    assert ledgerflow.__version__ == __version__
+    assert set(ledgerflow.__all__) <= set(dir(ledgerflow))
+    for name in ledgerflow.__all__:
+        assert getattr(ledgerflow, name) is not None
+    with pytest.raises(AttributeError):
+        ledgerflow.no_such_name  # noqa: B018
