@@ -114,6 +114,50 @@ _Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 _Loader.add_constructor("!include", _construct_include)
 
 
+#: How many nodes a configuration file may expand to once its aliases are followed. Real
+#: files have a few hundred; an alias bomb ("billion laughs") has billions.
+MAX_NODES = 100_000
+
+
+def _check_expansion(root: yaml.Node, path: Path) -> None:
+    """Refuse a document whose aliases expand it beyond :data:`MAX_NODES` nodes, or that
+    refers to itself; without this, the interpolated copy of the tree would grow without bound."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        known = sizes.get(key)
+        if known is not None:
+            return known
+        if key in open_nodes:
+            raise ConfigError(
+                f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}: "
+                "an alias refers to a node that contains it (recursive YAML is not allowed)"
+            )
+        open_nodes.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            children: list[yaml.Node] = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            children = []
+        for child in children:
+            total += size(child)
+            if total > MAX_NODES:
+                raise ConfigError(
+                    f"{path}: the YAML aliases expand to more than {MAX_NODES:,} nodes "
+                    "(an alias bomb?)",
+                    hint="use fewer or smaller '*alias' references",
+                )
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    size(root)
+
+
 def load_yaml(path: Path, *, _chain: tuple[Path, ...] = ()) -> Any:
     """Parse one YAML file, following ``!include`` relative to the including file."""
     try:
@@ -126,7 +170,11 @@ def load_yaml(path: Path, *, _chain: tuple[Path, ...] = ()) -> Any:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     loader = _Loader(text, path, (*_chain, path))
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node, path)
+        return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
