@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
+import ledgerflow
+from ledgerflow import task
+from ledgerflow.config.settings import Settings
 from ledgerflow.errors import ConfigError
+from ledgerflow.testing.pipelines import LedgerRows
 from ledgerflow.values import load_signing_key, sign, verify
 
 
@@ -64,3 +68,28 @@ def test_invalid_key_is_a_config_error_without_the_secret(
     (tmp_path / ".ledgerflow" / "signing.key").write_text("zz")
     with pytest.raises(ConfigError, match="signing.key"):
         load_signing_key(tmp_path)
+
+
+@task
+def _doubled(values: list[int]) -> list[int]:
+    return values * 2
+
+
+@pytest.mark.parametrize("executor", ["local", "processes"])
+def test_a_garbage_key_file_stops_the_run_before_anything_is_recorded(
+    ledger_settings: Settings, ledger: LedgerRows, monkeypatch: pytest.MonkeyPatch, executor: str
+) -> None:
+    monkeypatch.delenv("LEDGERFLOW_SIGNING_KEY", raising=False)
+    path = ledger_settings.root / ".ledgerflow" / "signing.key"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(b"\x00junk\xff not a key\n")
+    with pytest.raises(ConfigError) as info:
+        ledgerflow.execute(_doubled([1, 2]), settings=ledger_settings, executor=executor)
+    assert info.value.exit_code == 3
+    assert str(path) in str(info.value) and "signing key" in str(info.value)
+    assert ledger.count("lf_run") == 0 and ledger.count("lf_task_run") == 0
+    path.write_text("not hex at all\n")
+    with pytest.raises(ConfigError):
+        ledgerflow.execute(_doubled([1, 2]), settings=ledger_settings, executor=executor)
+    path.unlink()  # a missing key is created on first use, and the run goes ahead
+    assert ledgerflow.run(_doubled([1, 2]), settings=ledger_settings) == [1, 2, 1, 2]

@@ -267,15 +267,18 @@ class _Run:
         from ledgerflow.executors.base import WorkerEnv
         from ledgerflow.ledger.heartbeat import Heartbeat, reap_stale_runs
         from ledgerflow.ledger.recorder import Recorder
+        from ledgerflow.values import load_signing_key
 
         settings = self.settings
+        # a bad signing key is one configuration error before anything is recorded
+        key = load_signing_key(settings.root)
         started = time.monotonic()
         database = Database(settings)
         engine = database.engine()
         reap_stale_runs(engine)
         recorder = Recorder(engine)
         reader = CacheReader(engine, defer_values=True)
-        values = Values(settings, recorder, stored=reader.value_stored)
+        values = Values(settings, recorder, stored=reader.value_stored, key=key)
         now = datetime.now(UTC)
         config_hash = settings.hash
         configuration = {"hash": config_hash, "yaml": settings.redacted_yaml(), "created_at": now}

@@ -49,6 +49,7 @@ class Values:
         settings: Settings,
         recorder: Recorder | None = None,
         stored: Callable[[str], bool] | None = None,
+        key: bytes | None = None,
     ) -> None:
         self.settings = settings
         self.recorder = recorder
@@ -56,7 +57,7 @@ class Values:
         self.inline_max = settings.values.inline_max_bytes
         self._store_root = settings.root / settings.values.store
         self._store: ValueStore | None = None
-        self._key: bytes | None = None
+        self._key = key  # loaded on first use when not given
         self._memo: dict[int, tuple[Any, str]] = {}
         self._hmac: Any = None
         self._corrupt: set[str] = set()  # stored values that failed their check: rewrite them

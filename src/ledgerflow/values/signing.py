@@ -61,8 +61,8 @@ def _parse(text: str, where: str) -> bytes:
 def _invalid(where: str) -> ConfigError:
     return ConfigError(
         f"the signing key in {where} is not a hex string of at least {MIN_KEY_BYTES} bytes",
-        hint=f"fix it, or delete {KEY_FILE} to have ledgerflow create a new one "
-        "(values signed with the old key will then be recomputed)",
+        hint=f"fix it, or delete {KEY_FILE} to have ledgerflow create a new one; "
+        "values signed with the old key are then recomputed",
     )
 
 
