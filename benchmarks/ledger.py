@@ -9,7 +9,7 @@ each against its target:
 
 * ``dataflow`` of the value at the end of the chain (``Ledger.dataflow``);
 * the first page of ``runs`` (``Ledger.runs``) over every run;
-* ``query --status failed`` (``Ledger.task_runs(status="failed")``);
+* ``query --status failed`` (``Ledger.query(status="failed")``);
 * export of the whole ledger to JSON lines, then import into a fresh migrated database of
   the same dialect: records per second over both (and each alone);
 * push from the SQLite ledger into the PostgreSQL one, when both dialects run;
@@ -106,7 +106,7 @@ def bench_dialect(dialect: str, args: argparse.Namespace, folder: Path, stack: E
     with Ledger.open(settings) as ledger:
         flow = median_time(lambda: ledger.dataflow(work.deep_value), args.repeats)
         runs = median_time(lambda: ledger.runs(limit=50), args.repeats)
-        failed = median_time(lambda: ledger.task_runs(status="failed"), args.repeats)
+        failed = median_time(lambda: ledger.query(status="failed"), args.repeats)
         shown = len(ledger.runs(limit=50))
     print(f"  dataflow of a value {args.depth} levels deep   {flow * 1000:8.1f} ms   "
           f"(target <= {READ_TARGET_S * 1000:.0f} ms: {verdict(flow <= READ_TARGET_S)})")

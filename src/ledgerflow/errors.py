@@ -123,9 +123,13 @@ class RunInterruptedError(LedgerflowError):
 
 
 class NotFoundError(LedgerflowError):
-    """No ledger record matches an id, prefix or path."""
+    """No ledger record matches an id, prefix or path (or a named file does not exist).
 
-    exit_code = 4
+    A usage error (exit code 2), like an ambiguous prefix: the input names nothing. Exit
+    code 4 stays reserved for a database that cannot be reached.
+    """
+
+    exit_code = 2
 
 
 class AmbiguousIdError(LedgerflowError):

@@ -47,6 +47,8 @@ def test_runs_table_and_json(cli: Cli, project: Project) -> None:
     assert runs[1]["counts"] == {"done": 1, "failed": 2, "skipped": 1}
     assert runs[3]["tags"][0]["key"] == "env" and runs[3]["tags"][0]["value"] == "prod"
     assert runs[3]["started_at"].endswith("+00:00")
+    # the entry arguments are a JSON object, not a JSON text inside JSON
+    assert runs[3]["arguments"] == {"fastqs": "[2 File]", "ref": "File('data/ref.fa')"}
 
 
 def test_runs_filters(cli: Cli, project: Project) -> None:
@@ -76,7 +78,9 @@ def test_log_shows_the_tree_of_a_run(cli: Cli, project: Project) -> None:
     data = as_json(cli("log", "aaaa0001", "--json"))
     assert data["run"]["id"] == project.example.runs["old"]
     (top,) = data["task_runs"]
-    assert top["task_name"] == "pipeline.main" and set(top) == TASK_RUN_KEYS | {"children"}
+    assert set(data) == {"run", "task_runs", "total", "shown", "truncated"}
+    assert data["total"] == data["shown"] == 7 and data["truncated"] is False
+    assert top["task_name"] == "pipeline.main" and set(top) == TASK_RUN_KEYS | {"children", "hidden"}
     assert sorted(c["task_name"] for c in top["children"]) == ["pipeline.align_all", "pipeline.call_all"]
     assert all(len(c["children"]) == 2 for c in top["children"])
 
@@ -126,7 +130,7 @@ def test_show_bad_ids_fail_on_one_line(cli: Cli, project: Project) -> None:
     assert ambiguous.err.startswith("Error: 'aaa' matches several records") and ambiguous.err.count("\n") == 1
     assert "run aaaa00010000" in ambiguous.err and "run aaab00020000" in ambiguous.err
     missing = cli("show", "out/never.vcf")
-    assert missing.code == 4 and missing.err.startswith("Error: no record matches 'out/never.vcf'")
+    assert missing.code == 2 and missing.err.startswith("Error: no record matches 'out/never.vcf'")
     assert "Traceback" not in missing.err
 
 
@@ -156,7 +160,7 @@ def test_query_bad_options(cli: Cli) -> None:
     bad_status = cli("query", "--status", "finished")
     assert bad_status.code == 2 and "unknown status 'finished'" in bad_status.err
     bad_run = cli("query", "--run", "ffff")
-    assert bad_run.code == 4 and "no run matches 'ffff'" in bad_run.err
+    assert bad_run.code == 2 and "no run matches 'ffff'" in bad_run.err
 
 
 # -- tag ------------------------------------------------------------------------------------
@@ -193,7 +197,7 @@ def test_dataflow_text_json_and_downstream(cli: Cli, project: Project) -> None:
     assert f"--> <{ex.calls['align1'][:8]}> align(fastq=value, ref) --> bam" in down
     assert ex.calls["align2"][:8] not in down
     missing = cli("dataflow", "nope.txt")
-    assert missing.code == 4 and missing.err.startswith("Error: no record matches 'nope.txt'")
+    assert missing.code == 2 and missing.err.startswith("Error: no record matches 'nope.txt'")
 
 
 def test_help_lists_the_commands(cli: Cli) -> None:

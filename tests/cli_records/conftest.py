@@ -71,8 +71,11 @@ def migrated(root: Path, entry: dict[str, Any], **options: Any) -> Settings:
 
 
 @pytest.fixture
-def project(tmp_path: Path, database_entry: dict[str, Any]) -> Project:
-    """A project (SQLite, then PostgreSQL) with a generated ledger and a second bind 'spare'."""
+def project(tmp_path: Path, database_entry: dict[str, Any], fresh_models: None) -> Project:
+    """A project (SQLite, then PostgreSQL) with a generated ledger and a second bind 'spare'.
+
+    ``fresh_models`` closes the connections the schema checks keep, before the database goes.
+    """
     spare = {"dialect": "sqlite", "path": str(tmp_path / "spare.db")}
     settings = migrated(tmp_path / "project", database_entry, databases={"spare": spare})
     migrated(tmp_path / "spare", spare)

@@ -79,7 +79,7 @@ def test_prov_export_of_a_file(cli: Cli, project: Project, tmp_path: Path) -> No
     mixed = cli(project.config, "export", "--prov", "out/run0/s0.vcf", "--since", "2d")
     assert mixed.code == 2 and "--prov" in mixed.err
     missing = cli(project.config, "export", "--prov", "nowhere/at/all.txt")
-    assert missing.code == 4 and "no value or file matches" in missing.err
+    assert missing.code == 2 and "no value or file matches" in missing.err
 
 
 def test_push_then_pull(cli: Cli, project: Project, tmp_path: Path) -> None:
@@ -115,7 +115,14 @@ def test_prune_dry_run_then_for_real(cli: Cli, project: Project) -> None:
     assert report["dry_run"] is True and report["runs"] == [project.workload.chain_run]
     assert report["removed"]["run"] == 1 and report["removed"]["task_run"] == 5
     assert scalar(project.settings, "SELECT count(*) FROM lf_run") == project.workload.runs
-    real = cli(project.config, "prune", "--older-than", "30d")
+    # destructive: refused off a terminal without --yes, asks on a terminal (and "n" keeps all)
+    refused = cli(project.config, "prune", "--older-than", "30d")
+    assert refused.code == 2 and "refusing to prune the ledger without confirmation" in refused.err
+    assert "--yes" in refused.err and "Traceback" not in refused.err
+    declined = cli(project.config, "prune", "--older-than", "30d", answer="n\n")
+    assert declined.code == 130 and "1 run(s) started before" in declined.out
+    assert scalar(project.settings, "SELECT count(*) FROM lf_run") == project.workload.runs
+    real = cli(project.config, "prune", "--older-than", "30d", "--yes")
     assert real.code == 0, real.err
     assert "Removed 1 run(s)" in real.out and "task_run" in real.out
     assert scalar(project.settings, "SELECT count(*) FROM lf_run") == project.workload.runs - 1
@@ -138,6 +145,10 @@ def test_cache_list_and_clear(cli: Cli, project: Project) -> None:
     assert listed.code == 0, listed.err
     tasks = {t["task"]: t for t in json.loads(listed.out)["tasks"]}
     assert tasks["align"]["entries"] == entries and tasks["align"]["misses"] > 0
+    # timestamps carry their UTC offset, like every --json
+    assert tasks["align"]["latest_entry"].endswith("+00:00")
+    latest = json.loads(cli(project.config, "cache", "list", "--task", "align", "--json").out)
+    assert latest["entries"] and all(e["created_at"].endswith("+00:00") for e in latest["entries"])
     assert tasks["summarize"]["hits"] > 0 and tasks["summarize"]["entries"] == 0
     table = cli(project.config, "cache", "list", "--task", "align")
     assert "hit rate" in table.out and "latest entries of align" in table.out
@@ -145,7 +156,10 @@ def test_cache_list_and_clear(cli: Cli, project: Project) -> None:
     refused = cli(project.config, "cache", "clear", "--task", "align")
     assert refused.code == 2 and "--yes" in refused.err
     declined = cli(project.config, "cache", "clear", answer="n\n")
-    assert declined.code == 130
+    assert declined.code == 130 and f"{entries} cache entries" in declined.out
+    assert scalar(project.settings, "SELECT count(*) FROM lf_cache_entry") == entries
+    dry = cli(project.config, "cache", "clear", "--task", "align", "--dry-run", "--json")
+    assert json.loads(dry.out) == {"task": "align", "removed": entries, "dry_run": True}
     assert scalar(project.settings, "SELECT count(*) FROM lf_cache_entry") == entries
     cleared = cli(project.config, "cache", "clear", "--task", "align", answer="y\n")
     assert cleared.code == 0 and f"Removed {entries} cache entries." in cleared.out

@@ -77,10 +77,10 @@ def test_run_by_prefix_and_latest(book: Ledger, example: ExampleLedger) -> None:
 
 
 def test_get_each_kind(book: Ledger, example: ExampleLedger) -> None:
-    run = book.get("dddd")
+    run = book.show("dddd")
     assert isinstance(run, RunInfo) and run.entry_task == "pipeline.merge"
 
-    failed = book.get(example.task_runs["failed.call3"][:10])
+    failed = book.show(example.task_runs["failed.call3"][:10])
     assert isinstance(failed, TaskRunInfo)
     assert failed.status == "failed" and failed.exception_type == "ValueError"
     assert "quality filter" in (failed.traceback or "")
@@ -88,28 +88,28 @@ def test_get_each_kind(book: Ledger, example: ExampleLedger) -> None:
     assert [line.message for line in failed.logs or ()] == ["reading out/s3.bam", "no reads pass the quality filter"]
     assert failed.logs and failed.logs[1].level == "ERROR"
 
-    call = book.get(example.calls["align_all"])
+    call = book.show(example.calls["align_all"])
     assert isinstance(call, CallInfo) and call.task_name == "align_all"
     assert call.parents == (example.calls["main"],)
     assert set(call.children or ()) == {example.calls["align1"], example.calls["align2"]}
     assert {tr.run_id for tr in call.task_runs or ()} == {example.runs["old"], example.runs["cached"]}
     assert call.result is not None and call.result.hash == example.values["bams"]
 
-    value = book.get(example.values["m0"])
+    value = book.show(example.values["m0"])
     assert isinstance(value, ValueInfo) and value.preview == "'shared'"
     assert value.produced_by == (example.calls["task0"],)
     assert set(value.used_by or ()) == {example.calls["task1"], example.calls["task2"]}
 
 
 def test_get_file_by_hash_or_path(book: Ledger, example: ExampleLedger, ledger_settings: Settings) -> None:
-    by_path = book.get("out/s1.vcf")
+    by_path = book.show("out/s1.vcf")
     assert isinstance(by_path, FileInfo) and by_path.hash == example.values["vcf1"]
     assert [tr.task_name for tr in by_path.task_runs or ()] == ["pipeline.call_variants"] * 2
-    by_hash = book.get(example.values["vcf1"][:12])
+    by_hash = book.show(example.values["vcf1"][:12])
     assert isinstance(by_hash, FileInfo) and by_hash.path == "out/s1.vcf"
     assert by_hash.value is not None and by_hash.value.type_name == "File"
     with pytest.raises(NotFoundError, match="out/none.vcf"):
-        book.get("out/none.vcf")
+        book.show("out/none.vcf")
 
 
 def test_ambiguous_prefix_lists_candidates_of_every_kind(ledger_settings: Settings) -> None:
@@ -119,7 +119,7 @@ def test_ambiguous_prefix_lists_candidates_of_every_kind(ledger_settings: Settin
     writer.task_run(run, task, None, status="pending", args_hash=writer.arguments([]), fixed_id="abcd" + "2" * 28)
     writer.write(ledger_settings)
     with Ledger.open(ledger_settings) as ledger, pytest.raises(AmbiguousIdError) as err:
-        ledger.get("abcd")
+        ledger.show("abcd")
     message = str(err.value)
     assert "run abcd11111111" in message and "task_run abcd22222222" in message
     assert err.value.exit_code == 2
@@ -137,8 +137,28 @@ def test_logs_of_run_and_task_run(book: Ledger, example: ExampleLedger) -> None:
         book.logs(example.calls["main"])  # a call is neither a run nor a task run
 
 
-def test_tree_follows_parent_ids(book: Ledger, example: ExampleLedger) -> None:
-    forest = book.tree(example.runs["old"])
+def test_log_follows_parent_ids(book: Ledger, example: ExampleLedger) -> None:
+    found = book.log(example.runs["old"])
+    assert found is not None and found.total == found.shown == 7 and not found.truncated
+    walked = [(depth, entry.task_run.task_name) for depth, entry in found.entries()]  # type: ignore[union-attr]
+    assert walked[0] == (0, "pipeline.main")
+    assert sorted(walked[1:]) == sorted([
+        (1, "pipeline.align_all"), (2, "pipeline.align"), (2, "pipeline.align"),
+        (1, "pipeline.call_all"), (2, "pipeline.call_variants"), (2, "pipeline.call_variants"),
+    ])
+    cut = book.log(example.runs["old"], depth=2)
+    assert cut is not None and cut.shown == 3
+    assert [entry.hidden for _, entry in cut.entries()] == [0, 2, 2]  # type: ignore[union-attr]
+    assert book.log(example.runs["old"], limit=2).truncated  # type: ignore[union-attr]
+
+
+def test_old_names_still_work_with_a_warning(book: Ledger, example: ExampleLedger) -> None:
+    with pytest.warns(DeprecationWarning, match="Ledger.show"):
+        assert book.get(example.runs["old"]).kind == "run"
+    with pytest.warns(DeprecationWarning, match="Ledger.query"):
+        assert len(book.task_runs(run=example.runs["old"])) == 7
+    with pytest.warns(DeprecationWarning, match="Ledger.log"):
+        forest = book.tree(example.runs["old"])
     assert len(forest) == 1
     walked = [(depth, tr.task_name) for depth, tr in forest[0].walk()]
     assert walked[0] == (0, "pipeline.main")
@@ -153,26 +173,26 @@ def test_tree_follows_parent_ids(book: Ledger, example: ExampleLedger) -> None:
 
 
 def test_task_run_filters(book: Ledger, example: ExampleLedger) -> None:
-    failed = book.task_runs(status="failed")
+    failed = book.query(status="failed")
     assert [tr.id for tr in failed] == [example.task_runs["failed.call3"], example.task_runs["failed.main"]]
-    assert {tr.id for tr in book.task_runs(task="align", run="aaaa0001")} == {
+    assert {tr.id for tr in book.query(task="align", run="aaaa0001")} == {
         example.task_runs["old.align1"], example.task_runs["old.align2"]}
-    assert len(book.task_runs(task="pipeline.task*")) == 4
-    assert {tr.run_id for tr in book.task_runs(tag="env=dev")} == {example.runs["failed"]}
+    assert len(book.query(task="pipeline.task*")) == 4
+    assert {tr.run_id for tr in book.query(tag="env=dev")} == {example.runs["failed"]}
     # started in the last 3 hours: 3 of the failed run, 1 of the running one (pending and
     # skipped task runs never started)
-    assert len(book.task_runs(since="3h")) == 4
-    assert [tr.status for tr in book.task_runs(run="cccc", status="pending")] == ["pending"]
-    assert book.task_runs(status="failed", since="1h") == []
+    assert len(book.query(since="3h")) == 4
+    assert [tr.status for tr in book.query(run="cccc", status="pending")] == ["pending"]
+    assert book.query(status="failed", since="1h") == []
 
 
 def test_task_runs_by_file_glob(book: Ledger, example: ExampleLedger) -> None:
-    made_vcf = book.task_runs(file="out/s2.vcf")  # returned it, alone or inside a list
+    made_vcf = book.query(file="out/s2.vcf")  # returned it, alone or inside a list
     assert {tr.task_name for tr in made_vcf} == {"pipeline.call_variants", "pipeline.call_all", "pipeline.main"}
     assert {tr.run_id for tr in made_vcf} == {example.runs["old"], example.runs["cached"]}
-    used = book.task_runs(file="data/s1.*", run="aaaa0001")  # took it, alone or inside a list
+    used = book.query(file="data/s1.*", run="aaaa0001")  # took it, alone or inside a list
     assert {tr.task_name for tr in used} == {"pipeline.align", "pipeline.align_all", "pipeline.main"}
-    assert {tr.task_name for tr in book.task_runs(file="*.bam", status="failed")} == {"pipeline.call_variants"}
+    assert {tr.task_name for tr in book.query(file="*.bam", status="failed")} == {"pipeline.call_variants"}
 
 
 def test_tag_and_untag(book: Ledger, example: ExampleLedger) -> None:
@@ -181,7 +201,7 @@ def test_tag_and_untag(book: Ledger, example: ExampleLedger) -> None:
     assert {t.entity_kind for t in tags} == {"file"}
     # tagging twice is harmless; a task run is found through the tag on its result
     book.tag(example.values["vcf2"], {"qc": "pass"})
-    assert {tr.task_name for tr in book.task_runs(tag="qc=pass")} == {"pipeline.call_variants"}
+    assert {tr.task_name for tr in book.query(tag="qc=pass")} == {"pipeline.call_variants"}
     book.tag("cccc", env="staging")
     assert [r.id for r in book.runs(tag="env=staging")] == [example.runs["running"]]
     assert book.untag("out/s2.vcf", "reviewer") == 1
@@ -226,7 +246,7 @@ def test_bad_filters_are_usage_errors(book: Ledger) -> None:
     with pytest.raises(UsageError, match="unknown status 'finished'"):
         book.runs(status="finished")
     with pytest.raises(UsageError, match="--until"):
-        book.task_runs(until="soon")
+        book.query(until="soon")
     with pytest.raises(UsageError, match="--limit"):
         book.runs(limit=-1)
 

@@ -1,14 +1,11 @@
 """``ledgerflow runs/log/show/query/tag/dataflow``: reading the ledger.
 
-Thin wrappers over :class:`ledgerflow.provenance.ledger.Ledger`: parse the options, call
-the library, print a table (or ``--json``: the records' documented ``to_json()`` shapes).
+Each command parses its options, calls :mod:`ledgerflow.api` and prints a table (or, with
+``--json``, the result's documented ``to_json()`` shape, the same the dashboard serves).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -16,28 +13,16 @@ import click
 from rich.text import Text
 from rich.tree import Tree
 
+from ledgerflow import api
+from ledgerflow.api import LOG_GROUP_AT, TASK_RUN_STATES
 from ledgerflow.cli.output import cli_settings, console, echo, print_json, print_table, status_text
-from ledgerflow.ledger.schema import TASK_RUN_STATES
-from ledgerflow.provenance.ledger import Ledger
-from ledgerflow.provenance.query import parse_tag
-from ledgerflow.provenance.records import (
-    CallInfo,
-    FileInfo,
-    RunInfo,
-    TaskRunInfo,
-    ValueInfo,
-)
 
 _SINCE = "Started within this span (30m, 12h, 2d, 1w) or since a date/time (2026-11-01)."
 _UNTIL = "Started before this span ago or this date/time."
 _JSON = "Print JSON (stable, documented in docs/provenance.md)."
 PREVIEW_WIDTH = 70
-
-
-@contextmanager
-def _ledger(ctx: click.Context) -> Iterator[Ledger]:
-    with Ledger.open(cli_settings(ctx)) as ledger:
-        yield ledger
+#: Task runs ``log`` shows on their own line unless told otherwise.
+LOG_LIMIT = 200
 
 
 def _when(moment: datetime | None) -> str:
@@ -64,12 +49,8 @@ def _cut(text: str, width: int = PREVIEW_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _entry(run: RunInfo) -> str:
-    try:
-        args = json.loads(run.arguments) if run.arguments else {}
-    except ValueError:
-        args = {}
-    shown = ", ".join(f"{k}={v}" for k, v in args.items()) if isinstance(args, dict) else ""
+def _entry(run: Any) -> str:
+    shown = ", ".join(f"{k}={v}" for k, v in (run.arguments or {}).items())
     return _cut(f"{run.entry_task}({shown})")
 
 
@@ -89,9 +70,8 @@ def _entry(run: RunInfo) -> str:
 def runs(ctx: click.Context, status: str | None, task: str | None, tags: tuple[str, ...],
          since: str | None, until: str | None, limit: int, offset: int, as_json: bool) -> None:
     """List runs, newest first, with their task runs counted by state."""
-    with _ledger(ctx) as ledger:
-        found = ledger.runs(status=status, task=task, tag=list(tags) or None, since=since,
-                            until=until, limit=limit, offset=offset)
+    found = api.runs(cli_settings(ctx), status=status, task=task, tag=list(tags) or None,
+                     since=since, until=until, limit=limit, offset=offset)
     if as_json:
         print_json([run.to_json() for run in found])
         return
@@ -108,7 +88,7 @@ def runs(ctx: click.Context, status: str | None, task: str | None, tags: tuple[s
 # -- log ------------------------------------------------------------------------------------
 
 
-def _task_label(tr: TaskRunInfo) -> Text:
+def _task_label(tr: Any) -> Text:
     label = Text()
     label.append(f"{tr.short} ", style="bright_black")
     label.append(_cut(tr.call_display(), 60))
@@ -125,31 +105,63 @@ def _task_label(tr: TaskRunInfo) -> Text:
     return label
 
 
+def _group_label(group: Any) -> Text:
+    label = Text()
+    label.append(f"{group.task_name} × {group.count:,}", style="bold")
+    label.append(f"  ({_counts(group.counts)})")
+    if group.descendants:
+        label.append(f"  +{group.descendants:,} task run(s) below", style="bright_black")
+    return label
+
+
 @click.command(short_help="Show a run's task runs as a tree, with states and durations.")
 @click.argument("run", required=False)
+@click.option("--depth", type=click.IntRange(min=0), default=None,
+              help="Show this many levels of the tree at most (1: the entry task run only).")
+@click.option("--limit", type=click.IntRange(min=0), default=LOG_LIMIT, show_default=True,
+              help="Show this many task runs on their own line at most (0: no limit).")
+@click.option("--expand", is_flag=True,
+              help=f"List every sibling instead of grouping more than {LOG_GROUP_AT} runs of one task.")
+@click.option("--all", "show_all", is_flag=True, help="Every task run: --expand --limit 0.")
 @click.option("--json", "as_json", is_flag=True, help=_JSON)
 @click.pass_context
-def log(ctx: click.Context, run: str | None, as_json: bool) -> None:
-    """Show the task runs of RUN (an id or prefix; default: the latest run) as a tree."""
-    with _ledger(ctx) as ledger:
-        info = ledger.run(run) if run else ledger.latest_run()
-        if info is None:
-            echo("No runs yet.")
-            return
-        forest = ledger.tree(info.id)
-    if as_json:
-        print_json({"run": info.to_json(), "task_runs": [node.to_json() for node in forest]})
+def log(ctx: click.Context, run: str | None, depth: int | None, limit: int, expand: bool,
+        show_all: bool, as_json: bool) -> None:
+    """Show the task runs of RUN (an id or prefix; default: the latest run) as a tree.
+
+    Siblings that ran the same task are grouped on one line with their states counted
+    (``summarize × 9,990 (9,990 done)``) when there are more than a few; the failed ones
+    are still listed. --expand lists them all, --depth and --limit cut the tree.
+    """
+    if show_all:
+        expand, limit = True, 0
+    found = api.log(cli_settings(ctx), run, depth=depth, limit=limit or None, expand=expand)
+    if found is None:
+        echo("No runs yet.")
         return
+    if as_json:
+        print_json(found.to_json())
+        return
+    info = found.run
     head = Text(f"run {info.short} {info.entry_task} ")
     head.append_text(status_text(info.status))
     head.append(f"  started {_when(info.started_at)}  {_duration(info.duration)}  {_counts(info.counts)}")
     tree = Tree(head)
-    pending = [(tree, node) for node in forest]
-    while pending:
-        branch, node = pending.pop(0)
-        child = branch.add(_task_label(node.task_run))
-        pending[:0] = [(child, c) for c in node.children]
+    branches: list[Tree] = [tree]
+    for level, entry in found.entries():
+        del branches[level + 1:]
+        if isinstance(entry, api.LogEntry):
+            node = branches[level].add(_task_label(entry.task_run))
+            if entry.hidden:
+                node.add(Text(f"... {entry.hidden:,} more task run(s) below", style="bright_black"))
+        else:
+            node = branches[level].add(_group_label(entry))
+        branches.append(node)
     console().print(tree)
+    if found.shown < found.total:
+        echo(f"{found.shown:,} of {found.total:,} task runs shown"
+             + ("; the limit was reached" if found.truncated else "")
+             + " (--expand lists every sibling, --all every task run).", style="bright_black")
 
 
 # -- show -----------------------------------------------------------------------------------
@@ -160,7 +172,7 @@ def _field(name: str, value: Any) -> None:
         echo(f"{name + ':':<14}{value}")
 
 
-def _show_run(run: RunInfo, failures: list[TaskRunInfo]) -> None:
+def _show_run(run: Any, failures: list[Any]) -> None:
     _field("run", run.id)
     _field("status", run.status)
     _field("entry", _entry(run))
@@ -181,7 +193,7 @@ def _show_run(run: RunInfo, failures: list[TaskRunInfo]) -> None:
         echo(f"  {tr.exception_type}: {tr.exception_message}")
 
 
-def _show_task_run(tr: TaskRunInfo) -> None:
+def _show_task_run(tr: Any) -> None:
     _field("task run", tr.id)
     _field("task", tr.task_name)
     _field("status", tr.status + (f" (cache of run {tr.cached_from[:8]})" if tr.cached_from else ""))
@@ -208,7 +220,7 @@ def _show_task_run(tr: TaskRunInfo) -> None:
             echo(f"  {line}")
 
 
-def _show_call(call: CallInfo) -> None:
+def _show_call(call: Any) -> None:
     _field("call", call.hash)
     _field("task", f"{call.task_name} ({call.task_hash[:8]})")
     echo("arguments:")
@@ -223,7 +235,7 @@ def _show_call(call: CallInfo) -> None:
         echo(f"  task run {tr.short} in run {tr.run_id[:8]}: {tr.status} {_when(tr.started_at)}")
 
 
-def _show_value(value: ValueInfo) -> None:
+def _show_value(value: Any) -> None:
     _field("value", value.hash)
     _field("type", value.type_name)
     _field("preview", value.preview)
@@ -235,7 +247,7 @@ def _show_value(value: ValueInfo) -> None:
     _field("used by", " ".join(c[:8] for c in value.used_by or ()))
 
 
-def _show_file(file: FileInfo) -> None:
+def _show_file(file: Any) -> None:
     _field("file", file.path)
     _field("hash", file.hash)
     _field("content", file.content_hash)
@@ -253,21 +265,17 @@ def _show_file(file: FileInfo) -> None:
 @click.pass_context
 def show(ctx: click.Context, target: str, as_json: bool) -> None:
     """Show the record ID (a full id or a unique prefix) or the file PATH names."""
-    with _ledger(ctx) as ledger:
-        record = ledger.get(target)
-        failures = ledger.task_runs(run=record.id, status="failed", limit=None) if isinstance(record, RunInfo) else []
+    with api.ledger(cli_settings(ctx)) as book:
+        record = api.show(book, target)
+        failures = (api.query(book, run=record.id, status="failed", limit=None)
+                    if isinstance(record, api.RunInfo) and not as_json else [])
     if as_json:
         print_json(record.to_json())
-    elif isinstance(record, RunInfo):
+    elif isinstance(record, api.RunInfo):
         _show_run(record, failures)
-    elif isinstance(record, TaskRunInfo):
-        _show_task_run(record)
-    elif isinstance(record, CallInfo):
-        _show_call(record)
-    elif isinstance(record, FileInfo):
-        _show_file(record)
     else:
-        _show_value(record)
+        {"task_run": _show_task_run, "call": _show_call, "file": _show_file,
+         "value": _show_value}[record.kind](record)
 
 
 # -- query ----------------------------------------------------------------------------------
@@ -290,10 +298,9 @@ def query(ctx: click.Context, task: str | None, status: str | None, tags: tuple[
           file: str | None, since: str | None, until: str | None, run_ids: tuple[str, ...],
           limit: int, offset: int, as_json: bool) -> None:
     """List task runs matching every filter, newest first."""
-    with _ledger(ctx) as ledger:
-        found = ledger.task_runs(run=list(run_ids) or None, task=task, status=status,
-                                 tag=list(tags) or None, file=file, since=since, until=until,
-                                 limit=limit, offset=offset)
+    found = api.query(cli_settings(ctx), run=list(run_ids) or None, task=task, status=status,
+                      tag=list(tags) or None, file=file, since=since, until=until,
+                      limit=limit, offset=offset)
     if as_json:
         print_json([tr.to_json() for tr in found])
         return
@@ -320,22 +327,15 @@ def query(ctx: click.Context, task: str | None, status: str | None, tags: tuple[
 @click.pass_context
 def tag(ctx: click.Context, target: str, pairs: tuple[str, ...], remove: bool, as_json: bool) -> None:
     """Tag the record ID|PATH (run, task run, call, value or file) with KEY=VALUE pairs."""
-    parsed = [parse_tag(p, option="tag", need_value=not remove) for p in pairs]
-    with _ledger(ctx) as ledger:
-        record = ledger.resolve(target)
-        if remove:
-            keys = [k for k, v in parsed if v is None]
-            removed = ledger.untag(record.id, *keys, **{k: v for k, v in parsed if v is not None})
-        else:
-            ledger.tag(record.id, {k: v for k, v in parsed if v is not None})
-        tags = ledger.tags(record.id)
+    change = (api.untag if remove else api.tag)(cli_settings(ctx), target, pairs)
     if as_json:
-        print_json({"kind": record.record_kind, "id": record.id, "tags": [t.to_json() for t in tags]})
+        print_json(change.to_json())
         return
+    kind = change.kind.replace("_", " ")
     if remove:
-        echo(f"Removed {removed} tag(s) from {record.record_kind.replace('_', ' ')} {record.id[:8]}.")
-    shown = " ".join(map(str, tags)) or "(none)"
-    echo(f"{record.record_kind.replace('_', ' ')} {record.id[:8]} tags: {shown}")
+        echo(f"Removed {change.removed} tag(s) from {kind} {change.id[:8]}.")
+    shown = " ".join(map(str, change.tags)) or "(none)"
+    echo(f"{kind} {change.id[:8]} tags: {shown}")
 
 
 # -- dataflow -------------------------------------------------------------------------------
@@ -350,8 +350,7 @@ def tag(ctx: click.Context, target: str, pairs: tuple[str, ...], remove: bool, a
 @click.pass_context
 def dataflow(ctx: click.Context, target: str, downstream: bool, max_nodes: int, as_json: bool) -> None:
     """Trace VALUE (a hash or prefix, or a task run/call whose result it is) or a file PATH."""
-    with _ledger(ctx) as ledger:
-        flow = ledger.dataflow(target, downstream=downstream, max_nodes=max_nodes)
+    flow = api.dataflow(cli_settings(ctx), target, downstream=downstream, max_nodes=max_nodes)
     if as_json:
         print_json(flow.to_json())
         return

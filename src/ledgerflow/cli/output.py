@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
@@ -107,6 +107,23 @@ def print_table(
         ]
         table.add_row(*cells)
     console().print(table)
+
+
+def confirm(action: str, *, yes: bool, details: Callable[[], str] | None = None) -> None:
+    """Ask before a destructive ``action`` ("prune the ledger"): a prompt on a terminal
+    (``details()``, say what would be removed, is computed only then), ``--yes`` otherwise.
+    Every destructive command also offers ``--dry-run``."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        from ledgerflow.errors import UsageError
+
+        raise UsageError(
+            f"refusing to {action} without confirmation",
+            hint="pass --yes to confirm, or --dry-run to see what would change",
+        )
+    detail = f": {details()}" if details is not None else ""
+    click.confirm(f"{action[:1].upper()}{action[1:]}{detail}?", abort=True)
 
 
 def cli_settings(ctx: click.Context) -> Settings:

@@ -1,7 +1,8 @@
 """``ledgerflow export/import/push/pull/prune/cache``: moving and trimming ledger records.
 
-Thin wrappers over :mod:`ledgerflow.provenance.exchange`, ``.prov``, ``.prune`` and
-``.cache``: parse the options, call the library, print the answer.
+Each command parses its options, calls :mod:`ledgerflow.api` and prints the answer (or,
+with ``--json``, the result's documented ``to_json()`` shape). Destructive commands ask
+first (``--yes`` when not on a terminal) and offer ``--dry-run``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +18,11 @@ import click
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from ledgerflow.cli.output import cli_settings, echo, print_json, print_table
+from ledgerflow import api
+from ledgerflow.cli.output import cli_settings, confirm, echo, print_json, print_table
 from ledgerflow.errors import UsageError
 
 _SINCE_HELP = "Only runs started within this span (30m, 12h, 2d, 1w) or since a date (2026-11-01)."
-
-
-def _since(value: str | None, option: str = "since") -> datetime | None:
-    if value is None:
-        return None
-    from ledgerflow.provenance.query import parse_time
-
-    return parse_time(value, option=option)
-
 
 @contextmanager
 def _progress(label: str) -> Iterator[Callable[[int], None] | None]:
@@ -55,9 +47,7 @@ def _status(message: str, to_stderr: bool) -> None:
 
 def _print_report(report: Any, verb: str, where: str, as_json: bool) -> None:
     if as_json:
-        print_json({"added": report.added, "skipped": report.skipped, "updated": report.updated,
-                    "total_added": report.total_added, "total_skipped": report.total_skipped,
-                    "total_updated": report.total_updated})
+        print_json(report.to_json())
         return
     rows = [
         (kind, report.added[kind], report.skipped[kind], report.updated[kind])
@@ -93,9 +83,7 @@ def export(ctx: click.Context, runs: Sequence[str], since: str | None, output: s
     if prov_target is not None:
         if runs or since:
             raise UsageError("--prov exports one value's provenance: give no RUN and no --since")
-        from ledgerflow.provenance.prov import prov_document
-
-        document = prov_document(settings, prov_target)
+        document = api.export_prov(settings, prov_target)
         text = json.dumps(document, indent=2, sort_keys=True) + "\n"
         if to_stdout:
             click.echo(text, nl=False)
@@ -105,10 +93,8 @@ def export(ctx: click.Context, runs: Sequence[str], since: str | None, output: s
                 f"{len(document.get('entity', {}))} entities, "
                 f"{len(document.get('activity', {}))} activities.", to_stdout)
         return
-    from ledgerflow.provenance.exchange import export as export_records
-
     with _progress("exporting") as progress:
-        count = export_records(settings, runs or None, _since(since), output, progress=progress)
+        count = api.export(settings, runs or None, since=since, output=output, progress=progress)
     _status(f"Exported {count} record(s) to {'stdout' if to_stdout else output}.", to_stdout)
 
 
@@ -129,11 +115,9 @@ def import_command(ctx: click.Context, path: str, as_json: bool) -> None:
     Idempotent: records already there are skipped. A corrupt line stops the import with its
     line number, and nothing is imported.
     """
-    from ledgerflow.provenance.exchange import import_
-
     settings = cli_settings(ctx)
     with _progress("importing") as progress:
-        report = import_(settings, path, progress=progress)
+        report = api.import_(settings, path, progress=progress)
     _print_report(report, "Imported", "the ledger", as_json)
 
 
@@ -148,13 +132,10 @@ def _sync_command(direction: str) -> click.Command:
     @click.pass_context
     def command(ctx: click.Context, bind: str, runs: Sequence[str], since: str | None,
                 as_json: bool) -> None:
-        from ledgerflow.provenance import exchange
-
         settings = cli_settings(ctx)
         with _progress(f"{direction}ing") as progress:
-            report = getattr(exchange, direction)(
-                settings, bind, runs=runs or None, since=_since(since), progress=progress
-            )
+            copy = api.push if direction == "push" else api.pull
+            report = copy(settings, bind, runs or None, since=since, progress=progress)
         target = f"database '{bind}'" if direction == "push" else "the default database"
         _print_report(report, "Copied", target, as_json)
 
@@ -178,22 +159,28 @@ pull = _sync_command("pull")
 @click.option("--status", default=None, help="Only runs with this status (done, failed, interrupted).")
 @click.option("--keep-cache", is_flag=True, help="Keep the cache entries of removed runs.")
 @click.option("--dry-run", is_flag=True, help="Report what would be removed; remove nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed off a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def prune(ctx: click.Context, older_than: str, status: str | None, keep_cache: bool,
-          dry_run: bool, as_json: bool) -> None:
+          dry_run: bool, yes: bool, as_json: bool) -> None:
     """Remove runs started before --older-than, with their task runs, logs and tags, then
-    every value, call, file... that no kept run or cache entry needs."""
-    from ledgerflow.provenance.prune import prune as prune_ledger
+    every value, call, file... that no kept run or cache entry needs.
 
+    Asks first, showing how many runs and records would go (--yes skips the question, and
+    is required when not on a terminal); --dry-run only reports.
+    """
     settings = cli_settings(ctx)
-    moment = _since(older_than, "older-than")
-    assert moment is not None
-    report = prune_ledger(settings, datetime.now(UTC) - moment, status=status,
-                          keep_cache=keep_cache, dry_run=dry_run)
+
+    def plan() -> str:
+        planned = api.prune(settings, older_than, status=status, keep_cache=keep_cache, dry_run=True)
+        return (f"{len(planned.run_ids)} run(s) started before {planned.cutoff:%Y-%m-%d %H:%M} "
+                f"UTC and {planned.total} record(s) in all would go")
+
+    confirm("prune the ledger", yes=yes or dry_run, details=plan)
+    report = api.prune(settings, older_than, status=status, keep_cache=keep_cache, dry_run=dry_run)
     if as_json:
-        print_json({"cutoff": report.cutoff, "dry_run": report.dry_run, "removed": report.removed,
-                    "runs": report.run_ids, "reaped": report.reaped, "total": report.total})
+        print_json(report.to_json())
         return
     if report.reaped:
         echo(f"Marked {len(report.reaped)} dead run(s) interrupted (no heartbeat).", style="yellow")
@@ -218,14 +205,10 @@ def cache() -> None:
 @click.pass_context
 def cache_list(ctx: click.Context, task: str | None, limit: int, as_json: bool) -> None:
     """Entries per task, with hits (task runs served from the cache) and misses (executed)."""
-    from ledgerflow.provenance import cache as lib
-
-    settings = cli_settings(ctx)
-    stats = lib.cache_list(settings, task)
-    entries = lib.cache_entries(settings, task, limit=limit) if task else []
+    listing = api.cache_list(cli_settings(ctx), task, entries=limit)
+    stats, entries = listing.tasks, listing.entries
     if as_json:
-        print_json({"tasks": [{**_fields(s), "hit_rate": s.hit_rate} for s in stats],
-                    "entries": entries})
+        print_json(listing.to_json())
         return
     if not stats:
         echo("The cache is empty and no task has run yet.")
@@ -245,10 +228,6 @@ def cache_list(ctx: click.Context, task: str | None, limit: int, as_json: bool) 
         )
 
 
-def _fields(obj: Any) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
-
-
 def _size(n: int) -> str:
     size = float(n)
     for unit in ("B", "kB", "MB", "GB"):
@@ -260,18 +239,27 @@ def _size(n: int) -> str:
 
 @cache.command("clear", short_help="Remove cache entries (of one task).")
 @click.option("--task", default=None, help="Only this task's entries (name, dotted name or glob).")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Report how many entries would go; remove nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed off a terminal).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def cache_clear(ctx: click.Context, task: str | None, yes: bool) -> None:
-    """Remove cache entries, so the next runs execute those calls again."""
-    from ledgerflow.provenance import cache as lib
+def cache_clear(ctx: click.Context, task: str | None, dry_run: bool, yes: bool, as_json: bool) -> None:
+    """Remove cache entries, so the next runs execute those calls again.
 
+    Asks first (--yes skips the question, and is required when not on a terminal);
+    --dry-run only counts.
+    """
     settings = cli_settings(ctx)
-    what = f"the cache entries of task '{task}'" if task else "every cache entry"
-    if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError(f"refusing to remove {what} without confirmation",
-                             hint="pass --yes when not running on a terminal")
-        click.confirm(f"Remove {what}?", abort=True)
-    count = lib.cache_clear(settings, task)
-    echo(f"Removed {count} cache entr{'y' if count == 1 else 'ies'}.", style="green")
+
+    def plan() -> str:
+        n = api.cache_clear(settings, task, dry_run=True).removed
+        return f"{n} cache entr{'y' if n == 1 else 'ies'}" + (f" of task '{task}'" if task else "")
+
+    confirm("clear the cache", yes=yes or dry_run, details=plan)
+    report = api.cache_clear(settings, task, dry_run=dry_run)
+    if as_json:
+        print_json(report.to_json())
+        return
+    n = report.removed
+    echo(f"{'Would remove' if dry_run else 'Removed'} {n} cache entr{'y' if n == 1 else 'ies'}.",
+         style="yellow" if dry_run else "green")

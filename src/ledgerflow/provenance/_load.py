@@ -7,6 +7,7 @@ page, never one per record.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -77,6 +78,17 @@ def _duration(started: Any, ended: Any) -> float | None:
     return round((utc(ended) - utc(started)).total_seconds(), 6)  # type: ignore[operator]
 
 
+def _entry_arguments(text: str | None) -> dict[str, Any] | None:
+    """The run's entry arguments, stored as a JSON object of previews."""
+    if text is None:
+        return None
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return {"(unreadable)": text}
+    return found if isinstance(found, dict) else {"(unreadable)": text}
+
+
 def runs(session: Session, rows: Sequence[Run]) -> list[RunInfo]:
     ids = [row.id for row in rows]
     counts = counts_for(session, ids)
@@ -86,7 +98,7 @@ def runs(session: Session, rows: Sequence[Run]) -> list[RunInfo]:
             id=row.id,
             status=row.status,
             entry_task=row.entry_task,
-            arguments=row.arguments,
+            arguments=_entry_arguments(row.arguments),
             command_line=row.command_line,
             started_at=utc(row.started_at),
             ended_at=utc(row.ended_at),

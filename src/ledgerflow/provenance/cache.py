@@ -20,6 +20,7 @@ from ledgerflow.db.model import DEFAULT_BIND
 from ledgerflow.errors import NotFoundError
 from ledgerflow.ledger.schema import CacheEntry, TaskDef, TaskRun, Value
 from ledgerflow.provenance.query import task_condition
+from ledgerflow.provenance.records import utc
 
 __all__ = ["CachedResult", "TaskCacheStats", "cache_clear", "cache_entries", "cache_list"]
 
@@ -45,6 +46,11 @@ class TaskCacheStats:
         total = self.hits + self.misses
         return self.hits / total if total else None
 
+    def to_json(self) -> dict[str, Any]:
+        return {"task": self.task, "entries": self.entries, "size": self.size, "hits": self.hits,
+                "misses": self.misses, "hit_rate": self.hit_rate,
+                "latest_entry": _iso(self.latest_entry)}
+
 
 @dataclass(frozen=True)
 class CachedResult:
@@ -59,6 +65,16 @@ class CachedResult:
     size: int | None
     run_id: str | None
     created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        data = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        data["created_at"] = _iso(self.created_at)
+        return data
+
+
+def _iso(moment: datetime | None) -> str | None:
+    """ISO 8601 with its UTC offset (SQLite hands back naive UTC times)."""
+    return None if moment is None else utc(moment).isoformat()  # type: ignore[union-attr]
 
 
 def _connect(settings: Settings, bind: str) -> tuple[Database, Connection]:
@@ -98,7 +114,7 @@ def cache_list(
         with conn:
             counts: dict[str, dict[str, Any]] = {}
             for name, n, size, latest in conn.execute(entries):
-                counts[name] = {"entries": n, "size": int(size), "latest_entry": latest}
+                counts[name] = {"entries": n, "size": int(size), "latest_entry": utc(latest)}
             for name, hits, misses in conn.execute(runs):
                 counts.setdefault(name, {}).update(hits=int(hits or 0), misses=int(misses or 0))
     finally:
@@ -141,20 +157,31 @@ def cache_entries(
     database, conn = _connect(settings, bind)
     try:
         with conn:
-            return [CachedResult(*row) for row in conn.execute(query)]
+            return [
+                CachedResult(name, task_hash, args_hash, call_hash, value_hash, preview, size,
+                             run_id, utc(created_at) or created_at)
+                for (name, task_hash, args_hash, call_hash, value_hash, preview, size, run_id,
+                     created_at) in conn.execute(query)
+            ]
     finally:
         database.dispose()
 
 
-def cache_clear(settings: Settings, task: str | None = None, *, bind: str = DEFAULT_BIND) -> int:
-    """Remove the cache entries (of one task when ``task`` is given); returns how many."""
+def cache_clear(
+    settings: Settings, task: str | None = None, *, dry_run: bool = False, bind: str = DEFAULT_BIND
+) -> int:
+    """Remove the cache entries (of one task when ``task`` is given); returns how many
+    (with ``dry_run``, how many would go, removing nothing)."""
     statement = delete(CacheEntry)
     if task:
         hashes = select(TaskDef.hash).where(task_condition(TASK_FULLNAME, task))
         statement = statement.where(CacheEntry.task_hash.in_(hashes))
     database = Database(settings)
     try:
-        with database.engine(bind).begin() as conn:
-            return int(conn.execute(statement).rowcount)
+        with database.engine(bind).connect() as conn, conn.begin() as transaction:
+            removed = int(conn.execute(statement).rowcount)
+            if dry_run:
+                transaction.rollback()
+            return removed
     finally:
         database.dispose()

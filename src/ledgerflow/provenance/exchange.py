@@ -67,6 +67,11 @@ class ImportReport:
     def records(self) -> int:
         return self.total_added + self.total_skipped + self.total_updated
 
+    def to_json(self) -> dict[str, Any]:
+        return {"added": dict(self.added), "skipped": dict(self.skipped),
+                "updated": dict(self.updated), "total_added": self.total_added,
+                "total_skipped": self.total_skipped, "total_updated": self.total_updated}
+
     @classmethod
     def of(cls, writer: RecordWriter) -> ImportReport:
         names = [kind.name for kind in ORDER]

@@ -7,7 +7,7 @@
     with Ledger.open() as ledger:              # ledgerflow.yml found upwards from here
         for run in ledger.runs(status="failed", since="2d"):
             print(run.short, run.entry_task, run.counts)
-        tr = ledger.get("3fa2")                # run, task run, call, value or file
+        tr = ledger.show("3fa2")               # run, task run, call, value or file
         print(ledger.dataflow("out/sample4.vcf").text())
 
 Reads go through read-only engines (on SQLite they never take the write lock, so reading
@@ -17,6 +17,7 @@ while a pipeline runs is safe); only :meth:`Ledger.tag` and :meth:`Ledger.untag`
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from ledgerflow.ledger.schema import (
 from ledgerflow.provenance import _load, ids
 from ledgerflow.provenance import dataflow as _dataflow
 from ledgerflow.provenance.dataflow import MAX_NODES, Dataflow
+from ledgerflow.provenance.log import RunLog, run_log
 from ledgerflow.provenance.query import (
     TagFilter,
     TimeLike,
@@ -193,7 +195,7 @@ class Ledger:
 
     # -- task runs, values, files ----------------------------------------------------------
 
-    def task_runs(
+    def query(
         self,
         *,
         run: str | Iterable[str] | None = None,
@@ -224,8 +226,29 @@ class Ledger:
             rows = session.scalars(stmt.limit(limit).offset(offset)).all()
             return _load.task_runs(session, rows)
 
+    def log(
+        self,
+        run: str | None = None,
+        *,
+        depth: int | None = None,
+        limit: int | None = None,
+        expand: bool = False,
+    ) -> RunLog | None:
+        """A run's task runs as a tree by ``parent_id`` (default: the latest run; None when
+        there is no run yet), siblings of one task grouped unless ``expand``; ``depth`` levels
+        at most, ``limit`` task runs on their own line at most."""
+        if depth is not None and depth < 0:
+            raise UsageError(f"--depth must be zero or more, got {depth!r}")
+        limit, _ = _limit(limit, 0)
+        info = self.run(run) if run else self.latest_run()
+        if info is None:
+            return None
+        with self._session() as session:
+            return run_log(session, info, depth=depth, limit=limit, expand=expand)
+
     def tree(self, run: str) -> list[TaskRunNode]:
-        """A run's task runs as a forest by ``parent_id``, each level in start order."""
+        """Deprecated: every task run of a run nested by ``parent_id``; use :meth:`log`."""
+        _deprecated("Ledger.tree()", "Ledger.log(run, expand=True)")
         with self._session() as session:
             run_id = ids.resolve(session, run, self.root, kinds=("run",)).id
             stmt = (
@@ -309,7 +332,7 @@ class Ledger:
         with self._session() as session:
             return ids.find_by_prefix(session, prefix)
 
-    def get(self, id_or_prefix_or_path: str) -> Record:
+    def show(self, id_or_prefix_or_path: str) -> Record:
         """The run, task run, call, value or file an id, id prefix or file path names,
         with its relations loaded (logs, task runs, producers and users)."""
         with self._session() as session:
@@ -347,6 +370,16 @@ class Ledger:
             .order_by(TaskRun.started_at.desc().nulls_last()).limit(RELATED_LIMIT)
         ).all()
         return _replace(info_file, task_runs=tuple(_load.task_runs(session, runs)))
+
+    def get(self, id_or_prefix_or_path: str) -> Record:
+        """Deprecated name of :meth:`show`."""
+        _deprecated("Ledger.get()", "Ledger.show()")
+        return self.show(id_or_prefix_or_path)
+
+    def task_runs(self, **filters: Any) -> list[TaskRunInfo]:
+        """Deprecated name of :meth:`query`."""
+        _deprecated("Ledger.task_runs()", "Ledger.query()")
+        return self.query(**filters)
 
     def logs(self, run_or_task_run: str) -> list[LogLine]:
         """Log lines of a run (all its task runs) or of one task run, oldest first."""
@@ -423,6 +456,10 @@ class Ledger:
             return list(_load.tags_for(session, [entity_id]).get(entity_id, ()))
 
 
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"{old} is deprecated; use {new}", DeprecationWarning, stacklevel=3)
+
+
 def _checked_tag(key: Any, value: Any) -> tuple[str, str]:
     key, value = str(key).strip(), str(value)
     if not key or "=" in key or len(key) > 255 or len(value) > 255:
@@ -442,4 +479,4 @@ def _replace(record: Any, **changes: Any) -> Any:
     return dataclasses.replace(record, **changes)
 
 
-__all__ = ["Ledger", "TaskRunNode"]
+__all__ = ["Ledger", "RunLog", "TaskRunNode"]

@@ -155,6 +155,11 @@ class PruneReport:
     def total(self) -> int:
         return sum(self.removed.values())
 
+    def to_json(self) -> dict[str, Any]:
+        return {"cutoff": self.cutoff.isoformat(), "dry_run": self.dry_run,
+                "removed": dict(self.removed), "runs": list(self.run_ids),
+                "reaped": list(self.reaped), "total": self.total}
+
 
 def prune(
     settings: Settings,

@@ -132,7 +132,7 @@ class RunInfo(_Record):
     id: str
     status: str
     entry_task: str
-    arguments: str | None
+    arguments: dict[str, Any] | None  # the entry task's arguments (previews), by name
     command_line: str | None
     started_at: datetime | None
     ended_at: datetime | None

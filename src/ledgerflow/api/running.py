@@ -1,5 +1,5 @@
-"""What the CLI and the dashboard call. Engine part: running and explaining task calls,
-and opening a ledger (which first marks dead runs ``interrupted``)."""
+"""Running and explaining task calls, and opening a ledger (which first marks dead runs
+``interrupted``): the engine side of :mod:`ledgerflow.api`."""
 
 from __future__ import annotations
 

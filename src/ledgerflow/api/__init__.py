@@ -1,0 +1,183 @@
+"""What the CLI and the dashboard call: plain functions over the project's settings.
+
+- :mod:`ledgerflow.api.running`: running and explaining task calls, opening a ledger;
+- :mod:`ledgerflow.api.reading`: ``runs``, ``log``, ``show``, ``query``, ``tag``, ``dataflow``;
+- :mod:`ledgerflow.api.records`: ``export``, ``import_``, ``push``, ``pull``, ``prune``, the cache.
+
+Every result has a ``to_json()`` (or is a list of such records): that is the command's
+``--json`` and the dashboard's JSON, one documented shape (docs/provenance.md). Names are
+imported on first use, so ``import ledgerflow.api`` loads neither the engine nor SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ledgerflow.api.reading import (
+        LOG_GROUP_AT,
+        RUN_STATES,
+        TASK_RUN_STATES,
+        CallInfo,
+        Candidate,
+        FileInfo,
+        LogEntry,
+        LogGroup,
+        LogLine,
+        Record,
+        RunInfo,
+        RunLog,
+        TagChange,
+        TagInfo,
+        TaskRunInfo,
+        ValueInfo,
+        dataflow,
+        ledger,
+        log,
+        logs,
+        query,
+        resolve,
+        run_info,
+        runs,
+        show,
+        tag,
+        untag,
+    )
+    from ledgerflow.api.records import (
+        CacheClearReport,
+        CacheReport,
+        cache_clear,
+        cache_list,
+        export,
+        export_prov,
+        import_,
+        prune,
+        pull,
+        push,
+    )
+    from ledgerflow.api.running import (
+        Explanation,
+        Failure,
+        PlanEntry,
+        RunObserver,
+        RunResult,
+        call_target,
+        execute,
+        explain,
+        mark_dead_runs,
+        open_ledger,
+        run,
+    )
+
+#: public name -> the submodule that defines it
+_HOMES: dict[str, str] = {
+    "CallInfo": "ledgerflow.api.reading",
+    "Candidate": "ledgerflow.api.reading",
+    "FileInfo": "ledgerflow.api.reading",
+    "LOG_GROUP_AT": "ledgerflow.api.reading",
+    "LogEntry": "ledgerflow.api.reading",
+    "LogGroup": "ledgerflow.api.reading",
+    "LogLine": "ledgerflow.api.reading",
+    "RUN_STATES": "ledgerflow.api.reading",
+    "Record": "ledgerflow.api.reading",
+    "RunInfo": "ledgerflow.api.reading",
+    "RunLog": "ledgerflow.api.reading",
+    "TASK_RUN_STATES": "ledgerflow.api.reading",
+    "TagChange": "ledgerflow.api.reading",
+    "TagInfo": "ledgerflow.api.reading",
+    "TaskRunInfo": "ledgerflow.api.reading",
+    "ValueInfo": "ledgerflow.api.reading",
+    "dataflow": "ledgerflow.api.reading",
+    "ledger": "ledgerflow.api.reading",
+    "log": "ledgerflow.api.reading",
+    "logs": "ledgerflow.api.reading",
+    "query": "ledgerflow.api.reading",
+    "resolve": "ledgerflow.api.reading",
+    "run_info": "ledgerflow.api.reading",
+    "runs": "ledgerflow.api.reading",
+    "show": "ledgerflow.api.reading",
+    "tag": "ledgerflow.api.reading",
+    "untag": "ledgerflow.api.reading",
+    "CacheClearReport": "ledgerflow.api.records",
+    "CacheReport": "ledgerflow.api.records",
+    "cache_clear": "ledgerflow.api.records",
+    "cache_list": "ledgerflow.api.records",
+    "export": "ledgerflow.api.records",
+    "export_prov": "ledgerflow.api.records",
+    "import_": "ledgerflow.api.records",
+    "prune": "ledgerflow.api.records",
+    "pull": "ledgerflow.api.records",
+    "push": "ledgerflow.api.records",
+    "Explanation": "ledgerflow.api.running",
+    "Failure": "ledgerflow.api.running",
+    "PlanEntry": "ledgerflow.api.running",
+    "RunObserver": "ledgerflow.api.running",
+    "RunResult": "ledgerflow.api.running",
+    "call_target": "ledgerflow.api.running",
+    "execute": "ledgerflow.api.running",
+    "explain": "ledgerflow.api.running",
+    "mark_dead_runs": "ledgerflow.api.running",
+    "open_ledger": "ledgerflow.api.running",
+    "run": "ledgerflow.api.running",
+}
+
+__all__ = [
+    "LOG_GROUP_AT",
+    "RUN_STATES",
+    "TASK_RUN_STATES",
+    "CacheClearReport",
+    "CacheReport",
+    "CallInfo",
+    "Candidate",
+    "Explanation",
+    "Failure",
+    "FileInfo",
+    "LogEntry",
+    "LogGroup",
+    "LogLine",
+    "PlanEntry",
+    "Record",
+    "RunInfo",
+    "RunLog",
+    "RunObserver",
+    "RunResult",
+    "TagChange",
+    "TagInfo",
+    "TaskRunInfo",
+    "ValueInfo",
+    "cache_clear",
+    "cache_list",
+    "call_target",
+    "dataflow",
+    "execute",
+    "explain",
+    "export",
+    "export_prov",
+    "import_",
+    "ledger",
+    "log",
+    "logs",
+    "mark_dead_runs",
+    "open_ledger",
+    "prune",
+    "pull",
+    "push",
+    "query",
+    "resolve",
+    "run",
+    "run_info",
+    "runs",
+    "show",
+    "tag",
+    "untag",
+]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'ledgerflow.api' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value

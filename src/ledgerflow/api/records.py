@@ -1,0 +1,185 @@
+"""Moving and trimming ledger records: what ``export``, ``import``, ``push``, ``pull``,
+``prune`` and ``cache`` call.
+
+Every function takes the project's :class:`~ledgerflow.config.Settings`; its result has a
+``to_json()`` that is the command's documented ``--json`` shape (docs/provenance.md). The
+functions that write (``import_``, ``push``, ``pull``, ``prune``, ``cache_clear``) refuse a
+ledger migrated by a newer ledgerflow, as a run does, before touching anything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ledgerflow.config.settings import Settings
+    from ledgerflow.provenance.cache import CachedResult, TaskCacheStats
+    from ledgerflow.provenance.exchange import ImportReport
+    from ledgerflow.provenance.prune import PruneReport
+
+__all__ = [
+    "CacheClearReport",
+    "CacheReport",
+    "cache_clear",
+    "cache_list",
+    "export",
+    "export_prov",
+    "import_",
+    "prune",
+    "pull",
+    "push",
+]
+
+Progress = Callable[[int], None]
+Moment = str | datetime | timedelta
+
+
+def _moment(value: Moment | None, option: str) -> datetime | None:
+    """A UTC time from a span back from now (``timedelta`` or ``"30d"``) or a date/time."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        from ledgerflow.provenance.exchange import cutoff
+
+        return cutoff(value)
+    from ledgerflow.provenance.query import parse_time
+
+    return parse_time(value, option=option)
+
+
+def _writable(settings: Settings) -> None:
+    """Refuse, as ``run`` does, a ledger the library is too old (or too new) for."""
+    from ledgerflow.migrations import ensure_current
+
+    ensure_current(settings)
+
+
+def export(
+    settings: Settings,
+    runs: Sequence[str] | None = None,
+    *,
+    since: Moment | None = None,
+    output: str | os.PathLike[str] | IO[str] = "-",
+    progress: Progress | None = None,
+) -> int:
+    """Write the records the runs reach (every run when none is given) as JSON lines to
+    ``output`` (a path, ``-`` for stdout, or a text stream); how many records."""
+    from ledgerflow.provenance.exchange import export as export_records
+
+    return export_records(settings, runs or None, _moment(since, "since"), output, progress=progress)
+
+
+def export_prov(settings: Settings, target: str) -> dict[str, Any]:
+    """The W3C PROV-JSON document of how one value or file (id, prefix or path) was made."""
+    from ledgerflow.provenance.prov import prov_document
+
+    return prov_document(settings, target)
+
+
+def import_(
+    settings: Settings, path: str | os.PathLike[str] | IO[Any], *, progress: Progress | None = None
+) -> ImportReport:
+    """Add the records of an export file (``-``: stdin) that the ledger lacks, in one
+    transaction; a corrupt line stops it and nothing is imported."""
+    from ledgerflow.provenance.exchange import import_ as import_records
+
+    _writable(settings)
+    return import_records(settings, path, progress=progress)
+
+
+def push(
+    settings: Settings,
+    bind: str,
+    runs: Sequence[str] | None = None,
+    *,
+    since: Moment | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Copy the default ledger's records (every run, or ``runs``) into the database ``bind``."""
+    from ledgerflow.provenance import exchange
+
+    _writable(settings)
+    return exchange.push(settings, bind, runs=runs or None, since=_moment(since, "since"),
+                         progress=progress)
+
+
+def pull(
+    settings: Settings,
+    bind: str,
+    runs: Sequence[str] | None = None,
+    *,
+    since: Moment | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Copy the records of the database ``bind`` (every run, or ``runs``) into the default ledger."""
+    from ledgerflow.provenance import exchange
+
+    _writable(settings)
+    return exchange.pull(settings, bind, runs=runs or None, since=_moment(since, "since"),
+                         progress=progress)
+
+
+def prune(
+    settings: Settings,
+    older_than: Moment,
+    *,
+    status: str | None = None,
+    keep_cache: bool = False,
+    dry_run: bool = False,
+) -> PruneReport:
+    """Remove the runs started before ``older_than`` (a span back from now, ``"30d"``, or a
+    date) and every record only they needed; ``dry_run`` counts without removing."""
+    from ledgerflow.provenance.prune import prune as prune_ledger
+
+    moment = _moment(older_than, "older-than")
+    assert moment is not None
+    _writable(settings)
+    return prune_ledger(settings, max(datetime.now(UTC) - moment, timedelta(0)), status=status,
+                        keep_cache=keep_cache, dry_run=dry_run)
+
+
+@dataclass(frozen=True)
+class CacheReport:
+    """``cache list``: statistics per task, and a task's latest entries when one was named."""
+
+    tasks: tuple[TaskCacheStats, ...]
+    entries: tuple[CachedResult, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tasks": [t.to_json() for t in self.tasks],
+                "entries": [e.to_json() for e in self.entries]}
+
+
+def cache_list(settings: Settings, task: str | None = None, *, entries: int = 20) -> CacheReport:
+    """Cache entries and hit/miss statistics per task; with ``task``, also its ``entries``
+    most recent cache entries."""
+    from ledgerflow.provenance import cache as lib
+
+    stats = lib.cache_list(settings, task)
+    latest = lib.cache_entries(settings, task, limit=entries) if task else []
+    return CacheReport(tuple(stats), tuple(latest))
+
+
+@dataclass(frozen=True)
+class CacheClearReport:
+    """``cache clear``: how many entries went (or, with ``dry_run``, would go)."""
+
+    task: str | None
+    removed: int
+    dry_run: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"task": self.task, "removed": self.removed, "dry_run": self.dry_run}
+
+
+def cache_clear(settings: Settings, task: str | None = None, *, dry_run: bool = False) -> CacheClearReport:
+    """Remove the cache entries (of one task), so the next runs execute those calls again."""
+    from ledgerflow.provenance import cache as lib
+
+    _writable(settings)
+    removed = lib.cache_clear(settings, task, dry_run=dry_run)
+    return CacheClearReport(task, removed, dry_run)
