@@ -236,7 +236,7 @@ def test_interpolation_escape_and_lists(tmp_path: Path) -> None:
         tmp_path,
         SQLITE_DEFAULT
         + "plugins: ['pkg.${MOD}']\n"
-        + "executor: {kind: dask, address: 'tcp://h:1', options: {x: a$$b}}\n",
+        + "executor: {kind: threads, options: {x: a$$b}}\n",
     )
     settings = load_settings(main, environ={"MOD": "tasks"})
     assert settings.plugins == ("pkg.tasks",)
@@ -332,7 +332,7 @@ ERRORS = [
     (SQLITE_DEFAULT + "executor: {kind: slurm}\n", "executor.kind: unknown kind 'slurm'"),
     (SQLITE_DEFAULT + "executor: {workers: 0}\n", "executor.workers: expected an integer >= 1"),
     (SQLITE_DEFAULT + "executor: {workers: true}\n", "executor.workers: expected an integer >= 1"),
-    (SQLITE_DEFAULT + "executor: {address: 'h:1'}\n", "executor.address: only used with kind"),
+    (SQLITE_DEFAULT + "executor: {address: 'h:1'}\n", "executor.address: unknown key"),
     (SQLITE_DEFAULT + "executor: {options: 3}\n", "executor.options: expected a mapping, got"),
     (SQLITE_DEFAULT + "executor: {kinds: dask}\n", "executor.kinds: unknown key"),
     (SQLITE_DEFAULT + "values: {inline_max_bytes: -1}\n", "values.inline_max_bytes: expected"),

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select
 
 import ledgerflow
 from ledgerflow import context, task
-from ledgerflow.config.settings import Settings
+from ledgerflow.config.settings import EXECUTOR_KINDS, Settings
 from ledgerflow.db import Database
+from ledgerflow.engine.executor import Executor, executor_class, get_executor
 from ledgerflow.errors import UsageError
-from ledgerflow.executors import EXECUTORS, Executor, executor_class, get_executor
 from ledgerflow.testing.pipelines import LedgerRows
 
 NOTES = Table("executor_note", MetaData(), Column("value", Integer, nullable=False))
@@ -92,9 +95,8 @@ def test_every_executor_records_the_same_ledger(
 
 
 def test_executors_are_registered_lazily_and_unknown_names_are_refused() -> None:
-    assert set(EXECUTORS) >= {"local", "threads", "processes"}
-    assert all(":" in target for target in EXECUTORS.values())
-    for name in ("local", "threads", "processes"):
+    assert EXECUTOR_KINDS == ("local", "threads", "processes")
+    for name in EXECUTOR_KINDS:
         cls = executor_class(name)
         assert issubclass(cls, Executor) and cls.name == name
     assert get_executor("processes").workers >= 1
@@ -102,6 +104,33 @@ def test_executors_are_registered_lazily_and_unknown_names_are_refused() -> None
     with pytest.raises(UsageError) as info:
         get_executor("slurm")
     assert "unknown executor 'slurm'" in str(info.value)
-    assert "known executors: local, processes, threads" in str(info.value)
+    assert "known executors: local, threads, processes" in str(info.value)
     with pytest.raises(UsageError, match="workers must be >= 1"):
         get_executor("threads", workers=0)
+
+
+def test_one_list_of_executor_names_for_config_cli_and_registry(tmp_path: Path) -> None:
+    from ledgerflow.cli.run import run as run_command
+    from ledgerflow.config import settings_from_mapping
+    from ledgerflow.errors import ConfigError
+
+    option = next(p for p in run_command.params if p.name == "executor")
+    assert tuple(option.type.choices) == EXECUTOR_KINDS  # type: ignore[attr-defined]
+    base = {"databases": {"default": {"dialect": "sqlite", "path": str(tmp_path / "l.db")}}}
+    for name in EXECUTOR_KINDS:
+        assert settings_from_mapping({**base, "executor": {"kind": name}}).executor.kind == name
+    with pytest.raises(ConfigError, match="kind"):  # not advertised without an implementation
+        settings_from_mapping({**base, "executor": {"kind": "dask"}})
+
+
+def test_implementations_are_imported_only_when_used() -> None:
+    code = (
+        "import sys\n"
+        "from ledgerflow.engine.executor import get_executor\n"
+        "before = {m for m in sys.modules if m.startswith('ledgerflow.executors.')}\n"
+        "get_executor('threads')\n"
+        "after = {m for m in sys.modules if m.startswith('ledgerflow.executors.')}\n"
+        "print(sorted(before), sorted(after))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[]", "['ledgerflow.executors.threads']"]

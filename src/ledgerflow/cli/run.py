@@ -20,9 +20,9 @@ from ledgerflow.cli.output import cli_settings, echo, print_json, print_table
 from ledgerflow.cli.params import TaskCommand
 from ledgerflow.cli.progress import RunProgress, failure_block, short_id, summary_line
 from ledgerflow.config import find_config
+from ledgerflow.config.settings import EXECUTOR_KINDS
 from ledgerflow.errors import ConfigError, RunFailedError, RunInterruptedError, UsageError
 
-EXECUTORS = ("local", "threads", "processes")
 _TAG_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 PREVIEW_CHARS = 120
 PLAN_LINES = 50
@@ -108,7 +108,7 @@ def result_json(result: Any) -> dict[str, Any]:
 @click.option("--no-cache", is_flag=True, help="Execute every call; use no cached result.")
 @click.option("--rerun", "rerun", multiple=True, metavar="TASK_NAME",
               help="Ignore cached results of this task (repeatable).")
-@click.option("--executor", type=click.Choice(EXECUTORS), default=None,
+@click.option("--executor", type=click.Choice(EXECUTOR_KINDS), default=None,
               help="Where tasks execute (default: the configuration's, else local).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
               help="Worker threads or processes (default: all cores).")

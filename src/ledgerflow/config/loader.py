@@ -15,6 +15,7 @@ from typing import Any
 from ledgerflow.config import _checks as check
 from ledgerflow.config._yaml import Where, interpolate, load_yaml
 from ledgerflow.config.settings import (
+    EXECUTOR_KINDS,
     REDACTED,
     CacheConfig,
     Credentials,
@@ -34,7 +35,6 @@ TOP_KEYS = ("databases", "plugins", "executor", "values", "cache", "auto_migrate
 SQLITE_KEYS = ("dialect", "path")
 POSTGRES_KEYS = ("dialect", "address", "database", "admin", "user", "options")
 DIALECTS = ("sqlite", "postgresql")
-EXECUTOR_KINDS = ("local", "threads", "processes", "dask")
 FILE_HASHES = ("content", "fast")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -119,7 +119,6 @@ def settings_from_mapping(
         "executor": {
             "kind": executor.kind,
             "workers": executor.workers,
-            "address": executor.address,
             "options": executor.options,
         },
         "values": {"inline_max_bytes": values.inline_max_bytes, "store": str(values.store)},
@@ -304,14 +303,11 @@ def _plugins(value: Any, where: Where) -> tuple[str, ...]:
 
 
 def _executor(value: Any, where: Where) -> ExecutorConfig:
-    data = check.section(value, where, ("kind", "workers", "address", "options"))
+    data = check.section(value, where, ("kind", "workers", "options"))
     kind = check.optional(data, "kind", where, check.choice_of(EXECUTOR_KINDS, "kind"), "local")
     workers = check.optional(data, "workers", where, check.integer_from(1), None)
-    address = check.optional(data, "address", where, check.string, None)
-    if address is not None and kind != "dask":
-        raise where.child("address").error("only used with kind: dask")
     options = check.optional(data, "options", where, _plain_mapping, {})
-    return ExecutorConfig(kind=kind, workers=workers, address=address, options=options)
+    return ExecutorConfig(kind=kind, workers=workers, options=options)
 
 
 def _plain_mapping(value: Any, where: Where) -> dict[str, Any]:

@@ -69,11 +69,16 @@ class DatabaseConfig:
         return self.user or self.admin
 
 
+#: The executors ledgerflow implements, by name: the one list read by the configuration
+#: check, ``ledgerflow run --executor`` and the registry in :mod:`ledgerflow.engine.executor`
+#: (each name is a module of :mod:`ledgerflow.executors`).
+EXECUTOR_KINDS = ("local", "threads", "processes")
+
+
 @dataclass(frozen=True)
 class ExecutorConfig:
     kind: str = "local"
     workers: int | None = None
-    address: str | None = None  # dask scheduler address
     options: dict[str, Any] = field(default_factory=dict)
 
 

@@ -24,17 +24,13 @@ if TYPE_CHECKING:
 
 def explain(expr: Any, *, config: Any = None, settings: Settings | None = None) -> Explanation:
     """Why the call ``expr`` would (or would not) come from the cache."""
-    from ledgerflow.db import Database
-    from ledgerflow.engine.cache import CacheReader
     from ledgerflow.engine.plan import Planner
-    from ledgerflow.engine.runner import (
-        _file_hash_mode,
-        _in_directory,
+    from ledgerflow.engine.workspace import (
         ensure_ledger,
-        project_directory,
+        open_workspace,
         resolve_settings,
+        task_surroundings,
     )
-    from ledgerflow.engine.valuing import Values
     from ledgerflow.ledger.heartbeat import reap_stale_runs
 
     if not isinstance(expr, Call):
@@ -44,20 +40,14 @@ def explain(expr: Any, *, config: Any = None, settings: Settings | None = None) 
         )
     settings = resolve_settings(config, settings)
     ensure_ledger(settings)
-    database = Database(settings)
-    engine = database.engine()
-    reader = CacheReader(engine)
-    try:
-        reap_stale_runs(engine)
-        with _file_hash_mode(settings.cache.file_hash), _in_directory(project_directory(settings)):
-            planner = Planner(Values(settings), reader, frozenset())
+    with open_workspace(settings) as space:
+        reap_stale_runs(space.engine)
+        with task_surroundings(settings):
+            planner = Planner(space.values(), space.reader, frozenset())
             planner.plan(expr)
             node = planner.nodes[id(expr)]
-            with engine.connect() as conn:
+            with space.engine.connect() as conn:
                 return _explain_node(conn, node)
-    finally:
-        reader.close()
-        database.dispose()
 
 
 def _explain_node(conn: Connection, node: PlanNode) -> Explanation:

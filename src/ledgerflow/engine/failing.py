@@ -11,9 +11,9 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ledgerflow.engine import node as st
+from ledgerflow.engine.executor import ErrorInfo
 from ledgerflow.engine.node import Node, Relay, arguments_preview
 from ledgerflow.engine.results import Failure
-from ledgerflow.executors.base import ErrorInfo
 
 if TYPE_CHECKING:
     from ledgerflow.engine.results import RunObserver

@@ -174,21 +174,12 @@ class Planner:
 
 def dry_run(expr: Any, settings: Settings, *, cache: bool, rerun: frozenset[str]) -> RunResult:
     """What a run of ``expr`` would do; writes nothing."""
-    from ledgerflow.db import Database
-    from ledgerflow.engine.cache import CacheReader
-    from ledgerflow.engine.runner import _file_hash_mode, _in_directory, project_directory
-    from ledgerflow.engine.valuing import Values
+    from ledgerflow.engine.workspace import open_workspace, task_surroundings
 
     started = time.monotonic()
-    database = Database(settings)
-    reader = CacheReader(database.engine()) if cache else None
-    try:
-        with _file_hash_mode(settings.cache.file_hash), _in_directory(project_directory(settings)):
-            nodes = Planner(Values(settings), reader, rerun).plan(expr)
-    finally:
-        if reader is not None:
-            reader.close()
-        database.dispose()
+    with open_workspace(settings) as space, task_surroundings(settings):
+        reader = space.reader if cache else None
+        nodes = Planner(space.values(), reader, rerun).plan(expr)
     entries = [PlanEntry(n.task.fullname, n.preview(), n.status, n.reason) for n in nodes]  # type: ignore[arg-type]
     counts = {"cached": 0, "run": 0}
     for entry in entries:

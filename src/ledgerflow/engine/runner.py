@@ -14,44 +14,23 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ledgerflow.engine.expr import find_calls, substitute
 from ledgerflow.engine.results import Failure, RunObserver, RunResult
 from ledgerflow.engine.runinfo import git_commit, host_name, user_name
 from ledgerflow.engine.task import Call
+from ledgerflow.engine.workspace import ConfigArg, ensure_ledger, resolve_settings
 from ledgerflow.errors import RunFailedError, RunInterruptedError, UsageError
 from ledgerflow.ledger.states import run_status
 
 if TYPE_CHECKING:
     from ledgerflow.config.settings import Settings
-    from ledgerflow.executors.base import Executor
+    from ledgerflow.engine.executor import Executor
 
 log = logging.getLogger("ledgerflow")
 
-ConfigArg = str | os.PathLike[str] | Mapping[str, Any] | None
 TagsArg = Mapping[str, Any] | Iterable[str | tuple[str, Any]] | None
-
-
-def resolve_settings(config: ConfigArg = None, settings: Settings | None = None) -> Settings:
-    """``settings`` as given, else read from ``config`` (a path, a mapping, or found)."""
-    if settings is not None:
-        return settings
-    if isinstance(config, Mapping):
-        from ledgerflow.config.loader import settings_from_mapping
-
-        return settings_from_mapping(config)
-    from ledgerflow.config.loader import load_settings
-
-    return load_settings(None if config is None else Path(config))
-
-
-def ensure_ledger(settings: Settings) -> None:
-    """Refuse a ledger older or newer than the library (or upgrade it with auto_migrate)."""
-    from ledgerflow.migrations import ensure_current
-
-    ensure_current(settings)
 
 
 def parse_tags(tags: TagsArg) -> list[tuple[str, str]]:
@@ -133,37 +112,6 @@ class _Guarded:
 
 
 @contextmanager
-def _file_hash_mode(mode: str) -> Iterator[None]:
-    from ledgerflow.values import File
-
-    before = File.hash_mode
-    File.hash_mode = mode  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        File.hash_mode = before
-
-
-def project_directory(settings: Settings) -> Path | None:
-    """Where tasks run: the directory of ``ledgerflow.yml`` (None for settings made in code)."""
-    return settings.root if settings.path is not None else None
-
-
-@contextmanager
-def _in_directory(directory: Path | None) -> Iterator[None]:
-    """Tasks run in the project directory, where relative ``File`` paths are resolved."""
-    if directory is None or not directory.is_dir():
-        yield
-        return
-    before = os.getcwd()
-    os.chdir(directory)
-    try:
-        yield
-    finally:
-        os.chdir(before)
-
-
-@contextmanager
 def _sigint_deferred() -> Iterator[None]:
     """Hold a Ctrl-C that arrives while the ledger is being closed, then raise it."""
     if threading.current_thread() is not threading.main_thread():
@@ -180,7 +128,7 @@ def _sigint_deferred() -> Iterator[None]:
 
 
 def _executor(settings: Settings, executor: str | Executor | None, workers: int | None) -> Executor:
-    from ledgerflow.executors.base import get_executor
+    from ledgerflow.engine.executor import get_executor
 
     return get_executor(executor or settings.executor.kind, workers or settings.executor.workers)
 
@@ -260,12 +208,9 @@ class _Run:
         tags: list[tuple[str, str]],
         command_line: str | None,
     ) -> RunResult:
-        from ledgerflow.db import Database
-        from ledgerflow.engine.cache import CacheReader
         from ledgerflow.engine.scheduler import Scheduler
-        from ledgerflow.engine.valuing import Values
-        from ledgerflow.executors.base import WorkerEnv
-        from ledgerflow.ledger.heartbeat import Heartbeat, reap_stale_runs
+        from ledgerflow.engine.workspace import open_workspace, task_surroundings
+        from ledgerflow.ledger.heartbeat import reap_stale_runs
         from ledgerflow.ledger.recorder import Recorder
         from ledgerflow.values import load_signing_key
 
@@ -273,61 +218,22 @@ class _Run:
         # a bad signing key is one configuration error before anything is recorded
         key = load_signing_key(settings.root)
         started = time.monotonic()
-        database = Database(settings)
-        engine = database.engine()
-        reap_stale_runs(engine)
-        recorder = Recorder(engine)
-        reader = CacheReader(engine, defer_values=True)
-        values = Values(settings, recorder, stored=reader.value_stored, key=key)
-        now = datetime.now(UTC)
-        config_hash = settings.hash
-        configuration = {"hash": config_hash, "yaml": settings.redacted_yaml(), "created_at": now}
-        tag_rows = [
-            {"entity_id": self.run_id, "key": k, "value": v, "entity_kind": "run",
-             "created_at": now}
-            for k, v in tags
-        ]
-        scheduler = Scheduler(
-            run_id=self.run_id, recorder=recorder, values=values, cache=reader if cache else None,
-            executor=self.executor, rerun=rerun, observer=self.observer,  # type: ignore[arg-type]
-        )  # fmt: skip
-        heartbeat = Heartbeat(engine, self.run_id, on_beat=scheduler.flush_if_idle)
-        entry = entry_name(expr)
-        value: Any = None
-        started_executor = False
-        try:
-            with _file_hash_mode(settings.cache.file_hash), _in_directory(
-                project_directory(settings)
-            ):
-                run_row = self._run_row(expr, command_line, config_hash)
-                recorder.start_run(run_row, configuration, tag_rows)
-                heartbeat.start()
-                if self.observer is not None:
-                    self.observer.run_started(self.run_id, entry)
-                self.executor.start(WorkerEnv(settings, self.run_id, entry_arguments(expr)))
-                started_executor = True
-                try:
-                    value = scheduler.run(expr)
-                    if not scheduler.interrupted:
-                        scheduler.finish_unfinished()
-                    heartbeat.stop()  # no flush from its thread from now on
-                    with _sigint_deferred():
-                        status, root, result_hash = self._outcome(scheduler, expr, value, values)
-                        recorder.end_run(self.run_id, status, root, result_hash)
-                        recorder.flush(final=True)
-                except BaseException:
-                    self._abandon(recorder, scheduler)
-                    raise
-        finally:
-            heartbeat.stop()
-            scheduler.release()
+        with open_workspace(settings, defer_values=True) as space:
+            reap_stale_runs(space.engine)
+            recorder = Recorder(space.engine)
             try:
-                if started_executor:
-                    self.executor.shutdown(cancel=scheduler.interrupted)
+                values = space.values(recorder, key=key)
+                scheduler = Scheduler(
+                    run_id=self.run_id, recorder=recorder, values=values,
+                    cache=space.reader if cache else None, executor=self.executor, rerun=rerun,
+                    observer=self.observer,  # type: ignore[arg-type]
+                )  # fmt: skip
+                with task_surroundings(settings):
+                    status, value = self._record(
+                        scheduler, recorder, values, expr, tags, command_line
+                    )
             finally:
-                reader.close()
                 recorder.close()
-                database.dispose()
         result = RunResult(
             run_id=self.run_id,
             status=status,
@@ -339,6 +245,59 @@ class _Run:
         if self.observer is not None:
             self.observer.run_finished(result)
         return result
+
+    def _record(
+        self,
+        scheduler: Any,
+        recorder: Any,
+        values: Any,
+        expr: Any,
+        tags: list[tuple[str, str]],
+        command_line: str | None,
+    ) -> tuple[str, Any]:
+        """Run the scheduler between the run's first and last records; its status and value."""
+        from ledgerflow.engine.executor import WorkerEnv
+        from ledgerflow.ledger.heartbeat import Heartbeat
+
+        settings = self.settings
+        now = datetime.now(UTC)
+        config_hash = settings.hash
+        configuration = {"hash": config_hash, "yaml": settings.redacted_yaml(), "created_at": now}
+        tag_rows = [
+            {"entity_id": self.run_id, "key": k, "value": v, "entity_kind": "run",
+             "created_at": now}
+            for k, v in tags
+        ]
+        heartbeat = Heartbeat(recorder.engine, self.run_id, on_beat=scheduler.flush_if_idle)
+        entry = entry_name(expr)
+        value: Any = None
+        started_executor = False
+        try:
+            run_row = self._run_row(expr, command_line, config_hash)
+            recorder.start_run(run_row, configuration, tag_rows)
+            heartbeat.start()
+            if self.observer is not None:
+                self.observer.run_started(self.run_id, entry)
+            self.executor.start(WorkerEnv(settings, self.run_id, entry_arguments(expr)))
+            started_executor = True
+            try:
+                value = scheduler.run(expr)
+                if not scheduler.interrupted:
+                    scheduler.finish_unfinished()
+                heartbeat.stop()  # no flush from its thread from now on
+                with _sigint_deferred():
+                    status, root, result_hash = self._outcome(scheduler, expr, value, values)
+                    recorder.end_run(self.run_id, status, root, result_hash)
+                    recorder.flush(final=True)
+            except BaseException:
+                self._abandon(recorder, scheduler)
+                raise
+        finally:
+            heartbeat.stop()
+            scheduler.release()
+            if started_executor:
+                self.executor.shutdown(cancel=scheduler.interrupted)
+        return status, value
 
     def _outcome(
         self, scheduler: Any, expr: Any, value: Any, values: Any

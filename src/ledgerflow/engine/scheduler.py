@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ledgerflow.engine import node as st
+from ledgerflow.engine.executor import ErrorInfo, Job, Outcome
 from ledgerflow.engine.expr import ATOMS, find_calls, substitute
 from ledgerflow.engine.failing import Failing
 from ledgerflow.engine.graph import Graph
@@ -26,15 +27,14 @@ from ledgerflow.engine.results import Failure
 from ledgerflow.engine.task import Call, Task, rerun_covers
 from ledgerflow.engine.valuing import serialisation_error
 from ledgerflow.engine.worker import error_info
-from ledgerflow.executors.base import ErrorInfo, Job, Outcome
 from ledgerflow.hashing import combine
 from ledgerflow.ledger.schema import TASK_RUN_STATES
 
 if TYPE_CHECKING:
     from ledgerflow.engine.cache import CacheHit, CacheReader
+    from ledgerflow.engine.executor import Executor
     from ledgerflow.engine.results import RunObserver
     from ledgerflow.engine.valuing import Values
-    from ledgerflow.executors.base import Executor
     from ledgerflow.ledger.recorder import Recorder
 
 #: Seconds the loop waits for outcomes of a pool before its housekeeping turn.

@@ -8,7 +8,7 @@ import traceback
 from typing import TYPE_CHECKING
 
 from ledgerflow.engine.context import TaskContext, activate, deactivate
-from ledgerflow.executors.base import ErrorInfo, Job, Outcome, WorkerEnv
+from ledgerflow.engine.executor import ErrorInfo, Job, Outcome, WorkerEnv
 
 if TYPE_CHECKING:
     from ledgerflow.db import Database

@@ -1,25 +1,5 @@
-"""Executors run task calls for the scheduler: ``local``, ``threads``, ``processes``."""
+"""Executor implementations, one module per name: ``local``, ``threads``, ``processes``.
 
-from ledgerflow.executors.base import (
-    EXECUTORS,
-    ErrorInfo,
-    Executor,
-    Job,
-    Outcome,
-    WorkerEnv,
-    executor_class,
-    get_executor,
-    register_executor,
-)
-
-__all__ = [
-    "EXECUTORS",
-    "ErrorInfo",
-    "Executor",
-    "Job",
-    "Outcome",
-    "WorkerEnv",
-    "executor_class",
-    "get_executor",
-    "register_executor",
-]
+The contract they implement (jobs, outcomes, the lazy registry) is
+:mod:`ledgerflow.engine.executor`; each module here names its class ``EXECUTOR``.
+"""

@@ -6,7 +6,7 @@ import time
 from collections import deque
 from contextlib import nullcontext
 
-from ledgerflow.executors.base import Executor, Job, Outcome, WorkerEnv, worker_label
+from ledgerflow.engine.executor import Executor, Job, Outcome, WorkerEnv, worker_label
 
 #: How long :meth:`LocalExecutor.collect` runs jobs before handing outcomes back.
 BATCH_SECONDS = 0.05
@@ -62,3 +62,6 @@ class LocalExecutor(Executor):
     def shutdown(self, *, cancel: bool = False) -> None:
         self._queue.clear()
         self._state.close()
+
+
+EXECUTOR = LocalExecutor

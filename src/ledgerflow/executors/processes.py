@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from ledgerflow.executors.base import ErrorInfo, Executor, Job, Outcome, WorkerEnv, worker_label
+from ledgerflow.engine.executor import ErrorInfo, Executor, Job, Outcome, WorkerEnv, worker_label
 from ledgerflow.executors.threads import failed_outcome
 
 _STATE: Any = None
@@ -122,3 +122,6 @@ class ProcessExecutor(Executor):
                 process.terminate()
         self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
         self._futures.clear()
+
+
+EXECUTOR = ProcessExecutor

@@ -9,7 +9,7 @@ from __future__ import annotations
 import queue
 import threading
 
-from ledgerflow.executors.base import ErrorInfo, Executor, Job, Outcome, WorkerEnv, worker_label
+from ledgerflow.engine.executor import ErrorInfo, Executor, Job, Outcome, WorkerEnv, worker_label
 
 
 def failed_outcome(job: Job, exc: BaseException, why: str) -> Outcome:
@@ -96,3 +96,6 @@ class ThreadExecutor(Executor):
             for thread in self._threads:
                 thread.join()
         self._state.close()
+
+
+EXECUTOR = ThreadExecutor

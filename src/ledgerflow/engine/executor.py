@@ -1,9 +1,11 @@
-"""The executor interface and its lazy registry.
+"""The executor contract: jobs, outcomes, the worker environment and the lazy registry.
 
 An executor only computes: the scheduler hands it :class:`Job` s (a task and concrete
-arguments) and collects :class:`Outcome` s. Executors are registered by name as
-``"module:Class"`` strings and imported only when used, so optional dependencies load
-only for the executor that needs them.
+arguments) and collects :class:`Outcome` s. The implementations live in
+:mod:`ledgerflow.executors`, one module per name in
+:data:`~ledgerflow.config.settings.EXECUTOR_KINDS` (the one list the configuration check,
+the command line and this registry read); each is imported only when used, so optional
+dependencies load only for the executor that needs them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ledgerflow.config.settings import EXECUTOR_KINDS
 from ledgerflow.errors import UsageError
 
 if TYPE_CHECKING:
@@ -111,27 +114,18 @@ class Executor(ABC):
         """Stop the workers; ``cancel`` drops queued jobs and stops running ones if possible."""
 
 
-#: name -> "module:Class", imported on first use.
-EXECUTORS: dict[str, str] = {
-    "local": "ledgerflow.executors.local:LocalExecutor",
-    "threads": "ledgerflow.executors.threads:ThreadExecutor",
-    "processes": "ledgerflow.executors.processes:ProcessExecutor",
-}
-
-
-def register_executor(name: str, target: str) -> None:
-    """Register an executor class by ``"module:Class"`` (imported when first used)."""
-    EXECUTORS[name] = target
+def executor_module(name: str) -> str:
+    """The module implementing the executor ``name`` (it defines ``EXECUTOR``)."""
+    return f"ledgerflow.executors.{name}"
 
 
 def executor_class(name: str) -> type[Executor]:
-    target = EXECUTORS.get(name)
-    if target is None:
-        known = ", ".join(sorted(EXECUTORS))
+    """The executor class for a name of :data:`~ledgerflow.config.settings.EXECUTOR_KINDS`."""
+    if name not in EXECUTOR_KINDS:
+        known = ", ".join(EXECUTOR_KINDS)
         raise UsageError(f"unknown executor '{name}'", hint=f"known executors: {known}")
-    module_name, _, attr = target.partition(":")
-    module = importlib.import_module(module_name)
-    cls: type[Executor] = getattr(module, attr)
+    module = importlib.import_module(executor_module(name))
+    cls: type[Executor] = module.EXECUTOR
     return cls
 
 
