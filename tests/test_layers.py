@@ -1,11 +1,11 @@
 """The layering contract: each folder of the package imports only from its own layer or
 lower ones, lazy imports inside functions included.
 
-    errors → config, hashing → db, migrations, ledger, values → engine → executors
+    _version, errors → config, hashing → db, migrations, ledger, values → engine → executors
     → provenance → api → project → cli, web, testing
 
 The package's ``__init__`` (its public re-exports) and ``__main__`` stand outside the
-layers: nothing inside the package may import from them, except ``__version__``.
+layers: nothing inside the package imports from them (the version is in ``_version``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "ledgerflow"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors",),
+    ("_version", "errors"),
     ("config", "hashing"),
     ("db", "migrations", "ledger", "values"),
     ("engine",),
@@ -74,8 +74,6 @@ def violations(source: str, path: str, module: str, is_package: bool = False) ->
         part = _part(name)
         if part is None or part == own:
             continue
-        if part == "__version__" or name == "ledgerflow.__version__":
-            continue
         if part not in RANK or RANK[part] > rank:
             found.append(f"{path}:{line}: {module} imports {name}")
     return found
@@ -115,6 +113,7 @@ def test_no_module_imports_from_a_higher_layer() -> None:
          "if TYPE_CHECKING:\n    from ledgerflow.db import Database\n"),
         ("ledgerflow.ledger.recorder", "from ledgerflow import engine\n"),
         ("ledgerflow.values.store", "from ledgerflow import Ledger\n"),
+        ("ledgerflow.engine.runner", "from ledgerflow import __version__\n"),
         ("ledgerflow.provenance.query", "from ledgerflow.cli.output import echo\n"),
         ("ledgerflow.engine.graph", "from ..api import run\n"),
     ],
@@ -130,7 +129,7 @@ def test_an_upward_import_is_caught(module: str, source: str) -> None:
         ("ledgerflow.executors.local", "from ledgerflow.engine.executor import Executor\n"),
         ("ledgerflow.cli.run", "from ledgerflow.api import run\n"),
         ("ledgerflow.provenance.query", "from . import _load\n"),
-        ("ledgerflow.engine.runner", "from ledgerflow import __version__\n"),
+        ("ledgerflow.engine.runner", "from ledgerflow._version import __version__\n"),
     ],
 )  # fmt: skip
 def test_a_downward_import_is_allowed(module: str, source: str) -> None:
