@@ -223,6 +223,7 @@ class _Run:
             recorder = Recorder(space.engine)
             try:
                 values = space.values(recorder, key=key)
+                values.store.remove_partial()  # left by writers killed an hour or more ago
                 scheduler = Scheduler(
                     run_id=self.run_id, recorder=recorder, values=values,
                     cache=space.reader if cache else None, executor=self.executor, rerun=rerun,

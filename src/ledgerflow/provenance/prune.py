@@ -13,6 +13,9 @@ Two phases, each a handful of set-based statements in one transaction:
    calls, call edges, arguments, values, value edges, files, task definitions,
    configurations, tags on removed records, and the value-store blobs of removed values.
 
+The value store also loses the partial writes of killed runs (``partial_blob``), an hour old
+or more.
+
 ``dry_run`` runs the same statements and rolls them back, so the counts it reports are
 exactly what a real prune would remove.
 """
@@ -38,7 +41,7 @@ __all__ = ["PruneReport", "prune"]
 #: Order in which kinds are reported.
 PRUNED_KINDS = (
     "run", "task_run", "log_record", "tag", "cache_entry", "call", "call_edge", "argument",
-    "value", "value_edge", "file", "task_def", "configuration", "blob",
+    "value", "value_edge", "file", "task_def", "configuration", "blob", "partial_blob",
 )
 
 _DOOMED = "SELECT id FROM lf_run WHERE started_at < :cutoff AND status <> 'running'{status}"
@@ -194,10 +197,12 @@ def prune(
             report.removed["blob"] = len(blobs)
             if dry_run:
                 transaction.rollback()
+        store = value_store(settings)
         if blobs and not dry_run:
-            store = value_store(settings)
             for key in blobs:
                 store.delete(key)
+        # writes of killed runs, an hour old or more: whatever the cutoff, no run needs them
+        report.removed["partial_blob"] = store.remove_partial(everywhere=True, dry_run=dry_run)
         return report
     finally:
         database.dispose()
