@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 Dialect = Literal["sqlite", "postgresql"]
 REDACTED = "***"
+#: The database that holds the ledger; models without ``__bind_key__`` live there too.
+DEFAULT_BIND = "default"
 
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 
@@ -112,7 +114,7 @@ class Settings:
 
     @property
     def default(self) -> DatabaseConfig:
-        return self.databases["default"]
+        return self.databases[DEFAULT_BIND]
 
     def redacted_yaml(self) -> str:
         return self._redacted_yaml

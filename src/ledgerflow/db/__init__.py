@@ -1,17 +1,44 @@
-"""Models, sessions and helpers for the project's databases."""
+"""Models, sessions and helpers for the project's databases.
 
-from ledgerflow.db.database import Database, RoutingSession
-from ledgerflow.db.helpers import (
-    Helpers,
-    Page,
-    bulk_insert,
-    find,
-    get_or_create,
-    paginate,
-    update,
-    upsert,
-)
-from ledgerflow.db.model import NAMING_CONVENTION, Model, snake_case
+The names are imported on first use, so a module that needs only the engines (or the
+plugins) does not load SQLAlchemy's ORM.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ledgerflow.db.database import Database, RoutingSession
+    from ledgerflow.db.helpers import (
+        Helpers,
+        Page,
+        bulk_insert,
+        find,
+        get_or_create,
+        paginate,
+        update,
+        upsert,
+    )
+    from ledgerflow.db.model import NAMING_CONVENTION, Model, snake_case
+
+#: public name -> the module that defines it
+_HOMES: dict[str, str] = {
+    "NAMING_CONVENTION": "ledgerflow.db.model",
+    "Database": "ledgerflow.db.database",
+    "Helpers": "ledgerflow.db.helpers",
+    "Model": "ledgerflow.db.model",
+    "Page": "ledgerflow.db.helpers",
+    "RoutingSession": "ledgerflow.db.database",
+    "bulk_insert": "ledgerflow.db.helpers",
+    "find": "ledgerflow.db.helpers",
+    "get_or_create": "ledgerflow.db.helpers",
+    "paginate": "ledgerflow.db.helpers",
+    "snake_case": "ledgerflow.db.model",
+    "update": "ledgerflow.db.helpers",
+    "upsert": "ledgerflow.db.helpers",
+}
 
 __all__ = [
     "NAMING_CONVENTION",
@@ -28,3 +55,16 @@ __all__ = [
     "update",
     "upsert",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'ledgerflow.db' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

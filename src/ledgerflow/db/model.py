@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase, declared_attr
 
+from ledgerflow.config.settings import DEFAULT_BIND
 from ledgerflow.errors import ModelError
 from ledgerflow.hashing import combine, fingerprint, hash_value
 
@@ -26,8 +27,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-DEFAULT_BIND = "default"
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from ledgerflow.config.settings import Settings
-from ledgerflow.db.model import DEFAULT_BIND
+from ledgerflow.config.settings import DEFAULT_BIND, Settings
 from ledgerflow.errors import LedgerflowError, PluginImportError
 
 MIGRATIONS_FOLDER = "migrations"

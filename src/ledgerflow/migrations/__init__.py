@@ -1,9 +1,35 @@
-"""Migrations of the framework's ledger tables and of the plugins' tables (Alembic underneath)."""
+"""Migrations of the framework's ledger tables and of the plugins' tables (Alembic underneath).
 
-from ledgerflow.migrations.autogen import check, make_migrations
-from ledgerflow.migrations.results import NewRevision, RevisionInfo, Step
-from ledgerflow.migrations.runner import downgrade, stamp, upgrade
-from ledgerflow.migrations.status import current, ensure_current, history
+The names are imported on first use: :func:`ensure_current`, which runs before every
+command, does not load Alembic (see :mod:`ledgerflow.migrations.heads`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ledgerflow.migrations.autogen import check, make_migrations
+    from ledgerflow.migrations.heads import ensure_current
+    from ledgerflow.migrations.results import NewRevision, RevisionInfo, Step
+    from ledgerflow.migrations.runner import downgrade, stamp, upgrade
+    from ledgerflow.migrations.status import current, history
+
+#: public name -> the module that defines it
+_HOMES: dict[str, str] = {
+    "NewRevision": "ledgerflow.migrations.results",
+    "RevisionInfo": "ledgerflow.migrations.results",
+    "Step": "ledgerflow.migrations.results",
+    "check": "ledgerflow.migrations.autogen",
+    "current": "ledgerflow.migrations.status",
+    "downgrade": "ledgerflow.migrations.runner",
+    "ensure_current": "ledgerflow.migrations.heads",
+    "history": "ledgerflow.migrations.status",
+    "make_migrations": "ledgerflow.migrations.autogen",
+    "stamp": "ledgerflow.migrations.runner",
+    "upgrade": "ledgerflow.migrations.runner",
+}
 
 __all__ = [
     "NewRevision",
@@ -18,3 +44,16 @@ __all__ = [
     "stamp",
     "upgrade",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'ledgerflow.migrations' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

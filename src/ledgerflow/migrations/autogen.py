@@ -32,6 +32,7 @@ from ledgerflow.db.plugins import load_plugins
 from ledgerflow.errors import SchemaOutdatedError, SchemaTooNewError, UsageError
 from ledgerflow.migrations import scripts as scripts_module
 from ledgerflow.migrations.describe import describe_ops
+from ledgerflow.migrations.heads import compare_heads
 from ledgerflow.migrations.renames import apply_renames
 from ledgerflow.migrations.results import NewRevision
 from ledgerflow.migrations.scripts import (
@@ -43,7 +44,7 @@ from ledgerflow.migrations.scripts import (
     binds_of,
     check_bind,
 )
-from ledgerflow.migrations.status import compare_heads, reading_role
+from ledgerflow.migrations.status import reading_role
 
 
 def _metadata_of(branches: Sequence[Branch]) -> list[MetaData]:

@@ -15,7 +15,6 @@ size and mtime of every revision file, so a new or edited revision is picked up 
 from __future__ import annotations
 
 import ast
-import os
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,53 +23,40 @@ from pathlib import Path
 from alembic.script import Script, ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
-from sqlalchemy import Table
 
 from ledgerflow.config.settings import Settings
-from ledgerflow.db.model import DEFAULT_BIND, Model, bind_of
 from ledgerflow.db.plugins import Plugin, load_plugins
-from ledgerflow.errors import ConfigError, MigrationError
+from ledgerflow.errors import MigrationError
+from ledgerflow.migrations.branches import (
+    FRAMEWORK_BRANCH,
+    LEDGER_PREFIX,
+    PACKAGE_DIR,
+    VERSION_TABLE,
+    VERSIONS_DIR,
+    Branch,
+    binds_of,
+    branches_for,
+    check_bind,
+    revision_files,
+)
+from ledgerflow.migrations.branches import clear_cache as branches_cache_clear
 
-FRAMEWORK_BRANCH = "ledgerflow"
-PACKAGE_DIR = Path(__file__).resolve().parent
-VERSIONS_DIR = PACKAGE_DIR / "versions"
+__all__ = [
+    "FRAMEWORK_BRANCH",
+    "LEDGER_PREFIX",
+    "VERSIONS_DIR",
+    "VERSION_TABLE",
+    "BindScripts",
+    "Branch",
+    "bind_scripts",
+    "binds_of",
+    "branches_for",
+    "check_bind",
+    "clear_cache",
+]
+
 FILE_TEMPLATE = "%(year)d_%(month).2d_%(day).2d_%(rev)s_%(slug)s"
-VERSION_TABLE = "alembic_version"
-LEDGER_PREFIX = "lf_"
 _NOWHERE = PACKAGE_DIR / "versions" / "__no_branch__"  # never created
-
-
-@dataclass(frozen=True)
-class Branch:
-    """The revisions of one owner (the framework or a plugin) in one bind."""
-
-    label: str
-    bind: str
-    folder: Path
-    plugin: Plugin | None = None
-
-    @property
-    def is_framework(self) -> bool:
-        return self.plugin is None
-
-    def describe(self) -> str:
-        return FRAMEWORK_BRANCH if self.plugin is None else f"plugin {self.label}"
-
-    def tables(self) -> list[Table]:
-        """The tables this branch's models define, in dependency order."""
-        if self.plugin is None:
-            from ledgerflow.ledger.schema import LedgerBase
-
-            return list(LedgerBase.metadata.sorted_tables)
-        return [
-            table
-            for table in Model.metadata.sorted_tables
-            if self.plugin.owns_module(table.info.get("module")) and bind_of(table) == self.bind
-        ]
-
-    def owns_name(self, name: str) -> bool:
-        """Whether a table name that is in no model may still be this branch's (framework only)."""
-        return self.plugin is None and name.startswith(LEDGER_PREFIX)
 
 
 @dataclass
@@ -106,30 +92,6 @@ class BindScripts:
         return created | {t.name for t in branch.tables()}
 
 
-def branches_for(bind: str, plugins: Sequence[Plugin]) -> list[Branch]:
-    branches = [Branch(FRAMEWORK_BRANCH, bind, VERSIONS_DIR)] if bind == DEFAULT_BIND else []
-    branches += [Branch(p.name, bind, p.migrations_dir(bind), p) for p in plugins]
-    return branches
-
-
-def check_bind(settings: Settings, bind: str) -> None:
-    if bind not in settings.databases:
-        known = ", ".join(sorted(settings.databases))
-        raise ConfigError(
-            f"{settings.path or 'ledgerflow.yml'}: no database '{bind}' under databases: "
-            f"(configured: {known})",
-            hint="pass one of the configured names with --bind",
-        )
-
-
-def binds_of(settings: Settings, bind: str | None) -> list[str]:
-    """``[bind]`` after checking it exists, or every configured bind (``default`` first)."""
-    if bind is not None:
-        check_bind(settings, bind)
-        return [bind]
-    return sorted(settings.databases, key=lambda name: (name != DEFAULT_BIND, name))
-
-
 _cache: dict[tuple[object, ...], BindScripts] = {}
 
 
@@ -148,20 +110,17 @@ def bind_scripts(
 
 
 def clear_cache() -> None:
+    """Forget the loaded scripts (and the revisions read without Alembic)."""
     _cache.clear()
+    branches_cache_clear()
 
 
 def _fingerprint(branches: Iterable[Branch]) -> tuple[object, ...]:
     entries: list[object] = []
     for branch in branches:
-        try:
-            with os.scandir(branch.folder) as it:
-                for entry in it:
-                    if entry.name.endswith(".py") and entry.is_file():
-                        stat = entry.stat()
-                        entries.append((entry.path, stat.st_mtime_ns, stat.st_size))
-        except FileNotFoundError:
-            continue
+        for entry in revision_files(branch.folder):
+            stat = entry.stat()
+            entries.append((entry.path, stat.st_mtime_ns, stat.st_size))
     return tuple(sorted(entries))  # type: ignore[type-var]
 
 

@@ -131,8 +131,8 @@ def fresh_models() -> Iterator[None]:
             while entry in sys.path:
                 sys.path.remove(entry)
         _roots.clear()
+        from ledgerflow.migrations.heads import dispose_engines
         from ledgerflow.migrations.scripts import clear_cache
-        from ledgerflow.migrations.status import dispose_engines
 
         clear_cache()
         dispose_engines()
