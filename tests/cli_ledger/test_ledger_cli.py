@@ -175,7 +175,7 @@ def test_tag_and_remove(cli: Cli, project: Project) -> None:
     removed = ok(cli("tag", "out/s2.vcf", "owner", "--remove")).out
     assert "Removed 1 tag(s)" in removed and "qc=pass" in removed and "owner" not in removed.splitlines()[-1]
     bad = cli("tag", "cccc", "novalue")
-    assert bad.code == 2 and "expected key=value" in bad.err
+    assert bad.code == 2 and "is not key=value" in bad.err
 
 
 # -- dataflow -------------------------------------------------------------------------------

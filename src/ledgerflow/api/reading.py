@@ -185,9 +185,9 @@ class TagChange:
 
 
 def _pairs(pairs: Iterable[str | tuple[str, str]], *, need_value: bool) -> list[tuple[str, str | None]]:
-    from ledgerflow.provenance.query import parse_tag
+    from ledgerflow.ledger.tags import parse_tags
 
-    return [parse_tag(pair, option="tag", need_value=need_value) for pair in pairs]
+    return parse_tags(list(pairs), option="tag", need_value=need_value)
 
 
 def tag(source: Settings | Ledger, target: str, pairs: Iterable[str | tuple[str, str]]) -> TagChange:

@@ -7,7 +7,6 @@ to :mod:`ledgerflow.engine`; this module only parses and prints.
 
 from __future__ import annotations
 
-import re
 import shlex
 import sys
 from pathlib import Path
@@ -23,7 +22,6 @@ from ledgerflow.config import find_config
 from ledgerflow.config.settings import EXECUTOR_KINDS
 from ledgerflow.errors import ConfigError, RunFailedError, RunInterruptedError, UsageError
 
-_TAG_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 PREVIEW_CHARS = 120
 PLAN_LINES = 50
 
@@ -43,19 +41,9 @@ def _load_task(ctx: click.Context, target: str) -> Any:
 
 
 def _parse_tags(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
-    tags: dict[str, str] = {}
-    for text in values:
-        key, sep, value = text.partition("=")
-        key = key.strip()
-        if not sep or not _TAG_KEY.fullmatch(key):
-            raise UsageError(
-                f"--tag '{text}' is not key=value",
-                hint="e.g. --tag sample=S4; keys use letters, digits, '_', '.', '-'",
-            )
-        if key in tags and tags[key] != value:
-            raise UsageError(f"--tag '{key}' given twice with different values")
-        tags[key] = value
-    return tags
+    from ledgerflow.ledger.tags import run_tags
+
+    return run_tags(list(values))
 
 
 def _command_line(ctx: click.Context) -> str:

@@ -21,8 +21,9 @@ from ledgerflow.engine.results import Failure, RunObserver, RunResult
 from ledgerflow.engine.runinfo import git_commit, host_name, user_name
 from ledgerflow.engine.task import Call
 from ledgerflow.engine.workspace import ConfigArg, ensure_ledger, resolve_settings
-from ledgerflow.errors import RunFailedError, RunInterruptedError, UsageError
+from ledgerflow.errors import RunFailedError, RunInterruptedError
 from ledgerflow.ledger.states import run_status
+from ledgerflow.ledger.tags import Tags, run_tags
 
 if TYPE_CHECKING:
     from ledgerflow.config.settings import Settings
@@ -30,28 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ledgerflow")
 
-TagsArg = Mapping[str, Any] | Iterable[str | tuple[str, Any]] | None
-
-
-def parse_tags(tags: TagsArg) -> list[tuple[str, str]]:
-    """``{"k": "v"}``, ``["k=v"]`` or ``[("k", "v")]`` as (key, value) pairs."""
-    if not tags:
-        return []
-    items = tags.items() if isinstance(tags, Mapping) else tags
-    pairs = []
-    for item in items:
-        if isinstance(item, str):
-            key, sep, value = item.partition("=")
-            if not sep or not key.strip():
-                raise UsageError(f"tag '{item}' is not key=value", hint="e.g. --tag sample=S4")
-            pairs.append((key.strip(), value.strip()))
-        else:
-            key, value = item
-            pairs.append((str(key), str(value)))
-    for key, value in pairs:
-        if len(key) > 255 or len(value) > 255:
-            raise UsageError(f"tag '{key}' is too long (keys and values hold 255 characters)")
-    return pairs
+TagsArg = Tags | None
 
 
 def entry_name(expr: Any) -> str:
@@ -153,7 +133,7 @@ def execute(
     """
     settings = resolve_settings(config, settings)
     rerun = frozenset([rerun] if isinstance(rerun, str) else rerun)
-    tag_pairs = parse_tags(tags)
+    tag_pairs = list(run_tags(tags).items())
     ensure_ledger(settings)
     if dry_run:
         from ledgerflow.engine.plan import dry_run as plan_run

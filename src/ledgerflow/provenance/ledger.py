@@ -32,6 +32,7 @@ from ledgerflow.config import Settings, load_settings
 from ledgerflow.db import Database
 from ledgerflow.db.helpers import upsert
 from ledgerflow.errors import NotFoundError, UsageError
+from ledgerflow.ledger import tags as tag_rules
 from ledgerflow.ledger.schema import (
     Argument,
     Call,
@@ -431,8 +432,7 @@ class Ledger:
             found = ids.resolve(session, entity, self.root)
         now = datetime.now(UTC)
         rows = []
-        for key, value in wanted.items():
-            key, value = _checked_tag(key, value)
+        for key, value in tag_rules.parse_tags(wanted):
             rows.append({"entity_id": found.id, "key": key, "value": value,
                          "entity_kind": found.record_kind, "created_at": now})
         with self._write() as session:
@@ -458,13 +458,6 @@ class Ledger:
 
 def _deprecated(old: str, new: str) -> None:
     warnings.warn(f"{old} is deprecated; use {new}", DeprecationWarning, stacklevel=3)
-
-
-def _checked_tag(key: Any, value: Any) -> tuple[str, str]:
-    key, value = str(key).strip(), str(value)
-    if not key or "=" in key or len(key) > 255 or len(value) > 255:
-        raise UsageError(f"invalid tag {key!r}={value!r}", hint="keys are non-empty, without '=', up to 255 characters")
-    return key, value
 
 
 def _call_edges(session: Session, call: str) -> tuple[tuple[str, ...], tuple[str, ...]]:

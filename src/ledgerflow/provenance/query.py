@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Select, and_, false, or_, select, union
 from sqlalchemy.orm import InstrumentedAttribute
 
 from ledgerflow.errors import UsageError
+from ledgerflow.ledger import tags as tag_rules
 from ledgerflow.ledger.schema import (
     RUN_STATES,
     TASK_RUN_STATES,
@@ -31,7 +32,7 @@ from ledgerflow.ledger.schema import (
 )
 
 TimeLike = datetime | date | str
-TagFilter = str | tuple[str, str] | Mapping[str, str] | Iterable[str | tuple[str, str]]
+TagFilter = tag_rules.Tags
 
 _SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
 _SPAN_FULL = re.compile(r"(?:\s*\d+(?:\.\d+)?\s*[wdhms]\s*)+", re.IGNORECASE)
@@ -80,28 +81,9 @@ def parse_statuses(value: str | Iterable[str] | None, allowed: tuple[str, ...], 
     return statuses
 
 
-def parse_tag(text: str | tuple[str, str], *, option: str = "tag", need_value: bool = False) -> tuple[str, str | None]:
-    """``"key=value"`` -> ``("key", "value")``; ``"key"`` -> ``("key", None)`` (any value)."""
-    if isinstance(text, tuple):
-        key, value = text
-        return str(key), None if value is None else str(value)
-    key, sep, value = str(text).partition("=")
-    key = key.strip()
-    if not key or (need_value and not sep):
-        form = "key=value" if need_value else "key=value or key"
-        raise UsageError(f"--{option}: expected {form}, got {text!r}")
-    return key, (value.strip() if sep else None)
-
-
 def parse_tags(value: TagFilter | None, *, option: str = "tag") -> list[tuple[str, str | None]]:
-    """Every tag filter in ``value``: a string, a pair, a mapping or a list of those."""
-    if value is None:
-        return []
-    if isinstance(value, str | tuple):
-        return [parse_tag(value, option=option)]
-    if isinstance(value, Mapping):
-        return [(str(k), None if v is None else str(v)) for k, v in value.items()]
-    return [parse_tag(item, option=option) for item in value]
+    """Every tag filter in ``value``: ``key=value``, or ``key`` for any value."""
+    return tag_rules.parse_tags(value, option=option, need_value=False)
 
 
 def tagged(tags: list[tuple[str, str | None]]) -> list[Select[Any]]:
