@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -32,12 +33,19 @@ except SystemExit:
 """
 
 
-def _heavy_modules_after(body: str) -> list[str]:
+def _run(body: str, cwd: Path | None = None) -> tuple[list[str], str]:
+    """The heavy libraries loaded by ``body`` in a fresh interpreter, and what it printed."""
     code = _REPORT.format(body=body, heavy=HEAVY)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
     assert proc.returncode == 0, proc.stderr
     loaded: list[str] = json.loads(proc.stderr.strip().splitlines()[-1])
-    return loaded
+    return loaded, proc.stdout
+
+
+def _heavy_modules_after(body: str) -> list[str]:
+    return _run(body)[0]
 
 
 @pytest.mark.parametrize(
@@ -85,3 +93,23 @@ def test_public_names_resolve_to_their_homes() -> None:
         assert getattr(ledgerflow, name) is not None
     with pytest.raises(AttributeError):
         ledgerflow.no_such_name  # noqa: B018
+
+
+def test_a_run_loads_neither_alembic_nor_rich_and_runs_no_alembic(tmp_path: Path) -> None:
+    """A run off a terminal needs SQLAlchemy only; listing runs adds rich for the table."""
+    from ledgerflow import migrations
+    from ledgerflow.testing.projects import make_project
+
+    settings = make_project(tmp_path, {"dialect": "sqlite", "path": "ledger.db"})
+    migrations.upgrade(settings)
+    (tmp_path / "one.py").write_text(
+        "from ledgerflow import task\n\n@task\ndef one() -> int:\n    return 1\n"
+    )
+
+    loaded, printed = _run(_CLI.format(argv=["run", "one.py:one"]), cwd=tmp_path)
+    assert "result: 1" in printed and " done in " in printed
+    assert loaded == ["sqlalchemy"]
+
+    loaded, printed = _run(_CLI.format(argv=["runs"]), cwd=tmp_path)
+    assert "one.one()" in printed
+    assert loaded == ["rich", "sqlalchemy"]

@@ -2,26 +2,28 @@
 
 Commands print through these so that ``--json`` output is stable (sorted keys, ISO dates)
 and human output looks the same everywhere. Colours are dropped when stdout is not a
-terminal.
+terminal. Lines go through click; rich is imported only to draw a table or a tree.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from ledgerflow.config import Settings, load_settings
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+    from ledgerflow.config import Settings
 
 #: Style of each status word (runs, task runs, migration states).
 STATUS_STYLES: dict[str, str] = {
@@ -45,13 +47,22 @@ PIPE_WIDTH = 200
 
 def console() -> Console:
     """A console on the current stdout (so click's test runner captures it)."""
+    from rich.console import Console
+
     width = None if sys.stdout.isatty() else PIPE_WIDTH
     return Console(file=sys.stdout, highlight=False, soft_wrap=True, width=width)
 
 
 def echo(message: str = "", *, style: str | None = None) -> None:
-    """Print one line, styled when stdout is a terminal; never interprets ``[markup]``."""
-    console().print(Text(message, style=style or ""))
+    """Print one line, styled when stdout is a terminal; never interprets ``[markup]``.
+
+    ``style`` is one of the colour words of :data:`STATUS_STYLES` (``"bold red"``, ...).
+    """
+    if style and "NO_COLOR" not in os.environ:
+        words = style.split()
+        colour = next((w for w in words if w != "bold"), None)
+        message = click.style(message, fg=colour, bold="bold" in words)
+    click.echo(message)
 
 
 def _plain(obj: Any) -> Any:
@@ -85,6 +96,8 @@ def print_json(obj: Any) -> None:
 
 
 def status_text(status: str) -> Text:
+    from rich.text import Text
+
     return Text(status, style=STATUS_STYLES.get(status, ""))
 
 
@@ -96,6 +109,9 @@ def print_table(
     status_column: str | None = "status",
 ) -> None:
     """A table; cells of the column named ``status_column`` are coloured by status."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=title, show_edge=False, header_style="bold")
     for column in columns:
         table.add_column(column, overflow="fold")
@@ -130,4 +146,6 @@ def cli_settings(ctx: click.Context) -> Settings:
     """The project's settings, from ``--config``/``$LEDGERFLOW_CONFIG`` or found upwards."""
     root = ctx.find_root()
     path = (root.obj or {}).get("config_path")
+    from ledgerflow.config import load_settings
+
     return load_settings(path)

@@ -2,20 +2,22 @@
 
 :class:`RunProgress` is a :class:`~ledgerflow.engine.RunObserver`: the scheduler reports
 counts, the display redraws them a few times a second from its own thread, so a run of many
-small tasks does not pay for drawing. Without a terminal it only remembers the run id.
+small tasks does not pay for drawing. Without a terminal it only remembers the run id, and
+rich is not even imported.
 """
 
 from __future__ import annotations
 
+import sys
 import time
-from typing import Any
-
-from rich.console import Console
-from rich.live import Live
-from rich.spinner import Spinner
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from ledgerflow.cli.output import STATUS_STYLES
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
 
 #: Order of the states in the progress line and the summary.
 STATES = ("done", "cached", "running", "pending", "failed", "skipped", "interrupted")
@@ -54,16 +56,21 @@ def failure_block(failure: Any) -> str:
 
 
 class RunProgress:
-    """Observer of a run: a live line on a terminal, nothing otherwise."""
+    """Observer of a run: a live line on a terminal, nothing otherwise.
 
-    def __init__(self, console: Console, *, live: bool, refresh_per_second: float = 8) -> None:
+    ``console`` defaults to one on stderr, made when the live line starts.
+    """
+
+    def __init__(
+        self, console: Console | None = None, *, live: bool, refresh_per_second: float = 8
+    ) -> None:
         self.console = console
         self.run_id: str | None = None
         self.entry: str | None = None
         self.failures: list[Any] = []
         self._counts: dict[str, int] = {}
         self._started = time.monotonic()
-        self._spinner = Spinner("dots", style="cyan")
+        self._spinner: Any = None
         self._wanted = live
         self._refresh = refresh_per_second
         self._live: Live | None = None
@@ -76,6 +83,11 @@ class RunProgress:
         self.entry = str(getattr(entry, "name", entry))
         self._started = time.monotonic()
         if self._wanted and self._live is None:
+            from rich.console import Console
+            from rich.live import Live
+
+            if self.console is None:
+                self.console = Console(file=sys.stderr, highlight=False, soft_wrap=True)
             self._live = Live(console=self.console, get_renderable=self._render, transient=True,
                               refresh_per_second=self._refresh, redirect_stdout=False,
                               redirect_stderr=False)
@@ -87,7 +99,9 @@ class RunProgress:
 
     def task_failed(self, failure: Any) -> None:
         self.failures.append(failure)
-        if self._showing:
+        if self._showing and self.console is not None:
+            from rich.text import Text
+
             self.console.print(Text(f"✗ {failure.task_name} failed: {failure.exception_type}",
                                     style="red"))
 
@@ -103,6 +117,11 @@ class RunProgress:
             self._live.stop()
 
     def _render(self) -> Text:
+        from rich.spinner import Spinner
+        from rich.text import Text
+
+        if self._spinner is None:
+            self._spinner = Spinner("dots", style="cyan")
         elapsed = time.monotonic() - self._started
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append_text(self._spinner.render(time.monotonic()))  # type: ignore[arg-type]

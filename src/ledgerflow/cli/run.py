@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from ledgerflow.cli.output import cli_settings, echo, print_json, print_table
 from ledgerflow.cli.params import TaskCommand
@@ -119,8 +118,7 @@ def run(ctx: click.Context, target: str | None, no_cache: bool, rerun: tuple[str
     from ledgerflow.engine import execute
 
     settings = cli_settings(ctx)
-    err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
-    progress = RunProgress(err, live=not quiet and not as_json and sys.stderr.isatty())
+    progress = RunProgress(live=not quiet and not as_json and sys.stderr.isatty())
     try:
         result = execute(
             call, settings=settings, executor=executor, workers=workers, cache=not no_cache,
@@ -131,10 +129,10 @@ def run(ctx: click.Context, target: str | None, no_cache: bool, rerun: tuple[str
         raise _interrupted(progress.run_id) from None
     finally:
         progress.close()
-    _report(result, quiet=quiet, as_json=as_json, dry_run=dry_run, err=err)
+    _report(result, quiet=quiet, as_json=as_json, dry_run=dry_run)
 
 
-def _report(result: Any, *, quiet: bool, as_json: bool, dry_run: bool, err: Console) -> None:
+def _report(result: Any, *, quiet: bool, as_json: bool, dry_run: bool) -> None:
     if as_json:
         data = result_json(result)
         if dry_run:
@@ -143,7 +141,7 @@ def _report(result: Any, *, quiet: bool, as_json: bool, dry_run: bool, err: Cons
     elif dry_run:
         _print_plan(result)
     for failure in result.failures:
-        err.print(failure_block(failure), markup=False, highlight=False)
+        click.echo(failure_block(failure), err=True)
     if result.status == "interrupted":
         raise _interrupted(result.run_id)
     if result.status == "failed":
