@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from ledgerflow import migrations
 from ledgerflow.cli.main import main
 from ledgerflow.testing.projects import make_project
 from ledgerflow.testing.workload import ExampleLedger, write_example_ledger
@@ -36,10 +35,9 @@ Cli = Callable[..., Result]
 
 
 @pytest.fixture
-def project(tmp_path: Path, database_entry: dict[str, Any]) -> Project:
+def project(tmp_path: Path, migrated_database_entry: dict[str, Any]) -> Project:
     """A project (SQLite, then PostgreSQL) whose ledger is ``write_example_ledger``."""
-    settings = make_project(tmp_path / "project", database_entry)
-    migrations.upgrade(settings)
+    settings = make_project(tmp_path / "project", migrated_database_entry)
     return Project(tmp_path / "project", write_example_ledger(settings))
 
 

@@ -71,13 +71,17 @@ def migrated(root: Path, entry: dict[str, Any], **options: Any) -> Settings:
 
 
 @pytest.fixture
-def project(tmp_path: Path, database_entry: dict[str, Any], fresh_models: None) -> Project:
+def project(
+    tmp_path: Path, migrated_database_entry: dict[str, Any], fresh_models: None
+) -> Project:
     """A project (SQLite, then PostgreSQL) with a generated ledger and a second bind 'spare'.
 
     ``fresh_models`` closes the connections the schema checks keep, before the database goes.
     """
     spare = {"dialect": "sqlite", "path": str(tmp_path / "spare.db")}
-    settings = migrated(tmp_path / "project", database_entry, databases={"spare": spare})
+    settings = make_project(
+        tmp_path / "project", migrated_database_entry, databases={"spare": spare}
+    )
     migrated(tmp_path / "spare", spare)
     return Project(settings, generate_workload(settings, calls=100, depth=4, seed=1))
 

@@ -89,8 +89,9 @@ def second_entry(
     if database_entry["dialect"] == "sqlite":
         yield {"dialect": "sqlite", "path": str(tmp_path / "catalog.db")}
         return
-    database = request.getfixturevalue("pg_server").create_database()
+    session = request.getfixturevalue("pg_session")
+    database = session.create_database()
     try:
         yield database.config_entry()
     finally:
-        database.drop()
+        session.release(database)

@@ -4,11 +4,16 @@
 dialect: the ``ledgerflow.yml`` entry that points at it, a SQLAlchemy URL per role, and
 how to throw it away. The pytest plugin yields one per test, parametrised over SQLite and
 PostgreSQL, so the same test body runs on both.
+
+:func:`migrate_ledger` migrates a database's ledger to the library's head; the plugin does
+it once per session and copies the result (:func:`copy_sqlite`, or a PostgreSQL template).
 """
 
 from __future__ import annotations
 
+import sqlite3
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +21,7 @@ from ledgerflow.testing.postgres import PgDatabase
 
 Role = Literal["admin", "user"]
 SQLITE_FILENAME = "ledger.db"
+MIGRATED_FILENAME = "migrated-ledger.db"  # beside a fresh ledger.db when a test has both
 
 
 def sqlite_database(tmp_path: str | Path) -> dict[str, str]:
@@ -46,8 +52,8 @@ class TestDatabase(ABC):
 class SqliteTestDatabase(TestDatabase):
     dialect = "sqlite"
 
-    def __init__(self, tmp_path: str | Path) -> None:
-        self.path = Path(sqlite_database(tmp_path)["path"])
+    def __init__(self, tmp_path: str | Path, filename: str = SQLITE_FILENAME) -> None:
+        self.path = Path(tmp_path) / filename
 
     def config_entry(self) -> dict[str, Any]:
         return {"dialect": "sqlite", "path": str(self.path)}
@@ -80,3 +86,26 @@ class PostgresTestDatabase(TestDatabase):
 
     def __repr__(self) -> str:
         return f"PostgresTestDatabase({self.database!r})"
+
+
+def migrate_ledger(entry: Mapping[str, Any], root: str | Path) -> None:
+    """Migrate the ledger of the database ``entry`` (no plugins) to the library's head.
+
+    ``root`` is the project folder the migration runs in; nothing is written there.
+    """
+    from ledgerflow.config.loader import settings_from_mapping
+    from ledgerflow.migrations import upgrade
+
+    settings = settings_from_mapping(
+        {"databases": {"default": dict(entry)}}, path=Path(root) / "ledgerflow.yml"
+    )
+    upgrade(settings)
+
+
+def copy_sqlite(source: str | Path, target: str | Path) -> None:
+    """Copy the SQLite database ``source`` to the new file ``target`` (page by page, so a
+    database in WAL mode is copied whole)."""
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()

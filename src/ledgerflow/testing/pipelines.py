@@ -5,9 +5,11 @@ Enable them next to the database fixtures::
     pytest_plugins = ["ledgerflow.testing.plugin", "ledgerflow.testing.pipelines"]
 
 ``ledger_settings``
-    The :class:`~ledgerflow.config.settings.Settings` of a temporary project whose ledger
-    (SQLite, then PostgreSQL) is migrated to the library's head: pass it to
-    ``ledgerflow.run(expr, settings=ledger_settings)``.
+    The :class:`~ledgerflow.config.settings.Settings` of a temporary project (in ``tmp_path``)
+    whose ledger (SQLite, then PostgreSQL) is migrated to the library's head: pass it to
+    ``ledgerflow.run(expr, settings=ledger_settings)``. The ledger is a copy of one migrated
+    once per test session (``migrated_database``), so it costs about what an empty database
+    does.
 ``ledger``
     A :class:`LedgerRows` reading that ledger (``ledger.rows("lf_task_run", status="done")``).
 """
@@ -53,14 +55,27 @@ class LedgerRows:
 
 
 @pytest.fixture
-def ledger_settings(project_dir: Path) -> Settings:
-    """Settings of a temporary project with a migrated ledger (SQLite, then PostgreSQL)."""
-    from ledgerflow.config.loader import load_settings
-    from ledgerflow.migrations import upgrade
+def ledger_settings(
+    request: pytest.FixtureRequest, database_dialect: str, tmp_path: Path
+) -> Settings:
+    """Settings of a temporary project with a migrated ledger (SQLite, then PostgreSQL).
 
-    settings = load_settings(project_dir / "ledgerflow.yml")
-    upgrade(settings)
-    return settings
+    The ledger is ``migrated_database``; when the test also uses ``fresh_database`` (or
+    ``database_entry``, ``project_dir``), it is that database, migrated here, instead.
+    """
+    from ledgerflow.config.loader import load_settings
+
+    if "fresh_database" in request.fixturenames:
+        from ledgerflow.migrations import upgrade
+
+        project_dir: Path = request.getfixturevalue("project_dir")
+        settings = load_settings(project_dir / "ledgerflow.yml")
+        upgrade(settings)
+        return settings
+    from ledgerflow.testing.plugin import write_config
+
+    entry = request.getfixturevalue("migrated_database_entry")
+    return load_settings(write_config(tmp_path, entry))
 
 
 @pytest.fixture

@@ -6,20 +6,33 @@ Enable it in a ``conftest.py``::
 
 Fixtures:
 
+``pg_session`` (session)
+    A :class:`~ledgerflow.testing.pgsession.PgSession` on a PostgreSQL server:
+    ``LEDGERFLOW_TEST_PG``, else a local server, else a throwaway cluster (unless
+    ``LEDGERFLOW_TEST_PG_NO_CLUSTER=1``). When there is none the test is skipped, or fails
+    when ``CI`` is ``true``/``1``. Every database and role the session makes is dropped when
+    it ends, also after failures; its names carry a token of their own, so test sessions
+    running at the same time on one server never meet.
 ``pg_server`` (session)
-    A PostgreSQL server: ``LEDGERFLOW_TEST_PG``, else a local server, else a throwaway
-    cluster (unless ``LEDGERFLOW_TEST_PG_NO_CLUSTER=1``). When there is none the test is
-    skipped, or fails when ``CI`` is ``true``/``1``.
+    The session's :class:`~ledgerflow.testing.postgres.PgServer`.
 ``pg_database``
     A fresh :class:`~ledgerflow.testing.postgres.PgDatabase` with admin and user roles,
     dropped after the test.
+``database_dialect``
+    ``"sqlite"``, then ``"postgresql"`` (marked ``postgres``): what parametrises the
+    fixtures below, so that a test using several of them runs once per dialect.
 ``fresh_database``
-    A fresh :class:`~ledgerflow.testing.databases.TestDatabase`, parametrised over
-    ``sqlite`` and ``postgresql`` (the latter marked ``postgres``).
+    A fresh, empty :class:`~ledgerflow.testing.databases.TestDatabase` on that dialect.
 ``database_entry``
     The ``ledgerflow.yml`` entry (a dict) of ``fresh_database``.
 ``project_dir``
     ``tmp_path`` holding a ``ledgerflow.yml`` whose ``default`` database is ``database_entry``.
+``migrated_database``
+    Like ``fresh_database``, but its ledger is already migrated to the library's head: a
+    copy of a template migrated once per session (a file copy on SQLite, ``CREATE DATABASE
+    ... TEMPLATE`` on PostgreSQL, with the test's own admin and user roles).
+``migrated_database_entry``
+    The ``ledgerflow.yml`` entry of ``migrated_database``.
 
 With ``CI`` set, a test marked ``postgres`` that ends skipped is reported as failed, so a
 CI run can never pass without exercising PostgreSQL.
@@ -28,6 +41,7 @@ CI run can never pass without exercising PostgreSQL.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,10 +51,14 @@ import yaml
 
 from ledgerflow.errors import LedgerflowError
 from ledgerflow.testing.databases import (
+    MIGRATED_FILENAME,
     PostgresTestDatabase,
     SqliteTestDatabase,
     TestDatabase,
+    copy_sqlite,
+    migrate_ledger,
 )
+from ledgerflow.testing.pgsession import PgSession
 from ledgerflow.testing.postgres import (
     PgDatabase,
     PgServer,
@@ -51,6 +69,8 @@ from ledgerflow.testing.postgres import (
 
 NO_CLUSTER_ENV = "LEDGERFLOW_TEST_PG_NO_CLUSTER"
 POSTGRES_MARK = "postgres"
+#: Fixtures that need PostgreSQL: a test using one is marked ``postgres``.
+POSTGRES_FIXTURES = ("pg_session", "pg_server")
 
 
 def ci_enabled() -> bool:
@@ -72,7 +92,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Tests that ask for PostgreSQL directly are PostgreSQL tests too, for the CI guard
     # and for ``-m "not postgres"``.
     for item in items:
-        if "pg_server" in getattr(item, "fixturenames", ()):
+        if any(name in getattr(item, "fixturenames", ()) for name in POSTGRES_FIXTURES):
             item.add_marker(POSTGRES_MARK)
 
 
@@ -98,27 +118,37 @@ def pytest_runtest_makereport(
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    """A PostgreSQL server where tests may create databases and roles."""
+def pg_session() -> Iterator[PgSession]:
+    """The test session's databases on a PostgreSQL server; all dropped when it ends."""
     reasons: list[str] = []
     server = find_server(reasons)
-    if server is not None:
-        yield server
-        return
-    if _flag(NO_CLUSTER_ENV):
-        reasons.append(f"no throwaway cluster ({NO_CLUSTER_ENV} is set)")
-    else:
-        try:
-            cluster: ThrowawayCluster = start_throwaway_cluster()
-        except LedgerflowError as exc:
-            reasons.append(str(exc))
+    cluster: ThrowawayCluster | None = None
+    if server is None:
+        if _flag(NO_CLUSTER_ENV):
+            reasons.append(f"no throwaway cluster ({NO_CLUSTER_ENV} is set)")
         else:
             try:
-                yield cluster
-            finally:
-                cluster.stop()
-            return
-    _unavailable("; ".join(reasons))
+                server = cluster = start_throwaway_cluster()
+            except LedgerflowError as exc:
+                reasons.append(str(exc))
+    if server is None:
+        _unavailable("; ".join(reasons))
+        return
+    try:
+        session = PgSession(server)
+        try:
+            yield session
+        finally:
+            session.close()
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server(pg_session: PgSession) -> PgServer:
+    """A PostgreSQL server where tests may create databases and roles."""
+    return pg_session.server
 
 
 def _unavailable(reason: str) -> None:
@@ -128,13 +158,13 @@ def _unavailable(reason: str) -> None:
 
 
 @pytest.fixture
-def pg_database(pg_server: PgServer) -> Iterator[PgDatabase]:
+def pg_database(pg_session: PgSession) -> Iterator[PgDatabase]:
     """A fresh PostgreSQL database with its admin and user roles, dropped afterwards."""
-    database = pg_server.create_database()
+    database = pg_session.create_database()
     try:
         yield database
     finally:
-        database.drop()
+        pg_session.release(database)
 
 
 @pytest.fixture(
@@ -143,14 +173,62 @@ def pg_database(pg_server: PgServer) -> Iterator[PgDatabase]:
         pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
     ]
 )
-def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestDatabase]:
+def database_dialect(request: pytest.FixtureRequest) -> str:
+    """``sqlite``, then ``postgresql``: the dialect of the test's databases."""
+    return str(request.param)
+
+
+def _postgres_database(
+    request: pytest.FixtureRequest, template: str | None = None
+) -> Iterator[TestDatabase]:
+    session: PgSession = request.getfixturevalue("pg_session")
+    base = session.template(template, _migrated_template) if template else None
+    database = session.create_database(template=base)
+    try:
+        yield PostgresTestDatabase(database)
+    finally:
+        session.release(database)
+
+
+def _migrated_template(database: PgDatabase) -> None:
+    with tempfile.TemporaryDirectory(prefix="lf-template-") as root:
+        migrate_ledger(database.config_entry(), Path(root))
+
+
+@pytest.fixture
+def fresh_database(
+    request: pytest.FixtureRequest, database_dialect: str, tmp_path: Path
+) -> Iterator[TestDatabase]:
     """A fresh empty database, once on SQLite and once on PostgreSQL."""
-    database: TestDatabase
-    if request.param == "sqlite":
-        database = SqliteTestDatabase(tmp_path)
-    else:
-        server: PgServer = request.getfixturevalue("pg_server")
-        database = PostgresTestDatabase(server.create_database())
+    if database_dialect == "postgresql":
+        yield from _postgres_database(request)
+        return
+    database = SqliteTestDatabase(tmp_path)
+    try:
+        yield database
+    finally:
+        database.drop()
+
+
+@pytest.fixture(scope="session")
+def _migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite ledger migrated once per session, copied by ``migrated_database``."""
+    root = tmp_path_factory.mktemp("ledger-template")
+    entry = SqliteTestDatabase(root).config_entry()
+    migrate_ledger(entry, root)
+    return Path(entry["path"])
+
+
+@pytest.fixture
+def migrated_database(
+    request: pytest.FixtureRequest, database_dialect: str, tmp_path: Path
+) -> Iterator[TestDatabase]:
+    """A database whose ledger is migrated to the head (a copy of a session template)."""
+    if database_dialect == "postgresql":
+        yield from _postgres_database(request, template="ledger")
+        return
+    database = SqliteTestDatabase(tmp_path, MIGRATED_FILENAME)
+    copy_sqlite(request.getfixturevalue("_migrated_sqlite_template"), database.path)
     try:
         yield database
     finally:
@@ -164,10 +242,21 @@ def database_entry(fresh_database: TestDatabase) -> dict[str, Any]:
 
 
 @pytest.fixture
+def migrated_database_entry(migrated_database: TestDatabase) -> dict[str, Any]:
+    """The ``ledgerflow.yml`` entry of a migrated database (SQLite, then PostgreSQL)."""
+    return migrated_database.config_entry()
+
+
+@pytest.fixture
 def project_dir(tmp_path: Path, database_entry: dict[str, Any]) -> Path:
     """A directory with a ``ledgerflow.yml`` whose ``default`` database is fresh."""
-    config = {"databases": {"default": database_entry}}
-    (tmp_path / "ledgerflow.yml").write_text(
-        yaml.safe_dump(config, sort_keys=False), encoding="utf-8"
-    )
+    write_config(tmp_path, database_entry)
     return tmp_path
+
+
+def write_config(root: Path, entry: dict[str, Any]) -> Path:
+    """Write ``root/ledgerflow.yml`` whose ``default`` database is ``entry``; returns its path."""
+    path = root / "ledgerflow.yml"
+    config = {"databases": {"default": entry}}
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path

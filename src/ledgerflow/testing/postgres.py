@@ -5,6 +5,11 @@ database owned by a new *admin* role, with a new *user* role that may only read 
 write rows, the way a ledgerflow deployment is set up (see the roles section of the
 documentation). :meth:`PgDatabase.drop` removes all three.
 
+A database can also start as a copy of a *template* (:meth:`PgServer.create_template`, e.g.
+a ledger migrated once): the copy's objects then belong to its own admin role and the
+template user's rights pass to its own user role, so it is set up exactly like a fresh
+database that was migrated, at the cost of a file copy.
+
 Where the server comes from:
 
 * ``LEDGERFLOW_TEST_PG`` — a libpq URL for a superuser connection, e.g.
@@ -30,6 +35,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -48,6 +54,9 @@ DEBIAN_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 INSTALL_HINT = "install the Debian package 'postgresql': apt-get install -y postgresql"
 
 Role = Literal["admin", "user"]
+#: ``COMMENT`` on the databases and roles a test session makes, so that the session (or a
+#: later one, when this one was killed) can find and drop them.
+SESSION_COMMENT = "ledgerflow test session {token}"
 
 
 def _psycopg() -> Any:
@@ -86,10 +95,15 @@ class PgServer:
     superuser: str
     password: str | None = field(default=None, repr=False)
     dbname: str = "postgres"  # maintenance database used for CREATE/DROP DATABASE
+    #: Test session whose name and comment the databases made here carry (see :mod:`pgsession`).
+    session: str | None = field(default=None, compare=False)
 
-    def connect(self, dbname: str | None = None) -> psycopg.Connection[Any]:
+    def connect(
+        self, dbname: str | None = None, *, application_name: str | None = None
+    ) -> psycopg.Connection[Any]:
         """An autocommit connection as the superuser."""
         psycopg = _psycopg()
+        extra = {"application_name": application_name} if application_name else {}
         return psycopg.connect(
             host=self.host,
             port=self.port,
@@ -98,15 +112,24 @@ class PgServer:
             dbname=dbname or self.dbname,
             connect_timeout=CONNECT_TIMEOUT,
             autocommit=True,
+            **extra,
         )
 
-    def create_database(self, prefix: str = "lf_test") -> PgDatabase:
-        """A fresh database owned by a fresh admin role, with a fresh data-only user role."""
+    def create_database(
+        self, prefix: str = "lf_test", *, template: PgDatabase | None = None
+    ) -> PgDatabase:
+        """A fresh database owned by a fresh admin role, with a fresh data-only user role.
+
+        With ``template`` (made by :meth:`create_template`), the database starts as a copy of
+        it: what the template's admin owned belongs to the new admin, and the new user has
+        the rights the template's user had.
+        """
         sql = _psycopg().sql
 
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,40}", prefix):
             raise ValueError(f"database prefix {prefix!r} must be a lowercase SQL identifier")
-        name = f"{prefix}_{secrets.token_hex(4)}"
+        tag = f"{self.session}_" if self.session else ""
+        name = f"{prefix}_{tag}{secrets.token_hex(4)}"
         db = PgDatabase(
             host=self.host,
             port=self.port,
@@ -126,18 +149,134 @@ class PgServer:
                             role, sql.Literal(password)
                         )
                     )
-                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(database, admin))
+                if self.session:
+                    comment = sql.Literal(SESSION_COMMENT.format(token=self.session))
+                    for role in (admin, user):
+                        conn.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(role, comment))
+                create = sql.SQL("CREATE DATABASE {} OWNER {}").format(database, admin)
+                if template is not None:
+                    create += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template.name))
+                conn.execute(create)
+                if self.session:
+                    conn.execute(
+                        sql.SQL("COMMENT ON DATABASE {} IS {}").format(database, comment)
+                    )
                 conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database))
                 conn.execute(
                     sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, user)
                 )
-            with db.connect("admin") as conn:
-                conn.execute(sql.SQL(_SCHEMA_GRANTS).format(admin=admin, user=user))
+            if template is None:
+                with db.connect("admin") as conn:
+                    conn.execute(sql.SQL(_SCHEMA_GRANTS).format(admin=admin, user=user))
+            else:
+                with self.connect(name) as conn:
+                    _adopt(conn, template, db)
         except BaseException:
             with contextlib.suppress(Exception):
                 db.drop()
             raise
         return db
+
+    def create_template(
+        self, prepare: Callable[[PgDatabase], None], prefix: str = "lf_tmpl"
+    ) -> PgDatabase:
+        """A database made by :meth:`create_database`, then ``prepare(database)``, then frozen.
+
+        Pass it as ``template=`` to :meth:`create_database`; drop it when done. Nobody may
+        connect to it any more (PostgreSQL copies a database only while it has no sessions);
+        it belongs to the server's role, so its admin role owns only what ``prepare`` made.
+        """
+        sql = _psycopg().sql
+
+        template = self.create_database(prefix)
+        name = sql.Identifier(template.name)
+        try:
+            prepare(template)
+            with self.connect() as conn:
+                conn.execute(
+                    sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(name)
+                )
+                end_sessions(conn, template.name)
+                conn.execute(
+                    sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(
+                        name, sql.Identifier(template.user_name)
+                    )
+                )
+                conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO CURRENT_USER").format(name))
+                conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true").format(name))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                template.drop()
+            raise
+        return template
+
+
+# Run as the server's role in a copy of a template, with the four role names set as the
+# settings ledgerflow.{old,new}_{admin,user}: what the template's roles owned or were granted
+# becomes the copy's roles', then the template's roles are forgotten in the copy (so that
+# either can be dropped first).
+_ADOPT = """
+DO $adopt$
+DECLARE
+  old_admin text := current_setting('ledgerflow.old_admin');
+  old_user text := current_setting('ledgerflow.old_user');
+  new_admin text := current_setting('ledgerflow.new_admin');
+  new_user text := current_setting('ledgerflow.new_user');
+  r record;
+BEGIN
+  EXECUTE format('REASSIGN OWNED BY %I TO %I', old_admin, new_admin);
+  FOR r IN
+    SELECT c.oid::regclass AS object, c.relkind, a.privilege_type
+    FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+    WHERE a.grantee = old_user::regrole
+  LOOP
+    EXECUTE format('GRANT %s ON %s %s TO %I', r.privilege_type,
+                   CASE WHEN r.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, r.object,
+                   new_user);
+  END LOOP;
+  FOR r IN
+    SELECT n.nspname, a.privilege_type
+    FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) a
+    WHERE a.grantee = old_user::regrole
+  LOOP
+    EXECUTE format('GRANT %s ON SCHEMA %I TO %I', r.privilege_type, r.nspname, new_user);
+  END LOOP;
+  FOR r IN
+    SELECT n.nspname, d.defaclobjtype, a.privilege_type
+    FROM pg_default_acl d
+    LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
+    CROSS JOIN LATERAL aclexplode(d.defaclacl) a
+    WHERE d.defaclrole = old_admin::regrole AND a.grantee = old_user::regrole
+  LOOP
+    EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I %s GRANT %s ON %s TO %I',
+                   new_admin,
+                   CASE WHEN r.nspname IS NULL THEN '' ELSE format('IN SCHEMA %I', r.nspname) END,
+                   r.privilege_type,
+                   CASE r.defaclobjtype WHEN 'r' THEN 'TABLES' WHEN 'S' THEN 'SEQUENCES'
+                     WHEN 'f' THEN 'FUNCTIONS' WHEN 'T' THEN 'TYPES' ELSE 'SCHEMAS' END,
+                   new_user);
+  END LOOP;
+  -- One role at a time: in one statement, a default ACL of the admin's naming the user
+  -- would be removed twice.
+  EXECUTE format('DROP OWNED BY %I', old_user);
+  EXECUTE format('DROP OWNED BY %I', old_admin);
+END
+$adopt$
+"""
+
+
+def _adopt(conn: psycopg.Connection[Any], template: PgDatabase, copy: PgDatabase) -> None:
+    """Hand what ``template``'s roles had in ``copy`` (connected to) over to ``copy``'s roles."""
+    names = {
+        "old_admin": template.admin_name,
+        "old_user": template.user_name,
+        "new_admin": copy.admin_name,
+        "new_user": copy.user_name,
+    }
+    with conn.transaction():
+        for key, value in names.items():
+            conn.execute("SELECT set_config(%s, %s, true)", [f"ledgerflow.{key}", value])
+        conn.execute(_ADOPT)
 
 
 
@@ -190,30 +329,48 @@ class PgDatabase:
 
     def drop(self) -> None:
         """Drop the database and both roles; safe to call twice or after a partial create."""
-        sql = _psycopg().sql
-
-        admin, user = sql.Identifier(self.admin_name), sql.Identifier(self.user_name)
         with self.server.connect() as conn:
-            # FORCE terminates the sessions a test left open.
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(self.name)
-                )
-            )
-            existing = {
-                row[0]
-                for row in conn.execute(
-                    "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)",
-                    [[self.admin_name, self.user_name]],
-                )
-            }
-            if not existing:
-                return
-            roles = sql.SQL(", ").join(sql.Identifier(r) for r in sorted(existing))
-            # Whatever a test made the roles own or receive in the maintenance database.
-            conn.execute(sql.SQL("DROP OWNED BY {}").format(roles))
-            for role in (admin, user):
-                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
+            drop_database(conn, self.name)
+            drop_roles(conn, [self.admin_name, self.user_name])
+
+
+def end_sessions(conn: psycopg.Connection[Any], database: str) -> None:
+    """End every session connected to ``database`` but ``conn``'s own."""
+    conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = %s AND pid <> pg_backend_pid()",
+        [database],
+    )
+
+
+def drop_database(conn: psycopg.Connection[Any], name: str) -> None:
+    """Drop the database ``name`` if it exists, template or not, ending its sessions."""
+    sql = _psycopg().sql
+
+    database = sql.Identifier(name)
+    # A template (see PgServer.create_template) may not be dropped as such.
+    if conn.execute(
+        "SELECT 1 FROM pg_database WHERE datname = %s AND datistemplate", [name]
+    ).fetchone():
+        conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(database))
+    # FORCE terminates the sessions a test left open.
+    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(database))
+
+
+def drop_roles(conn: psycopg.Connection[Any], names: list[str]) -> None:
+    """Drop the roles that exist among ``names``, with what they own in ``conn``'s database."""
+    sql = _psycopg().sql
+
+    existing = sorted(
+        row[0]
+        for row in conn.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", [names])
+    )
+    if not existing:
+        return
+    roles = sql.SQL(", ").join(sql.Identifier(r) for r in existing)
+    # Whatever a test made the roles own or receive in the maintenance database.
+    conn.execute(sql.SQL("DROP OWNED BY {}").format(roles))
+    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(roles))
 
 
 # --------------------------------------------------------------------------- finding
