@@ -18,7 +18,9 @@ from pathlib import Path
 from sqlalchemy import Column, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ledgerflow.ledger.schema import RUN_STATES, TASK_RUN_STATES, LedgerBase
+from ledgerflow.ledger import status
+from ledgerflow.ledger.schema import LedgerBase
+from ledgerflow.ledger.status import RUN_STATUSES, TASK_RUN_STATUSES
 from ledgerflow.provenance._exchange_kinds import ORDER
 from ledgerflow.provenance.views import VIEWS
 
@@ -89,6 +91,11 @@ task run, cache entry or run names it, or a kept call returned it (`lf_call_edge
 when a kept call, task run, cache entry, run or argument names it, or a kept value holds it
 (`lf_value_edge`); arguments, files, task definitions and configurations likewise, and the
 value-store files of removed values. `--dry-run` reports the same counts and removes nothing.
+It also removes the value store's partial writes (`partial_blob`): a value is written to
+`<store>/.tmp/` and renamed into place, so a run killed mid-write leaves a `.tmp-*` file
+behind. Each run start removes those untouched for an hour (a writer still at work keeps
+its file fresh); `prune` does the same and also finds the ones earlier versions left beside
+the values.
 """
 
 
@@ -102,14 +109,14 @@ def _column_notes(model: type) -> dict[str, str]:
     return notes
 
 
-STATES = {"lf_run": RUN_STATES, "lf_task_run": TASK_RUN_STATES}
+STATUSES = {"lf_run": RUN_STATUSES, "lf_task_run": TASK_RUN_STATUSES}
 
 
 def _meaning(table: Table, column: Column[object], notes: dict[str, str]) -> str:
     if column.key in notes:
         return notes[column.key]
-    if column.key == "status" and table.name in STATES:
-        return "one of " + ", ".join(STATES[table.name])
+    if column.key == "status" and table.name in STATUSES:
+        return "one of " + ", ".join(STATUSES[table.name])
     return COMMON.get(column.key, "")
 
 
@@ -144,9 +151,19 @@ def _table(model: type, table: Table) -> list[str]:
     return [*out, ""]
 
 
+def _statuses() -> list[str]:
+    """The life of a task run and of a run, from :mod:`ledgerflow.ledger.status`."""
+    doc = inspect.getdoc(status) or ""
+    life = " ".join(doc.split("\n\n", 1)[1].split()).replace("``", "`")
+    return ["## Statuses", "", life, "",
+            "| record | statuses |", "|---|---|",
+            f"| task run (`lf_task_run.status`) | {', '.join(TASK_RUN_STATUSES)} |",
+            f"| run (`lf_run.status`) | {', '.join(RUN_STATUSES)} |", ""]
+
+
 def render() -> str:
     """The whole of docs/schema.md."""
-    lines = [INTRO, "## Tables", ""]
+    lines = [INTRO, *_statuses(), "## Tables", ""]
     models = {mapper.local_table.name: mapper.class_ for mapper in LedgerBase.registry.mappers}
     for name in sorted(LedgerBase.metadata.tables):
         lines += _table(models[name], LedgerBase.metadata.tables[name])

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ledgerflow.api.reading import (
         LOG_GROUP_AT,
-        RUN_STATES,
-        TASK_RUN_STATES,
+        RUN_STATUSES,
+        TASK_RUN_STATUSES,
         CallInfo,
         Candidate,
         FileInfo,
@@ -79,11 +79,11 @@ _HOMES: dict[str, str] = {
     "LogEntry": "ledgerflow.api.reading",
     "LogGroup": "ledgerflow.api.reading",
     "LogLine": "ledgerflow.api.reading",
-    "RUN_STATES": "ledgerflow.api.reading",
+    "RUN_STATUSES": "ledgerflow.api.reading",
     "Record": "ledgerflow.api.reading",
     "RunInfo": "ledgerflow.api.reading",
     "RunLog": "ledgerflow.api.reading",
-    "TASK_RUN_STATES": "ledgerflow.api.reading",
+    "TASK_RUN_STATUSES": "ledgerflow.api.reading",
     "TagChange": "ledgerflow.api.reading",
     "TagInfo": "ledgerflow.api.reading",
     "TaskRunInfo": "ledgerflow.api.reading",
@@ -124,8 +124,8 @@ _HOMES: dict[str, str] = {
 
 __all__ = [
     "LOG_GROUP_AT",
-    "RUN_STATES",
-    "TASK_RUN_STATES",
+    "RUN_STATUSES",
+    "TASK_RUN_STATUSES",
     "CacheClearReport",
     "CacheReport",
     "CallInfo",

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ledgerflow.ledger.schema import RUN_STATES, TASK_RUN_STATES
+from ledgerflow.ledger.status import RUN_STATUSES, TASK_RUN_STATUSES
 from ledgerflow.provenance.log import GROUP_AT as LOG_GROUP_AT
 from ledgerflow.provenance.log import LogEntry, LogGroup, RunLog
 from ledgerflow.provenance.records import (
@@ -39,8 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOG_GROUP_AT",
-    "RUN_STATES",
-    "TASK_RUN_STATES",
+    "RUN_STATUSES",
+    "TASK_RUN_STATUSES",
     "CallInfo",
     "Candidate",
     "FileInfo",
@@ -98,7 +98,7 @@ def runs(
     limit: int | None = PAGE,
     offset: int = 0,
 ) -> list[RunInfo]:
-    """Runs, newest first, with their task runs counted by state (``ledgerflow runs``)."""
+    """Runs, newest first, with their task runs counted by status (``ledgerflow runs``)."""
     with ledger(source) as book:
         return book.runs(status=status, task=task, tag=tag, since=since, until=until,
                          limit=limit, offset=offset)

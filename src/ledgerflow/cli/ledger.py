@@ -14,7 +14,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from ledgerflow import api
-from ledgerflow.api import LOG_GROUP_AT, TASK_RUN_STATES
+from ledgerflow.api import LOG_GROUP_AT, TASK_RUN_STATUSES
 from ledgerflow.cli.output import cli_settings, console, echo, print_json, print_table, status_text
 
 _SINCE = "Started within this span (30m, 12h, 2d, 1w) or since a date/time (2026-11-01)."
@@ -42,7 +42,7 @@ def _duration(seconds: float | None) -> str:
 
 
 def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{counts[s]} {s}" for s in TASK_RUN_STATES if counts.get(s))
+    return ", ".join(f"{counts[s]} {s}" for s in TASK_RUN_STATUSES if counts.get(s))
 
 
 def _cut(text: str, width: int = PREVIEW_WIDTH) -> str:
@@ -57,8 +57,8 @@ def _entry(run: Any) -> str:
 # -- runs -----------------------------------------------------------------------------------
 
 
-@click.command(short_help="List runs: status, duration, task runs by state.")
-@click.option("--status", help="Only runs in these states (comma separated): running, done, failed, interrupted.")
+@click.command(short_help="List runs: status, duration, task runs by status.")
+@click.option("--status", help="Only runs with these statuses (comma separated): running, done, failed, interrupted.")
 @click.option("--task", help="Only runs whose entry task, or one of whose task runs, has this name.")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only runs with this tag (repeatable).")
 @click.option("--since", help=_SINCE)
@@ -69,7 +69,7 @@ def _entry(run: Any) -> str:
 @click.pass_context
 def runs(ctx: click.Context, status: str | None, task: str | None, tags: tuple[str, ...],
          since: str | None, until: str | None, limit: int, offset: int, as_json: bool) -> None:
-    """List runs, newest first, with their task runs counted by state."""
+    """List runs, newest first, with their task runs counted by status."""
     found = api.runs(cli_settings(ctx), status=status, task=task, tag=list(tags) or None,
                      since=since, until=until, limit=limit, offset=offset)
     if as_json:
@@ -114,7 +114,7 @@ def _group_label(group: Any) -> Text:
     return label
 
 
-@click.command(short_help="Show a run's task runs as a tree, with states and durations.")
+@click.command(short_help="Show a run's task runs as a tree, with statuses and durations.")
 @click.argument("run", required=False)
 @click.option("--depth", type=click.IntRange(min=0), default=None,
               help="Show this many levels of the tree at most (1: the entry task run only).")
@@ -129,7 +129,7 @@ def log(ctx: click.Context, run: str | None, depth: int | None, limit: int, expa
         show_all: bool, as_json: bool) -> None:
     """Show the task runs of RUN (an id or prefix; default: the latest run) as a tree.
 
-    Siblings that ran the same task are grouped on one line with their states counted
+    Siblings that ran the same task are grouped on one line with their statuses counted
     (``summarize × 9,990 (9,990 done)``) when there are more than a few; the failed ones
     are still listed. --expand lists them all, --depth and --limit cut the tree.
     """
@@ -283,7 +283,7 @@ def show(ctx: click.Context, target: str, as_json: bool) -> None:
 
 @click.command(short_help="Find task runs by task, status, tag, file, time or run.")
 @click.option("--task", help="Task name (the last dotted part is enough; * and ? globs work).")
-@click.option("--status", help=f"States, comma separated: {', '.join(TASK_RUN_STATES)}.")
+@click.option("--status", help=f"Statuses, comma separated: {', '.join(TASK_RUN_STATUSES)}.")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE",
               help="Tag on the task run, its run or its call (repeatable).")
 @click.option("--file", "file", metavar="GLOB", help="Took or returned a file matching this glob.")

@@ -13,15 +13,16 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ledgerflow.cli.output import STATUS_STYLES
+from ledgerflow.ledger.status import SHOWN_ORDER
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.live import Live
     from rich.text import Text
 
-#: Order of the states in the progress line and the summary.
-STATES = ("done", "cached", "running", "pending", "failed", "skipped", "interrupted")
-#: States always named in the summary, even at zero.
+#: Order of the statuses in the progress line and the summary.
+STATES = SHOWN_ORDER
+#: Statuses always named in the summary, even at zero.
 SUMMARY_ALWAYS = ("done", "cached")
 TRACEBACK_LINES = 6
 

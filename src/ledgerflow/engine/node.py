@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledgerflow.engine.task import Call, Task
-from ledgerflow.ledger.states import (
+from ledgerflow.ledger.status import (
     CACHED,
     DONE,
     FAILED,

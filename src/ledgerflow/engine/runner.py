@@ -22,7 +22,7 @@ from ledgerflow.engine.runinfo import git_commit, host_name, user_name
 from ledgerflow.engine.task import Call
 from ledgerflow.engine.workspace import ConfigArg, ensure_ledger, resolve_settings
 from ledgerflow.errors import RunFailedError, RunInterruptedError
-from ledgerflow.ledger.states import run_status
+from ledgerflow.ledger.status import run_status
 from ledgerflow.ledger.tags import Tags, run_tags
 
 if TYPE_CHECKING:

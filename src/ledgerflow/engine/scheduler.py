@@ -28,7 +28,7 @@ from ledgerflow.engine.task import Call, Task, rerun_covers
 from ledgerflow.engine.valuing import serialisation_error
 from ledgerflow.engine.worker import error_info
 from ledgerflow.hashing import combine
-from ledgerflow.ledger.schema import TASK_RUN_STATES
+from ledgerflow.ledger.status import TASK_RUN_STATUSES
 
 if TYPE_CHECKING:
     from ledgerflow.engine.cache import CacheHit, CacheReader
@@ -79,7 +79,7 @@ class Scheduler(Failing):
         self.running: dict[str, Node] = {}
         self.settling: deque[Node] = deque()
         self.by_key: dict[tuple[str, str], Node] = {}
-        self.counts: dict[str, int] = dict.fromkeys(TASK_RUN_STATES, 0)
+        self.counts: dict[str, int] = dict.fromkeys(TASK_RUN_STATUSES, 0)
         self.failures: list[Failure] = []
         self.interrupted = False
         self._started = time.monotonic()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select, update
 
 from ledgerflow.ledger.schema import Run, TaskRun
-from ledgerflow.ledger.states import INTERRUPTED, RUNNING, UNFINISHED
+from ledgerflow.ledger.status import INTERRUPTED, RUNNING, UNFINISHED
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

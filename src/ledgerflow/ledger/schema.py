@@ -30,11 +30,6 @@ from ledgerflow.db.model import NAMING_CONVENTION
 HASH = String(40)
 ID = String(32)
 
-#: Every status a task run may take.
-TASK_RUN_STATES = ("pending", "running", "done", "cached", "failed", "skipped", "interrupted")
-#: Every status a run may take.
-RUN_STATES = ("running", "done", "failed", "interrupted")
-
 
 class LedgerBase(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)

@@ -49,12 +49,12 @@ class LogEntry:
 
 @dataclass(frozen=True)
 class LogGroup:
-    """Sibling task runs of one task, shown as one line with their states counted."""
+    """Sibling task runs of one task, shown as one line with their statuses counted."""
 
     task_name: str
     parent_id: str | None
     count: int
-    counts: dict[str, int]  # members by state
+    counts: dict[str, int]  # members by status
     #: Task runs the members created (not shown).
     descendants: int
     #: Members listed anyway: the failed or interrupted ones (up to GROUP_FAILURES_SHOWN).

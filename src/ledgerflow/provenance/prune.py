@@ -33,7 +33,7 @@ from ledgerflow.db import Database
 from ledgerflow.db.model import DEFAULT_BIND
 from ledgerflow.errors import UsageError
 from ledgerflow.ledger.heartbeat import reap_stale_runs
-from ledgerflow.ledger.schema import RUN_STATES
+from ledgerflow.ledger.status import RUN_STATUSES
 from ledgerflow.provenance.exchange import require_ledger, value_store
 
 __all__ = ["PruneReport", "prune"]
@@ -180,9 +180,9 @@ def prune(
     """
     if older_than < timedelta(0):
         raise UsageError(f"older_than must not be negative (got {older_than})")
-    if status is not None and status not in RUN_STATES:
+    if status is not None and status not in RUN_STATUSES:
         raise UsageError(
-            f"unknown run status '{status}'", hint=f"one of: {', '.join(RUN_STATES)}"
+            f"unknown run status '{status}'", hint=f"one of: {', '.join(RUN_STATUSES)}"
         )
     if status == "running":
         raise UsageError("a running run is never pruned", hint="pick done, failed or interrupted")

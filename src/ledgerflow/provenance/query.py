@@ -20,8 +20,6 @@ from sqlalchemy.orm import InstrumentedAttribute
 from ledgerflow.errors import UsageError
 from ledgerflow.ledger import tags as tag_rules
 from ledgerflow.ledger.schema import (
-    RUN_STATES,
-    TASK_RUN_STATES,
     Argument,
     Call,
     File,
@@ -30,6 +28,7 @@ from ledgerflow.ledger.schema import (
     TaskRun,
     ValueEdge,
 )
+from ledgerflow.ledger.status import RUN_STATUSES, TASK_RUN_STATUSES
 
 TimeLike = datetime | date | str
 TagFilter = tag_rules.Tags
@@ -169,7 +168,7 @@ def runs_statement(
 ) -> Select[Any]:
     """Runs matching the filters, newest first (callers add limit/offset)."""
     stmt = select(Run)
-    statuses = parse_statuses(status, RUN_STATES)
+    statuses = parse_statuses(status, RUN_STATUSES)
     if statuses:
         stmt = stmt.where(Run.status.in_(statuses))
     if task:
@@ -206,7 +205,7 @@ def task_runs_statement(
         stmt = stmt.where(TaskRun.run_id.in_(run_ids) if run_ids else false())
     if task:
         stmt = stmt.where(task_condition(TaskRun.task_name, task))
-    statuses = parse_statuses(status, TASK_RUN_STATES)
+    statuses = parse_statuses(status, TASK_RUN_STATUSES)
     if statuses:
         stmt = stmt.where(TaskRun.status.in_(statuses))
     for ids in tagged(parse_tags(tag)):
