@@ -6,6 +6,7 @@ from ledgerflow.config.settings import (
     Credentials,
     DatabaseConfig,
     ExecutorConfig,
+    LogsConfig,
     Settings,
     ValuesConfig,
 )
@@ -15,6 +16,7 @@ __all__ = [
     "Credentials",
     "DatabaseConfig",
     "ExecutorConfig",
+    "LogsConfig",
     "Settings",
     "ValuesConfig",
     "find_config",

@@ -21,6 +21,7 @@ from ledgerflow.config.settings import (
     Credentials,
     DatabaseConfig,
     ExecutorConfig,
+    LogsConfig,
     Settings,
     ValuesConfig,
     hide_url_passwords,
@@ -31,7 +32,7 @@ CONFIG_NAMES = ("ledgerflow.yml", "ledgerflow.yaml")
 ENV_VAR = "LEDGERFLOW_CONFIG"
 _HINT = "run `ledgerflow init` or pass --config"
 
-TOP_KEYS = ("databases", "plugins", "executor", "values", "cache", "auto_migrate")
+TOP_KEYS = ("databases", "plugins", "executor", "values", "cache", "logs", "auto_migrate")
 SQLITE_KEYS = ("dialect", "path")
 POSTGRES_KEYS = ("dialect", "address", "database", "admin", "user", "options")
 DIALECTS = ("sqlite", "postgresql")
@@ -112,6 +113,7 @@ def settings_from_mapping(
     executor = _executor(data.get("executor"), root.child("executor", data.get("executor")))
     values = _values(data.get("values"), root.child("values", data.get("values")), base)
     cache = _cache(data.get("cache"), root.child("cache", data.get("cache")))
+    logs = _logs(data.get("logs"), root.child("logs", data.get("logs")))
     auto_migrate = check.optional(data, "auto_migrate", root, check.boolean, False)
     effective = {
         "databases": {name: _describe_db(db) for name, db in databases.items()},
@@ -123,6 +125,7 @@ def settings_from_mapping(
         },
         "values": {"inline_max_bytes": values.inline_max_bytes, "store": str(values.store)},
         "cache": {"file_hash": cache.file_hash},
+        "logs": {"max_bytes": logs.max_bytes, "echo": logs.echo},
         "auto_migrate": auto_migrate,
     }
     return Settings(
@@ -132,6 +135,7 @@ def settings_from_mapping(
         executor=executor,
         values=values,
         cache=cache,
+        logs=logs,
         auto_migrate=auto_migrate,
         redacted=redact(effective),
     )
@@ -340,3 +344,14 @@ def _cache(value: Any, where: Where) -> CacheConfig:
         data, "file_hash", where, check.choice_of(FILE_HASHES, "file_hash"), "content"
     )
     return CacheConfig(file_hash=file_hash)
+
+
+def _logs(value: Any, where: Where) -> LogsConfig:
+    data = check.section(value, where, ("max_bytes", "echo"))
+    default = LogsConfig()
+    return LogsConfig(
+        max_bytes=check.optional(
+            data, "max_bytes", where, check.integer_from(0), default.max_bytes
+        ),
+        echo=check.optional(data, "echo", where, check.boolean, default.echo),
+    )

@@ -96,6 +96,14 @@ class CacheConfig:
 
 
 @dataclass(frozen=True)
+class LogsConfig:
+    """What a task run's log keeps of the task's prints and logging (``logs:``)."""
+
+    max_bytes: int = 1_048_576  # per task run; what is over is dropped, with a closing note
+    echo: bool = True  # printed lines also go on to the terminal
+
+
+@dataclass(frozen=True)
 class Settings:
     """The effective configuration of one project."""
 
@@ -105,6 +113,7 @@ class Settings:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     values: ValuesConfig = field(default_factory=ValuesConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
+    logs: LogsConfig = field(default_factory=LogsConfig)
     auto_migrate: bool = False
     redacted: dict[str, Any] = field(default_factory=dict, repr=False)
 

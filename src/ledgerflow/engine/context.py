@@ -9,27 +9,24 @@ when the task returns, rolled back when it raises. Outside a task, every attribu
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from ledgerflow.engine.output import RECORDED, LogEntry, TaskOutput
 from ledgerflow.errors import ContextError
 
 if TYPE_CHECKING:
     from ledgerflow.config.settings import Settings
     from ledgerflow.db import Database, Helpers, RoutingSession
 
-#: (created_at epoch, level name, logger name, message)
-LogEntry = tuple[float, str, str, str]
-
 
 class TaskLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
     """A logger whose records are kept with the task run (and passed on to ``logging``)."""
 
-    def __init__(self, name: str, records: list[LogEntry]) -> None:
+    def __init__(self, name: str, output: TaskOutput) -> None:
         super().__init__(logging.getLogger(name), {})
-        self.records = records
+        self.output = output
 
     def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
         try:
@@ -40,8 +37,9 @@ class TaskLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
             import traceback
 
             message = f"{message}\n{traceback.format_exc().rstrip()}"
-        self.records.append((time.time(), logging.getLevelName(level), self.logger.name, message))
+        self.output.add(logging.getLevelName(level), self.logger.name, message)
         if self.logger.isEnabledFor(level):
+            kwargs["extra"] = {**(kwargs.get("extra") or {}), RECORDED: True}
             self.logger.log(level, msg, *args, **kwargs)
 
 
@@ -56,6 +54,7 @@ class TaskContext:
         "args",
         "config",
         "log_records",
+        "output",
         "run_id",
         "task_name",
         "task_run_id",
@@ -77,6 +76,8 @@ class TaskContext:
         self.task_name = task_name
         self.task_run_id = task_run_id
         self.log_records: list[LogEntry] = []
+        logs = settings.logs
+        self.output = TaskOutput(self.log_records, logs.max_bytes, logs.echo)
         self._logger: TaskLogger | None = None
         self._database = database
         self._session: RoutingSession | None = None
@@ -85,7 +86,7 @@ class TaskContext:
     @property
     def logger(self) -> TaskLogger:
         if self._logger is None:
-            self._logger = TaskLogger(f"ledgerflow.task.{self.task_name}", self.log_records)
+            self._logger = TaskLogger(f"ledgerflow.task.{self.task_name}", self.output)
         return self._logger
 
     @property
@@ -123,6 +124,12 @@ _current: ContextVar[TaskContext | None] = ContextVar("ledgerflow_task_context",
 
 def current() -> TaskContext | None:
     return _current.get()
+
+
+def current_output() -> TaskOutput | None:
+    """The log of the running task (None outside tasks)."""
+    ctx = _current.get()
+    return ctx.output if ctx is not None else None
 
 
 def activate(ctx: TaskContext | None) -> Any:

@@ -7,21 +7,27 @@ import time
 import traceback
 from typing import TYPE_CHECKING
 
-from ledgerflow.engine.context import TaskContext, activate, deactivate
+from ledgerflow.engine.context import TaskContext, activate, current_output, deactivate
 from ledgerflow.engine.executor import ErrorInfo, Job, Outcome, WorkerEnv
+from ledgerflow.engine.output import start_capture, stop_capture
 
 if TYPE_CHECKING:
     from ledgerflow.db import Database
 
 
 class WorkerState:
-    """A worker's run environment and its database engines, opened on first use."""
+    """A worker's run environment and its database engines, opened on first use.
+
+    While it is open, what tasks print or log goes to their task runs' logs.
+    """
 
     def __init__(self, env: WorkerEnv, database: Database | None = None) -> None:
         self.env = env
         self._database = database
         self._owns_database = database is None
         self._lock = threading.Lock()
+        start_capture(current_output)
+        self._capturing = True
 
     def database(self) -> Database:
         if self._database is None:
@@ -33,6 +39,9 @@ class WorkerState:
         return self._database
 
     def close(self) -> None:
+        if self._capturing:
+            self._capturing = False
+            stop_capture()
         if self._database is not None and self._owns_database:
             self._database.dispose()
             self._database = None
@@ -89,6 +98,7 @@ def run_job(job: Job, state: WorkerState, worker: str) -> Outcome:
     finally:
         deactivate(token)
         outcome.duration = time.perf_counter() - start
+        ctx.output.finish()
     return outcome
 
 

@@ -184,7 +184,8 @@ class TaskRun(LedgerBase):
 
 
 class LogRecord(LedgerBase):
-    """A log record emitted through ``context.logger``."""
+    """A line of a task run's log: from ``context.logger``, standard ``logging``, or printed
+    by the task (level ``STDOUT`` or ``STDERR``)."""
 
     __tablename__ = "lf_log_record"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -108,7 +108,8 @@ class ArgumentInfo(_Record):
 
 @dataclass(frozen=True)
 class LogLine(_Record):
-    """A log record emitted through ``context.logger``."""
+    """A line of a task run's log: from ``context.logger``, standard ``logging``, or printed
+    by the task (level ``STDOUT`` or ``STDERR``)."""
 
     id: int
     run_id: str
