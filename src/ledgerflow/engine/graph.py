@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ledgerflow.engine import node as st
-from ledgerflow.engine.expr import ATOMS, find_calls, substitute
+from ledgerflow.engine.arguments import hash_arguments
+from ledgerflow.engine.expr import ATOMS, find_calls
 from ledgerflow.engine.node import UNLOADED, Node
 from ledgerflow.engine.task import Call, Task
 from ledgerflow.errors import DatabaseError
-from ledgerflow.hashing import combine, hash_value
 
 if TYPE_CHECKING:
     from ledgerflow.engine.cache import CacheReader
@@ -140,31 +140,7 @@ class Graph:
 
     def hash_arguments(self, node: Node) -> None:
         """``node.args_hash`` from each argument's hash (a call's result hash is known)."""
-        values = self.values
-        nodes = self.nodes
-        resolved: list[Any] = []
-        hashes: list[Any] = []  # str each (a call's result hash is known by now)
-        for value in node.call.values:
-            kind = type(value)
-            if kind is Call:
-                dep = nodes[id(value)]
-                resolved.append(dep.value)
-                hashes.append(dep.value_hash)
-            elif kind in ATOMS:
-                resolved.append(value)
-                hashes.append(hash_value(value))
-            else:
-                self.materialize_calls(value)
-                concrete = substitute(value, self.result_of)
-                resolved.append(concrete)
-                hashes.append(values.hash(concrete))
-        parts = []
-        for name, digest in zip(node.task.param_names, hashes):
-            parts.append(name)
-            parts.append(digest)
-        node.resolved = tuple(resolved)
-        node.arg_hashes = tuple(hashes)
-        node.args_hash = combine(*parts)
+        hash_arguments(node, self.nodes, self.values, self.result_of, self.materialize_calls)
 
     def concrete_arguments(self, node: Node) -> None:
         """Make sure ``node.resolved`` holds values, not unread cached results."""

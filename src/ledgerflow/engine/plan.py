@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ledgerflow.engine.expr import ATOMS, find_calls, substitute
+from ledgerflow.engine.arguments import hash_arguments
+from ledgerflow.engine.expr import ATOMS, find_calls
 from ledgerflow.engine.results import PlanEntry, RunResult
 from ledgerflow.engine.task import Call, Task, rerun_covers
-from ledgerflow.hashing import combine, hash_value
 
 if TYPE_CHECKING:
     from ledgerflow.config.settings import Settings
@@ -94,26 +94,8 @@ class Planner:
             node.pending = len(node.deps)
 
     def _hash_arguments(self, node: PlanNode) -> None:
-        resolved: list[Any] = []
-        hashes: list[Any] = []  # str each (a call's result hash is known by now)
-        for value in node.call.values:
-            if type(value) is Call:
-                dep = self.nodes[id(value)]
-                resolved.append(dep.value)
-                hashes.append(dep.value_hash)
-            elif type(value) in ATOMS:
-                resolved.append(value)
-                hashes.append(hash_value(value))
-            else:
-                concrete = substitute(value, lambda c: self.nodes[id(c)].value)
-                resolved.append(concrete)
-                hashes.append(self.values.hash(concrete))
-        node.resolved = tuple(resolved)
-        node.arg_hashes = tuple(hashes)
-        parts = []
-        for name, digest in zip(node.task.param_names, hashes):
-            parts += [name, digest]
-        node.args_hash = combine(*parts)
+        nodes = self.nodes
+        hash_arguments(node, nodes, self.values, lambda call: nodes[id(call)].value)
 
     def plan(self, expr: Any) -> list[PlanNode]:
         """Every node of the expression (dependencies first), with its status and reason."""

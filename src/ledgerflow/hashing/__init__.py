@@ -2,7 +2,13 @@
 
 from ledgerflow.hashing.canonical import fingerprint, hash_value, type_name
 from ledgerflow.hashing.code import CodeHash, task_code_hash
-from ledgerflow.hashing.digest import DIGEST_SIZE, HEX_LENGTH, combine, hash_bytes
+from ledgerflow.hashing.digest import (
+    DIGEST_SIZE,
+    HEX_LENGTH,
+    arguments_hash,
+    combine,
+    hash_bytes,
+)
 from ledgerflow.hashing.files import FileHashMode, file_digest
 
 __all__ = [
@@ -10,6 +16,7 @@ __all__ = [
     "HEX_LENGTH",
     "CodeHash",
     "FileHashMode",
+    "arguments_hash",
     "combine",
     "file_digest",
     "fingerprint",

@@ -24,3 +24,15 @@ def combine(*hashes: str) -> str:
         h.update(b"%d:" % len(raw))
         h.update(raw)
     return h.hexdigest()
+
+
+def arguments_hash(names: tuple[str, ...] | list[str], digests: tuple[str, ...] | list[str]) -> str:
+    """The hash of a call's arguments: each parameter's name with its value's hash, in order.
+
+    Written once: a run and a dry run hash arguments through this function only.
+    """
+    parts: list[str] = []
+    for name, digest in zip(names, digests, strict=False):
+        parts.append(name)
+        parts.append(digest)
+    return combine(*parts)
