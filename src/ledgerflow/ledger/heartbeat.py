@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
+from ledgerflow.db.times import utcnow
 from ledgerflow.ledger.schema import Run, TaskRun
 from ledgerflow.ledger.status import INTERRUPTED, RUNNING, UNFINISHED
 
@@ -27,10 +28,6 @@ if TYPE_CHECKING:
 HEARTBEAT_INTERVAL = float(os.environ.get("LEDGERFLOW_HEARTBEAT_INTERVAL", "5"))
 #: A running run whose heartbeat is older than this many seconds is considered dead.
 STALE_AFTER = float(os.environ.get("LEDGERFLOW_STALE_AFTER", "60"))
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Heartbeat:

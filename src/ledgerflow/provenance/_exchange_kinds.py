@@ -37,6 +37,7 @@ from sqlalchemy import (
     type_coerce,
 )
 
+from ledgerflow.db.times import utc
 from ledgerflow.errors import ImportRecordsError
 from ledgerflow.ledger.schema import LedgerBase
 
@@ -60,25 +61,12 @@ KIND_TABLES: tuple[tuple[str, str], ...] = (
 #: Kinds whose rows change after they are written (a running run ends): an import updates a
 #: row still ``running``/``pending`` in the target when the incoming copy has ended.
 MUTABLE_KINDS = frozenset({"run", "task_run"})
-OPEN_STATES = ("pending", "running")
-
 LOG_IDENTITY = ("run_id", "task_run_id", "created_at", "level", "logger", "message")
 
 FIX_HINT = (
     "fix or remove that line (files written by `ledgerflow export` are valid); "
     "nothing was imported"
 )
-
-
-def utc(moment: datetime) -> datetime:
-    """An aware UTC datetime; a naive one is taken to be UTC already (as the ledger stores it)."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
-def naive_utc(moment: datetime) -> datetime:
-    return utc(moment).replace(tzinfo=None)
 
 
 def _b64(data: bytes) -> str:

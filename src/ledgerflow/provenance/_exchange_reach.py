@@ -16,17 +16,12 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, Table, select
 
+from ledgerflow.db.chunks import chunks
+from ledgerflow.db.times import utc
 from ledgerflow.errors import AmbiguousIdError, NotFoundError
-from ledgerflow.provenance._exchange_kinds import KINDS, ORDER, Kind, utc
+from ledgerflow.provenance._exchange_kinds import KINDS, ORDER, Kind
 
-CHUNK = 900  # keys per IN (...) list: below SQLite's historical 999-variable limit
 STREAM_ROWS = 5_000
-
-
-def chunks(keys: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
-    ordered = sorted(keys)
-    for start in range(0, len(ordered), size):
-        yield ordered[start : start + size]
 
 
 def _in(conn: Connection, columns: Sequence[Column[Any]], column: Column[Any], keys: Iterable[Any]) -> Iterator[Any]:

@@ -31,21 +31,22 @@ from typing import Any, Self
 from sqlalchemy import Connection, bindparam, select, text, update
 from sqlalchemy.exc import DBAPIError, StatementError
 
+from ledgerflow.db.chunks import chunks
+from ledgerflow.db.times import naive_utc, utc
 from ledgerflow.errors import ImportRecordsError
+from ledgerflow.ledger.status import UNFINISHED
 from ledgerflow.provenance._exchange_kinds import (
     LOG_IDENTITY,
-    OPEN_STATES,
     ORDER,
     Kind,
-    naive_utc,
     sqlite_time,
-    utc,
 )
-from ledgerflow.provenance._exchange_reach import chunks
 
 BATCH_ROWS = 5_000
 SQLITE_CACHE_KIB = 65_536
-_OPEN = text("status IN (" + ", ".join(f"'{state}'" for state in OPEN_STATES) + ")")
+#: Statuses of run and task-run rows still under way: an import may update those.
+OPEN = tuple(sorted(UNFINISHED))
+_OPEN = text("status IN (" + ", ".join(f"'{state}'" for state in OPEN) + ")")
 
 _PG_ARRAY_TYPES = {
     "str": "text[]",
@@ -325,10 +326,10 @@ class RecordWriter:
         """Update rows still open in the ledger from incoming copies that have ended."""
         table = kind.table
         id_at, status_at = kind.index["id"], kind.index["status"]
-        ended = {row[id_at]: row for row in rows if row[status_at] not in OPEN_STATES}
+        ended = {row[id_at]: row for row in rows if row[status_at] not in OPEN}
         stale: list[str] = []
         for batch in chunks(ended):
-            query = select(table.c.id).where(table.c.id.in_(batch), table.c.status.in_(OPEN_STATES))
+            query = select(table.c.id).where(table.c.id.in_(batch), table.c.status.in_(OPEN))
             stale.extend(self.conn.scalars(query))
         if not stale:
             return 0

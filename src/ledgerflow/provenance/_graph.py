@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import textwrap
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -27,9 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
+from ledgerflow.db.chunks import chunks
 from ledgerflow.ledger.schema import Argument, Call, CallEdge, File, TaskDef, Value, ValueEdge
-
-CHUNK = 2000
 
 
 class Need(NamedTuple):
@@ -143,12 +142,6 @@ _VALUES = (
 )
 
 
-def _chunks(keys: Iterable[str]) -> Iterator[list[str]]:
-    items = sorted(set(keys))
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
-
-
 def _newest_first(moment: datetime | None) -> float:
     return -moment.timestamp() if moment is not None else 0.0
 
@@ -215,15 +208,15 @@ class GraphLoader:
         wanted["call"] = wanted.get("call", set()) - self.full
         if wanted["call"]:
             wanted["parents"] = set(wanted["call"])
-        batches = {kind: list(_chunks(keys)) for kind, keys in wanted.items() if keys}
+        batches = {kind: list(chunks(keys)) for kind, keys in wanted.items() if keys}
         found: dict[str, dict[str, list[Any]]] = {kind: {} for kind in batches}
         for i in range(max((len(b) for b in batches.values()), default=0)):
             kinds = tuple(sorted(kind for kind, b in batches.items() if i < len(b)))
             params = {f"keys_{kind}": batches[kind][i] for kind in kinds}
             for row in self._rows(_round(kinds), params):
                 found[row[0]].setdefault(row[1], []).append(row)
-        for kind, chunks in batches.items():
-            keys = [key for chunk in chunks for key in chunk]
+        for kind, pieces in batches.items():
+            keys = [key for chunk in pieces for key in chunk]
             getattr(self, f"_keep_{kind}")(keys, found[kind])
         self.full |= wanted["call"]
 
@@ -276,7 +269,7 @@ class GraphLoader:
         """(argument, call) pairs where the call took one of ``values`` as an argument,
         oldest call first, at most ``limit`` of them."""
         found: list[tuple[ArgRow, CallRow]] = []
-        for chunk in _chunks(values):
+        for chunk in chunks(values):
             if len(found) >= limit:
                 break
             for row in self._rows(_CONSUMERS, {"keys": chunk, "limit": limit - len(found)}):
@@ -298,13 +291,13 @@ class GraphLoader:
 
     def load_params(self, calls: Iterable[str]) -> None:
         tasks = {self.calls[c].task_hash for c in calls if c in self.calls} - set(self._params)
-        for chunk in _chunks(tasks):
+        for chunk in chunks(tasks):
             for task_hash, source in self._rows(_PARAMS, {"keys": chunk}):
                 self._params[task_hash] = parameter_names(source)
 
     def values(self, hashes: Iterable[str]) -> dict[str, ValueRow]:
         found: dict[str, ValueRow] = {}
-        for chunk in _chunks(hashes):
+        for chunk in chunks(hashes):
             for row in self._rows(_VALUES, {"keys": chunk}):
                 found[row[0]] = ValueRow(*row)
         return found

@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ledgerflow.db.chunks import chunks
+from ledgerflow.db.times import utc
 from ledgerflow.ledger.schema import (
     Argument,
     Call,
@@ -35,21 +37,12 @@ from ledgerflow.provenance.records import (
     TagInfo,
     TaskRunInfo,
     ValueInfo,
-    utc,
 )
-
-CHUNK = 2000
-
-
-def _chunks(keys: Iterable[str]) -> Iterable[list[str]]:
-    items = sorted({k for k in keys if k})
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
 
 
 def tags_for(session: Session, ids: Iterable[str]) -> dict[str, tuple[TagInfo, ...]]:
     found: dict[str, list[TagInfo]] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         stmt = select(Tag).where(Tag.entity_id.in_(chunk)).order_by(Tag.key, Tag.value)
         for tag in session.scalars(stmt):
             found.setdefault(tag.entity_id, []).append(
@@ -61,7 +54,7 @@ def tags_for(session: Session, ids: Iterable[str]) -> dict[str, tuple[TagInfo, .
 def counts_for(session: Session, run_ids: Sequence[str]) -> dict[str, dict[str, int]]:
     """Task runs by status for each run, in one grouped query."""
     found: dict[str, dict[str, int]] = {run_id: {} for run_id in run_ids}
-    for chunk in _chunks(run_ids):
+    for chunk in chunks(run_ids):
         stmt = (
             select(TaskRun.run_id, TaskRun.status, func.count())
             .where(TaskRun.run_id.in_(chunk))
@@ -124,7 +117,7 @@ def values(session: Session, hashes: Iterable[str], *, with_tags: bool = False) 
     found: dict[str, ValueInfo] = {}
     wanted = list(hashes)
     tags = tags_for(session, wanted) if with_tags else {}
-    for chunk in _chunks(wanted):
+    for chunk in chunks(wanted):
         stmt = (
             select(Value.hash, Value.type_name, Value.format, Value.preview, Value.size,
                    Value.created_at, File.path)
@@ -140,7 +133,7 @@ def values(session: Session, hashes: Iterable[str], *, with_tags: bool = False) 
 
 def _params(session: Session, task_hashes: Iterable[str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
-    for chunk in _chunks(task_hashes):
+    for chunk in chunks(task_hashes):
         for task_hash, source in session.execute(
             select(TaskDef.hash, TaskDef.source).where(TaskDef.hash.in_(chunk))
         ):
@@ -154,7 +147,7 @@ def arguments(session: Session, pairs: Iterable[tuple[str, str]]) -> dict[str, t
     params = _params(session, {task for _, task in pairs})
     task_of = dict(pairs)
     rows: dict[str, list[tuple[int, str | None, str]]] = {}
-    for chunk in _chunks(task_of):
+    for chunk in chunks(task_of):
         stmt = (
             select(Argument.args_hash, Argument.position, Argument.key, Argument.value_hash)
             .where(Argument.args_hash.in_(chunk))

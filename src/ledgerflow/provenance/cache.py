@@ -17,10 +17,10 @@ from sqlalchemy import Connection, case, delete, func, select
 from ledgerflow.config.settings import Settings
 from ledgerflow.db import Database
 from ledgerflow.db.model import DEFAULT_BIND
+from ledgerflow.db.times import utc
 from ledgerflow.errors import NotFoundError
 from ledgerflow.ledger.schema import CacheEntry, TaskDef, TaskRun, Value
 from ledgerflow.provenance.query import task_condition
-from ledgerflow.provenance.records import utc
 
 __all__ = ["CachedResult", "TaskCacheStats", "cache_clear", "cache_entries", "cache_list"]
 

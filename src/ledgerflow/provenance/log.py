@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledgerflow.db.chunks import chunks
 from ledgerflow.ledger.schema import TaskRun
 from ledgerflow.provenance import _load
 from ledgerflow.provenance.records import RunInfo, TaskRunInfo
@@ -205,8 +206,7 @@ def run_log(
     planned = plan.level(roots, 0) if depth is None or depth > 0 else []
     loaded: dict[str, TaskRunInfo] = {}
     rows_by_id: dict[str, TaskRun] = {}
-    for start in range(0, len(plan.wanted), _load.CHUNK):
-        chunk = plan.wanted[start : start + _load.CHUNK]
+    for chunk in chunks(plan.wanted):
         rows_by_id.update((r.id, r) for r in session.scalars(select(TaskRun).where(TaskRun.id.in_(chunk))))
     for info in _load.task_runs(session, [rows_by_id[i] for i in plan.wanted if i in rows_by_id]):
         loaded[info.id] = info

@@ -29,10 +29,10 @@ from sqlalchemy.orm import Session
 
 from ledgerflow.config.settings import Settings
 from ledgerflow.db import Database
+from ledgerflow.db.chunks import chunks
 from ledgerflow.db.model import DEFAULT_BIND
+from ledgerflow.db.times import utc
 from ledgerflow.ledger.schema import Argument, Call, CallEdge, File, Run, TaskRun, Value, ValueEdge
-from ledgerflow.provenance._exchange_kinds import utc
-from ledgerflow.provenance._exchange_reach import chunks
 
 __all__ = ["PROV_NAMESPACE", "prov_document"]
 

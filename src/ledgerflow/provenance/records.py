@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 Kind = Literal["run", "task_run", "call", "value", "file"]
@@ -21,13 +21,7 @@ Kind = Literal["run", "task_run", "call", "value", "file"]
 KINDS: tuple[Kind, ...] = ("run", "task_run", "call", "value", "file")
 
 
-def utc(moment: datetime | None) -> datetime | None:
-    """A datetime in UTC; naive values (SQLite stores no offset) are taken as UTC."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+
 
 
 def _plain(obj: Any) -> Any:

@@ -284,7 +284,7 @@ def generate_workload(
     previous: tuple[int, str, int] | None = None
     for r in range(runs):
         started = now - timedelta(minutes=runs - r)
-        status = _run_status(r, runs)
+        status = _pick_run_status(r, runs)
         source = previous[0] if (r % 5 == 4 and previous and status == "done") else r
         cached = source != r
         if not cached:
@@ -361,7 +361,7 @@ def _analyze(settings: Settings | Database) -> None:
             database.dispose()
 
 
-def _run_status(r: int, runs: int) -> str:
+def _pick_run_status(r: int, runs: int) -> str:
     if r >= runs - 2 and runs > 4:
         return "running"
     if r % 10 == 7:
