@@ -2,7 +2,9 @@
 
 - :mod:`ledgerflow.api.running`: running and explaining task calls, opening a ledger;
 - :mod:`ledgerflow.api.reading`: ``runs``, ``log``, ``show``, ``query``, ``tag``, ``dataflow``;
-- :mod:`ledgerflow.api.records`: ``export``, ``import_``, ``push``, ``pull``, ``prune``, the cache.
+- :mod:`ledgerflow.api.records`: ``export``, ``import_``, ``push``, ``pull``, ``prune``, the cache;
+- :mod:`ledgerflow.api.browsing`: what the dashboard adds (keyset pages, a run's graph and
+  timeline, log pages, why a task run ran, cache history).
 
 Every result has a ``to_json()`` (or is a list of such records): that is the command's
 ``--json`` and the dashboard's JSON, one documented shape (docs/provenance.md). Names are
@@ -15,6 +17,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ledgerflow.api.browsing import (
+        cache_per_day,
+        log_page,
+        open_reader,
+        run_graph,
+        run_id,
+        run_timeline,
+        runs_page,
+        runs_per_day,
+        task_run_info,
+        why,
+    )
     from ledgerflow.api.reading import (
         LOG_GROUP_AT,
         RUN_STATUSES,
@@ -72,6 +86,16 @@ if TYPE_CHECKING:
 
 #: public name -> the submodule that defines it
 _HOMES: dict[str, str] = {
+    "cache_per_day": "ledgerflow.api.browsing",
+    "log_page": "ledgerflow.api.browsing",
+    "open_reader": "ledgerflow.api.browsing",
+    "run_graph": "ledgerflow.api.browsing",
+    "run_id": "ledgerflow.api.browsing",
+    "run_timeline": "ledgerflow.api.browsing",
+    "runs_page": "ledgerflow.api.browsing",
+    "runs_per_day": "ledgerflow.api.browsing",
+    "task_run_info": "ledgerflow.api.browsing",
+    "why": "ledgerflow.api.browsing",
     "CallInfo": "ledgerflow.api.reading",
     "Candidate": "ledgerflow.api.reading",
     "FileInfo": "ledgerflow.api.reading",
@@ -148,6 +172,7 @@ __all__ = [
     "ValueInfo",
     "cache_clear",
     "cache_list",
+    "cache_per_day",
     "call_target",
     "dataflow",
     "execute",
@@ -157,20 +182,29 @@ __all__ = [
     "import_",
     "ledger",
     "log",
+    "log_page",
     "logs",
     "mark_dead_runs",
     "open_ledger",
+    "open_reader",
     "prune",
     "pull",
     "push",
     "query",
     "resolve",
     "run",
+    "run_graph",
+    "run_id",
     "run_info",
+    "run_timeline",
     "runs",
+    "runs_page",
+    "runs_per_day",
     "show",
     "tag",
+    "task_run_info",
     "untag",
+    "why",
 ]
 
 

@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "query": ("ledgerflow.cli.ledger", "query", "Find task runs by task, status, tag, file, time or run."),
     "tag": ("ledgerflow.cli.ledger", "tag", "Add (or --remove) KEY=VALUE tags on a record."),
     "dataflow": ("ledgerflow.cli.ledger", "dataflow", "How a value or file was derived (or, --downstream, what came of it)."),
+    "dashboard": ("ledgerflow.cli.dashboard", "dashboard", "Serve a web dashboard of runs, graphs, timelines, dataflow and the cache."),
 }
 
 

@@ -1,0 +1,95 @@
+"""``ledgerflow dashboard``: the extra it needs, the hosts it refuses, the token it checks,
+and the page it shows for a ledger it cannot read."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from ledgerflow.cli.main import main
+from ledgerflow.db import Database
+from ledgerflow.errors import UsageError
+from ledgerflow.web.app import create_app
+from ledgerflow.web.security import check_bind, is_loopback
+
+from .conftest import Board
+
+
+def _run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    capsys.readouterr()
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+def test_without_the_web_extra_the_command_names_it(monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    code, err = _run_cli(capsys, "dashboard")
+    assert code == 3
+    assert err.strip() == ("Error: the dashboard needs the Python package 'uvicorn', which is not installed "
+                           "(pip install 'ledgerflow[web]')")
+
+
+def test_another_host_than_loopback_needs_a_token(capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LEDGERFLOW_DASHBOARD_TOKEN", raising=False)
+    code, err = _run_cli(capsys, "dashboard", "--host", "0.0.0.0", "--port", "1")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "refusing to serve the dashboard on 0.0.0.0 without an access token" in err
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.3.4.5", "::1", "[::1]", "localhost"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "192.168.1.2", "example.org", "::"))
+    check_bind("10.0.0.1", "a-token")
+    with pytest.raises(UsageError):
+        check_bind("10.0.0.1", "")
+
+
+def test_with_a_token_every_request_must_carry_it(board: Board) -> None:
+    app = create_app(board.settings, token="s3cret-token")
+    with TestClient(app) as client:
+        refused = client.get("/runs")
+        assert refused.status_code == 401 and "Access token required" in refused.text
+        assert refused.headers["content-security-policy"]
+        assert client.get("/api/runs").json() == {"error": "an access token is required"}
+        assert client.get("/api/runs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get("/static/dashboard.css").status_code == 401
+        assert client.get("/api/runs", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
+        assert client.get("/api/runs", headers={"X-Ledgerflow-Token": "s3cret-token"}).status_code == 200
+        assert client.get("/runs?token=nope", follow_redirects=False).status_code == 401
+        first = client.get("/runs?status=failed&token=s3cret-token", follow_redirects=False)
+        assert first.status_code == 303 and first.headers["location"] == "/runs?status=failed"
+        assert "HttpOnly" in first.headers["set-cookie"] and "SameSite=Strict" in first.headers["set-cookie"]
+        assert client.get("/runs").status_code == 200  # the cookie now goes with every request
+    app.state.reader.close()
+
+
+def test_a_ledger_newer_than_the_library_gets_one_clear_page(board: Board) -> None:
+    database = Database(board.settings, role="admin")
+    with database.engine().begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'fee1deadbeef'")
+    database.dispose()
+    app = create_app(board.settings)
+    with TestClient(app) as client:
+        for url in ("/runs", f"/runs/{board.example.runs['old']}", "/cache"):
+            page = client.get(url)
+            assert page.status_code == 503 and "The ledger cannot be read" in page.text
+            assert "fee1deadbeef" in page.text and "Traceback" not in page.text
+        data: Any = client.get("/api/runs").json()
+        assert data["status"] == 503 and "fee1deadbeef" in data["error"]
+
+
+def test_the_command_is_listed_with_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from ledgerflow.cli.dashboard import dashboard
+    from ledgerflow.cli.main import COMMANDS
+
+    assert COMMANDS["dashboard"] == ("ledgerflow.cli.dashboard", "dashboard", dashboard.short_help)
+    code, _ = _run_cli(capsys, "dashboard", "--help")
+    assert code == 0
