@@ -16,11 +16,12 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
+from ledgerflow.db.times import utc
 from ledgerflow.errors import UsageError
 from ledgerflow.ledger.schema import LogRecord, Run, TaskRun
 from ledgerflow.provenance import _load
 from ledgerflow.provenance.query import TagFilter, TimeLike, runs_statement
-from ledgerflow.provenance.records import LogLine, RunInfo, utc
+from ledgerflow.provenance.records import LogLine, RunInfo
 
 #: Most rows one page may hold.
 MAX_PAGE = 500

@@ -22,10 +22,10 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from ledgerflow.db.chunks import chunks
+from ledgerflow.db.times import utc
 from ledgerflow.ledger.schema import Argument, Run, TaskRun, ValueEdge
 from ledgerflow.ledger.status import TASK_RUN_STATUSES
-from ledgerflow.provenance._load import _chunks
-from ledgerflow.provenance.records import utc
 
 #: Runs with more task runs than this are drawn grouped by task.
 GROUP_ABOVE = 300
@@ -170,14 +170,14 @@ def _data_edges(session: Session, rows: list[Any]) -> list[tuple[str, str]]:
         if row.value_hash:
             producer[row.value_hash] = row.id
     args: dict[str, list[str]] = {}
-    for chunk in _chunks({row.args_hash for row in rows if row.args_hash}):
+    for chunk in chunks({row.args_hash for row in rows if row.args_hash}):
         for args_hash, value_hash in session.execute(
             select(Argument.args_hash, Argument.value_hash).where(Argument.args_hash.in_(chunk))
         ):
             args.setdefault(args_hash, []).append(value_hash)
     holders = {v for values in args.values() for v in values if v not in producer}
     parts: dict[str, list[str]] = {}
-    for chunk in _chunks(holders):
+    for chunk in chunks(holders):
         for parent, child in session.execute(
             select(ValueEdge.parent_hash, ValueEdge.child_hash).where(ValueEdge.parent_hash.in_(chunk))
         ):
