@@ -195,8 +195,9 @@ def _export_format() -> list[str]:
     for kind in ORDER:
         key = ", ".join(kind.key_columns)
         if kind.keyless:
-            key = ("SHA-1 of the JSON list [run_id, task_run_id, created_at, level, logger, "
-                   "message] (the id is local and not exported)")
+            key = ("hash (BLAKE2b, 40 hex) of the JSON list [run_id, task_run_id, created_at, "
+                   "level, logger, message] (the id is local and not exported; files written by "
+                   "earlier versions carry its SHA-1 and are still read)")
         out.append(f"| `{kind.name}` | `{kind.table.name}` | {key} |")
     out += ["", ("Runs and task runs are the only rows that change: importing a copy that has "
                  "ended updates a row the ledger still holds as `running`/`pending`. Log records "

@@ -393,3 +393,42 @@ def test_rows_added_meanwhile_by_another_writer_are_skipped(
     monkeypatch.setattr(_exchange_write.RecordWriter, "_absent", lambda self, cursor, kind, rows: rows)
     again = import_(team, path)
     assert again.total_added == 0 and again.total_skipped == count
+
+
+def test_log_keys_are_ledgerflow_hashes_and_older_sha1_files_still_import(
+    source: Settings, team: Settings, tmp_path: Path
+) -> None:
+    import hashlib
+
+    from ledgerflow.hashing import hash_bytes
+
+    path, older = tmp_path / "all.jsonl", tmp_path / "older.jsonl"
+    export(source, out=path)
+    rewritten = []
+    logs = 0
+    for line in lines(path):
+        record = json.loads(line)
+        if record["kind"] == "log_record":
+            data = record["data"]
+            identity = json.dumps(
+                [data.get(c) for c in ("run_id", "task_run_id", "created_at", "level", "logger",
+                                       "message")],
+                separators=(",", ":"), ensure_ascii=False,
+            ).encode()
+            assert record["key"] == hash_bytes(identity)
+            record["key"] = hashlib.sha1(identity).hexdigest()  # as earlier versions wrote it
+            logs += 1
+        rewritten.append(json.dumps(record))
+    older.write_text("\n".join(rewritten) + "\n")
+    assert logs and import_(team, older).added["log_record"] == logs
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(older.read_text().replace('"kind": "log_record", "key": "', '"kind": "log_record", "key": "0', 1))
+    with pytest.raises(ImportRecordsError, match="does not match"):
+        import_(team, broken)
+
+
+def test_the_configuration_hash_is_a_ledgerflow_hash(source: Settings) -> None:
+    from ledgerflow.hashing import HEX_LENGTH, hash_bytes
+
+    assert source.hash == hash_bytes(source.redacted_yaml().encode())
+    assert len(source.hash) == HEX_LENGTH

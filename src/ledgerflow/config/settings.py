@@ -6,7 +6,6 @@ them from YAML; every other layer reads them.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -136,5 +135,10 @@ class Settings:
 
     @cached_property
     def hash(self) -> str:
-        """Hash of the redacted configuration, as recorded with each run."""
-        return hashlib.sha256(self._redacted_yaml.encode()).hexdigest()
+        """Hash of the redacted configuration, as recorded with each run (``lf_run.config_hash``).
+
+        A :func:`ledgerflow.hashing.hash_bytes` digest like every other hash; ledgers written
+        before it was keep their older 64-character SHA-256 configuration hashes."""
+        from ledgerflow.hashing.digest import hash_bytes
+
+        return hash_bytes(self._redacted_yaml.encode())

@@ -7,7 +7,6 @@ found, which tasks it offers.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -111,7 +110,9 @@ def import_file(path: Path) -> ModuleType:
             return module
         existing = module
     if existing is not None or not name.isidentifier():
-        digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+        from ledgerflow.hashing import hash_bytes
+
+        digest = hash_bytes(str(path).encode())[:10]
         stem = re.sub(r"\W", "_", path.stem)
         name = f"_ledgerflow_file_{digest}_{stem}"
     extend_sys_path([path.parent])

@@ -40,7 +40,7 @@ class Configuration(LedgerBase):
     """A redacted configuration, once per distinct content."""
 
     __tablename__ = "lf_configuration"
-    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # hash of the YAML, 40 hex like every hash (rows written by earlier versions hold a 64-hex SHA-256)
     yaml: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
 

@@ -39,6 +39,7 @@ from sqlalchemy import (
 
 from ledgerflow.db.times import utc
 from ledgerflow.errors import ImportRecordsError
+from ledgerflow.hashing import hash_bytes
 from ledgerflow.ledger.schema import LedgerBase
 
 #: (kind, table) in an order where every record comes after those it refers to.
@@ -205,11 +206,21 @@ class Kind:
     def key(self, data: Mapping[str, Any]) -> Any:
         """The natural key of an encoded row: a string, or a list for a composite key."""
         if self.keyless:
-            identity = _COMPACT([data.get(c) for c in LOG_IDENTITY])
-            return hashlib.sha1(identity.encode("utf-8")).hexdigest()
+            return hash_bytes(self._identity(data))
         if len(self.key_columns) == 1:
             return data.get(self.key_columns[0])
         return [data.get(c) for c in self.key_columns]
+
+    def _identity(self, data: Mapping[str, Any]) -> bytes:
+        return _COMPACT([data.get(c) for c in LOG_IDENTITY]).encode("utf-8")
+
+    def matches(self, data: Mapping[str, Any], key: Any) -> bool:
+        """Whether ``key`` is the key of ``data``. Files written before log keys were
+        BLAKE2b carry the SHA-1 of the same identity: still read, never written."""
+        if key == self.key(data):
+            return True
+        legacy = hashlib.sha1(self._identity(data)).hexdigest() if self.keyless else None
+        return legacy is not None and key == legacy
 
     def decode(self, data: Any) -> tuple[Any, ...]:
         """A validated row (Python values) from an encoded ``data`` object."""
@@ -323,7 +334,7 @@ def _decode(text: str | bytes, line: int) -> Record | None:
         raise RecordError(f"unknown kind {json.dumps(name)[:40]} (known: {', '.join(KINDS)})")
     data = record["data"]
     row = kind.decode(data)
-    if kind.key(data) != record["key"]:
+    if not kind.matches(data, record["key"]):
         raise RecordError(f"key {json.dumps(record['key'])[:100]} does not match the {name}'s data")
     blob = record.get("blob")
     if blob is not None:

@@ -15,7 +15,6 @@ The database must already hold the ledger tables (``ledgerflow db upgrade``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 
 from ledgerflow.config import Settings
 from ledgerflow.db import Database, bulk_insert
+from ledgerflow.hashing import hash_bytes
 from ledgerflow.ledger.schema import (
     Argument,
     Call,
@@ -42,7 +42,7 @@ _ORDER = (TaskDef, Value, ValueEdge, Argument, Call, CallEdge, File, Run, TaskRu
 
 
 def _digest(*parts: Any) -> str:
-    return hashlib.sha1("\x1f".join(map(str, parts)).encode()).hexdigest()
+    return hash_bytes("\x1f".join(map(str, parts)).encode())
 
 
 class LedgerWriter:
@@ -106,7 +106,7 @@ class LedgerWriter:
 
     def file(self, path: str, content: str = "", *, at: datetime | None = None) -> str:
         """A ``File`` value and its ``lf_file`` row (same hash)."""
-        content_hash = hashlib.sha256(content.encode()).hexdigest()
+        content_hash = hash_bytes(content.encode())
         file_hash = _digest("file", path, content_hash)
         if self._once(Value, file_hash):
             self.rows[Value].append({
