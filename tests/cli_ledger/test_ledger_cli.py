@@ -218,3 +218,11 @@ def test_docs_describe_every_command_and_its_help_matches() -> None:
         assert f"ledgerflow {name}" in docs, name
         command = getattr(commands, name)
         assert COMMANDS[name] == ("ledgerflow.cli.ledger", name, command.short_help)
+
+
+def test_not_found_is_a_usage_error_not_a_database_error(cli: Cli) -> None:
+    # exit 4 means "the database cannot be reached"; an id that names nothing is bad input
+    for args in (("show", "zzzz"), ("show", "ffffffff"), ("log", "ffff"), ("tag", "ffff", "a=b")):
+        result = cli(*args)
+        assert result.code == 2, (args, result)
+        assert result.err.startswith("Error: ") and result.err.count("\n") == 1

@@ -10,10 +10,15 @@ ledger migrated by a newer ledgerflow, as a run does, before touching anything.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
+
+from ledgerflow.config.settings import hide_url_passwords as scrub
+from ledgerflow.errors import DatabaseError
 
 if TYPE_CHECKING:
     from ledgerflow.config.settings import Settings
@@ -51,11 +56,48 @@ def _moment(value: Moment | None, option: str) -> datetime | None:
     return parse_time(value, option=option)
 
 
-def _writable(settings: Settings) -> None:
-    """Refuse, as ``run`` does, a ledger the library is too old (or too new) for."""
+def _writable(settings: Settings, bind: str = "default") -> None:
+    """Refuse, as ``run`` does, a ledger the library is too old (or too new) for, and a
+    SQLite ledger this process may not write (before anything is read or changed)."""
     from ledgerflow.migrations import ensure_current
 
     ensure_current(settings)
+    db = settings.databases.get(bind)
+    if db is None or db.dialect != "sqlite" or db.path is None or not Path(db.path).exists():
+        return
+    path = Path(db.path)
+    for place in (path, path.parent):
+        if not os.access(place, os.W_OK):
+            raise DatabaseError(
+                f"database '{bind}' ({db.describe()}) is read-only here: cannot write "
+                f"{'the file' if place == path else 'its directory'} {place}",
+                hint="reading commands work on it; writing needs write access to the file "
+                "and its directory",
+            )
+
+
+@contextmanager
+def _refusals(settings: Settings, reads: str, writes: str) -> Iterator[None]:
+    """A database refusing to be read (``reads``) or written (``writes``) is one line."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        yield
+    except DBAPIError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()
+        detail = reason[0] if reason else type(exc).__name__
+        lowered = detail.lower()
+        if not any(word in lowered for word in ("permission denied", "readonly", "read-only")):
+            raise
+        statement = (exc.statement or "").lstrip().upper()
+        bind = reads if statement.startswith(("SELECT", "WITH")) else writes
+        db = settings.databases[bind]
+        need = "SELECT" if bind == reads and reads != writes else "write access"
+        raise DatabaseError(
+            f"database '{bind}' ({db.describe()}) refused: {scrub(detail)}",
+            hint=f"the role of databases.{bind} in {db.source} needs {need} on the ledger "
+            "tables (`ledgerflow db upgrade` grants the user role its rights)",
+        ) from None
 
 
 def export(
@@ -88,7 +130,8 @@ def import_(
     from ledgerflow.provenance.exchange import import_ as import_records
 
     _writable(settings)
-    return import_records(settings, path, progress=progress)
+    with _refusals(settings, "default", "default"):
+        return import_records(settings, path, progress=progress)
 
 
 def push(
@@ -102,9 +145,10 @@ def push(
     """Copy the default ledger's records (every run, or ``runs``) into the database ``bind``."""
     from ledgerflow.provenance import exchange
 
-    _writable(settings)
-    return exchange.push(settings, bind, runs=runs or None, since=_moment(since, "since"),
-                         progress=progress)
+    _writable(settings, bind)
+    with _refusals(settings, "default", bind):
+        return exchange.push(settings, bind, runs=runs or None, since=_moment(since, "since"),
+                             progress=progress)
 
 
 def pull(
@@ -119,8 +163,9 @@ def pull(
     from ledgerflow.provenance import exchange
 
     _writable(settings)
-    return exchange.pull(settings, bind, runs=runs or None, since=_moment(since, "since"),
-                         progress=progress)
+    with _refusals(settings, bind, "default"):
+        return exchange.pull(settings, bind, runs=runs or None, since=_moment(since, "since"),
+                             progress=progress)
 
 
 def prune(
@@ -138,8 +183,9 @@ def prune(
     moment = _moment(older_than, "older-than")
     assert moment is not None
     _writable(settings)
-    return prune_ledger(settings, max(datetime.now(UTC) - moment, timedelta(0)), status=status,
-                        keep_cache=keep_cache, dry_run=dry_run)
+    with _refusals(settings, "default", "default"):
+        return prune_ledger(settings, max(datetime.now(UTC) - moment, timedelta(0)),
+                            status=status, keep_cache=keep_cache, dry_run=dry_run)
 
 
 @dataclass(frozen=True)
@@ -181,5 +227,6 @@ def cache_clear(settings: Settings, task: str | None = None, *, dry_run: bool = 
     from ledgerflow.provenance import cache as lib
 
     _writable(settings)
-    removed = lib.cache_clear(settings, task, dry_run=dry_run)
+    with _refusals(settings, "default", "default"):
+        removed = lib.cache_clear(settings, task, dry_run=dry_run)
     return CacheClearReport(task, removed, dry_run)

@@ -2,12 +2,16 @@
 
 SQLite: WAL journal, a busy timeout, foreign keys on, and transactions that we begin
 ourselves (``BEGIN IMMEDIATE`` for writers), so that savepoints work and two processes
-racing on the same key wait for each other instead of failing.
+racing on the same key wait for each other instead of failing. Read-only engines open the
+file read-only (``mode=ro``) and never change it, so a read-only ledger can be read.
 PostgreSQL: psycopg 3; the *user* role at run time, the *admin* role for migrations.
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import urllib.parse
 from typing import Any, Literal
 
 from sqlalchemy import URL, Engine, create_engine, event
@@ -54,8 +58,10 @@ def create_bind_engine(
     """A new engine for one bind and role."""
     url = database_url(db, role)
     if db.dialect == "sqlite":
+        if read_only:
+            kwargs.setdefault("creator", _sqlite_reader(str(db.path)))
         engine = create_engine(url, **kwargs)
-        _setup_sqlite(engine, begin="DEFERRED" if read_only else "IMMEDIATE")
+        _setup_sqlite(engine, begin="DEFERRED" if read_only else "IMMEDIATE", read_only=read_only)
     else:
         try:
             import psycopg  # noqa: F401
@@ -73,13 +79,36 @@ def create_bind_engine(
     return engine
 
 
-def _setup_sqlite(engine: Engine, begin: str) -> None:
+def _sqlite_reader(path: str) -> Any:
+    """Connections that only read: ``mode=ro``, so a ledger on a read-only file or directory
+    can be read. A WAL ledger in a directory we may not write has no shared-memory file we
+    could create; it is then opened ``immutable`` (nobody can be writing it either)."""
+    uri = f"file:{urllib.parse.quote(path)}?mode=ro"
+
+    def connect() -> sqlite3.Connection:
+        if not os.path.exists(path):  # not created yet: the schema check says what to run
+            return sqlite3.connect(path, check_same_thread=False)
+        try:
+            connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            connection.execute("SELECT 1 FROM sqlite_master LIMIT 1")  # opens the WAL index
+            return connection
+        except sqlite3.OperationalError:
+            folder = os.path.dirname(os.path.abspath(path))
+            if os.access(folder, os.W_OK):
+                raise
+            return sqlite3.connect(f"{uri}&immutable=1", uri=True, check_same_thread=False)
+
+    return connect
+
+
+def _setup_sqlite(engine: Engine, begin: str, *, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        if not read_only:  # the journal mode is the writers' to set
+            cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()

@@ -91,9 +91,17 @@ def _process_gone(host: str | None, pid: int | None) -> bool:
 
 
 def reap_stale_runs(
-    engine: Engine, *, stale_after: float | None = None, now: datetime | None = None
+    engine: Engine,
+    *,
+    stale_after: float | None = None,
+    now: datetime | None = None,
+    writer: Engine | None = None,
 ) -> list[str]:
-    """Mark dead ``running`` runs ``interrupted`` (and their unfinished task runs); their ids."""
+    """Mark dead ``running`` runs ``interrupted`` (and their unfinished task runs); their ids.
+
+    ``engine`` finds them; ``writer`` (default: ``engine``) marks them, so a reader looks
+    with a read-only engine and writes only when there is something to mark.
+    """
     now = now or utcnow()
     cutoff = now - timedelta(seconds=STALE_AFTER if stale_after is None else stale_after)
     with engine.connect() as conn:
@@ -111,7 +119,7 @@ def reap_stale_runs(
             dead.append(run_id)
     if not dead:
         return []
-    with engine.begin() as conn:
+    with (writer or engine).begin() as conn:
         conn.execute(
             update(TaskRun)
             .where(TaskRun.run_id.in_(dead), TaskRun.status.in_(sorted(UNFINISHED)))

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from ledgerflow.config import Settings, load_settings
 from ledgerflow.db import Database
 from ledgerflow.db.helpers import upsert
-from ledgerflow.errors import NotFoundError, UsageError
+from ledgerflow.errors import DatabaseError, NotFoundError, UsageError
 from ledgerflow.ledger import tags as tag_rules
 from ledgerflow.ledger.schema import (
     Argument,
@@ -129,10 +129,24 @@ class Ledger:
             ensure_current(settings)
         ledger = cls(settings, Database(settings, read_only=True))
         if reap_stale:
-            from ledgerflow.ledger.heartbeat import reap_stale_runs
-
-            ledger.reaped = reap_stale_runs(ledger.database.engine())
+            ledger.reaped = ledger._reap_stale_runs()
         return ledger
+
+    def _reap_stale_runs(self) -> list[str]:
+        """Mark dead runs ``interrupted``, when this process may write the ledger: on a
+        read-only ledger they are left as they are, and reading goes on."""
+        from sqlalchemy.exc import DBAPIError
+
+        from ledgerflow.ledger.heartbeat import reap_stale_runs
+
+        if self._writer is None:
+            self._writer = Database(self.settings)
+        try:
+            return reap_stale_runs(self.database.engine(), writer=self._writer.engine())
+        except (DBAPIError, DatabaseError) as exc:
+            if _read_only(exc):
+                return []
+            raise
 
     def close(self) -> None:
         self.database.dispose()
@@ -159,10 +173,23 @@ class Ledger:
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
+        from sqlalchemy.exc import DBAPIError
+
         if self._writer is None:
             self._writer = Database(self.settings)
-        with self._writer.transaction() as session:
-            yield session
+        try:
+            with self._writer.transaction() as session:
+                yield session
+        except (DBAPIError, DatabaseError) as exc:
+            if not _read_only(exc):
+                raise
+            db = self.settings.databases["default"]
+            raise DatabaseError(
+                f"the ledger ({db.describe()}) may only be read here: "
+                f"{str(getattr(exc, 'orig', None) or exc).strip().splitlines()[0]}",
+                hint="tagging writes to the ledger, so it needs write access: on SQLite to the "
+                "file and its directory",
+            ) from None
 
     # -- runs ----------------------------------------------------------------------------
 
@@ -454,6 +481,14 @@ class Ledger:
     def tags(self, entity_id: str) -> list[TagInfo]:
         with self._session() as session:
             return list(_load.tags_for(session, [entity_id]).get(entity_id, ()))
+
+
+def _read_only(exc: BaseException) -> bool:
+    """Whether a failed write failed because the ledger may only be read."""
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    return any(word in text for word in (
+        "readonly database", "read-only", "unable to open database file", "permission denied",
+    ))
 
 
 def _deprecated(old: str, new: str) -> None:
