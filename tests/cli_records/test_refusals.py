@@ -17,8 +17,8 @@ from sqlalchemy import text
 
 from ledgerflow.config.settings import Settings
 from ledgerflow.db import Database
+from ledgerflow.migrations.heads import dispose_engines
 from ledgerflow.migrations.scripts import VERSION_TABLE
-from ledgerflow.migrations.status import dispose_engines
 
 from .conftest import Cli, Project, migrated
 
