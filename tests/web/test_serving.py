@@ -93,3 +93,15 @@ def test_the_command_is_listed_with_its_help(capsys: pytest.CaptureFixture[str])
     assert COMMANDS["dashboard"] == ("ledgerflow.cli.dashboard", "dashboard", dashboard.short_help)
     code, _ = _run_cli(capsys, "dashboard", "--help")
     assert code == 0
+
+
+def test_an_unreachable_database_is_a_503_page(tmp_path: Any) -> None:
+    from ledgerflow.testing.projects import make_project
+
+    settings = make_project(tmp_path / "p", {"dialect": "postgresql", "address": "127.0.0.1:1",
+                                             "database": "nothing", "user": "nobody:secret-password"})
+    app = create_app(settings)
+    with TestClient(app) as client:
+        page = client.get("/runs")
+        assert page.status_code == 503 and "The ledger cannot be read" in page.text
+        assert "Traceback" not in page.text and "secret-password" not in page.text

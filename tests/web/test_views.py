@@ -212,10 +212,20 @@ def test_task_run_page_shows_arguments_exception_logs_and_why(client: TestClient
     assert "reading out/s3.bam" in html and 'href="/files/out/s3.bam"' in html
     assert "2 lines" in html
     cached = client.get(f"/api/task-runs/{trs['cached.align1']}").json()
-    assert cached["cached_from"] == board.example.runs["old"]
-    assert cached["why"] == "from the cache of run aaaa0001: the same code had already run on the same arguments"
-    assert cached["logs"] is None
-    assert "from the cache of run" in client.get(f"/task-runs/{trs['cached.align1']}").text
+    assert cached["cached_from"] == board.example.runs["old"] and cached["logs"] is None
+    why = client.get(f"/api/task-runs/{trs['cached.align1']}/why").json()["why"]
+    assert why == "from the cache of run aaaa0001: the same code had already run on the same arguments"
+    assert 'hx-get="/task-runs/' in client.get(f"/task-runs/{trs['cached.align1']}").text
+    assert client.get(f"/task-runs/{trs['cached.align1']}/why").text.strip() == why
+    assert client.get(f"/api/task-runs/{trs['old.align1']}/why").json()["why"] == \
+        "executed: this task had never run before with this code"
+    assert client.get(f"/api/task-runs/{trs['failed.align3']}/why").json()["why"] == \
+        "executed: argument 'fastq' changed (File(path=data/s2.fastq) -> File(path=data/s3.fastq)) (compared with run aaaa0001)"
+    assert client.get(f"/api/task-runs/{trs['failed.summarize3']}/why").json()["why"].startswith("not run")
+    files = client.get(f"/api/task-runs/{trs['old.main']}").json()["files"]  # files inside lists too
+    assert [f["path"] for f in files["inputs"]] == ["data/ref.fa", "data/s1.fastq", "data/s2.fastq"]
+    assert [f["path"] for f in files["outputs"]] == ["out/s1.vcf", "out/s2.vcf"]
+    assert 'output <a href="/files/out/s2.vcf">' in client.get(f"/task-runs/{trs['old.main']}").text
 
 
 def test_task_run_logs_are_paginated(client: TestClient, board: Board) -> None:

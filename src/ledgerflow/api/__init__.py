@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         run_timeline,
         runs_page,
         runs_per_day,
+        task_run_files,
         task_run_info,
         why,
     )
@@ -94,6 +95,7 @@ _HOMES: dict[str, str] = {
     "run_timeline": "ledgerflow.api.browsing",
     "runs_page": "ledgerflow.api.browsing",
     "runs_per_day": "ledgerflow.api.browsing",
+    "task_run_files": "ledgerflow.api.browsing",
     "task_run_info": "ledgerflow.api.browsing",
     "why": "ledgerflow.api.browsing",
     "CallInfo": "ledgerflow.api.reading",
@@ -202,6 +204,7 @@ __all__ = [
     "runs_per_day",
     "show",
     "tag",
+    "task_run_files",
     "task_run_info",
     "untag",
     "why",

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from ledgerflow.config.settings import Settings
     from ledgerflow.provenance.ledger import Ledger
-    from ledgerflow.provenance.overview import DayCount, LogPage, RunsPage
+    from ledgerflow.provenance.overview import DayCount, LogPage, RunsPage, TaskRunFiles
     from ledgerflow.provenance.records import TaskRunInfo
     from ledgerflow.provenance.run_graph import RunGraph, Timeline
 
@@ -30,6 +30,7 @@ __all__ = [
     "run_timeline",
     "runs_page",
     "runs_per_day",
+    "task_run_files",
     "task_run_info",
     "why",
 ]
@@ -113,6 +114,15 @@ def task_run_info(source: Settings | Ledger, task_run: str) -> TaskRunInfo:
     with _session(source) as session:
         found = ids.resolve(session, task_run, source.root, kinds=("task_run",))
         return overview.task_run(session, found.id)  # type: ignore[no-any-return]
+
+
+def task_run_files(source: Settings | Ledger, task_run: str) -> TaskRunFiles:
+    """The files a task run took (directly or inside a list or dict) and returned."""
+    from ledgerflow.provenance import ids, overview
+
+    with _session(source) as session:
+        found = ids.resolve(session, task_run, source.root, kinds=("task_run",))
+        return overview.task_run_files(session, found.id)
 
 
 def log_page(source: Settings | Ledger, task_run: str, *, after: int = 0, limit: int = 200) -> LogPage:

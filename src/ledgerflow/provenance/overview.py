@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from ledgerflow.db.times import utc
 from ledgerflow.errors import UsageError
-from ledgerflow.ledger.schema import LogRecord, Run, TaskRun
+from ledgerflow.ledger.schema import Argument, File, LogRecord, Run, TaskRun, ValueEdge
 from ledgerflow.provenance import _load
 from ledgerflow.provenance.query import TagFilter, TimeLike, runs_statement
 from ledgerflow.provenance.records import LogLine, RunInfo
@@ -172,6 +172,40 @@ def log_page(session: Session, task_run_id: str, *, after: int = 0, limit: int =
     return LogPage(lines, rows[-1].id if more and rows else None, int(total))
 
 
+#: Files listed per side (inputs, outputs) of one task run.
+MAX_FILES = 200
+
+
+@dataclass(frozen=True)
+class TaskRunFiles:
+    """The files a task run took (as arguments, directly or in a list or dict) and returned."""
+
+    inputs: list[tuple[str, str]]  # (file hash, path)
+    outputs: list[tuple[str, str]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {side: [{"hash": h, "path": p} for h, p in getattr(self, side)] for side in ("inputs", "outputs")}
+
+
+def _files_in(session: Session, values: list[str]) -> list[tuple[str, str]]:
+    if not values:
+        return []
+    held = select(ValueEdge.child_hash).where(ValueEdge.parent_hash.in_(values))
+    rows = session.execute(
+        select(File.hash, File.path).where(or_(File.hash.in_(values), File.hash.in_(held)))
+        .order_by(File.path).limit(MAX_FILES)
+    ).all()
+    return [(h, p) for h, p in rows]
+
+
+def task_run_files(session: Session, task_run_id: str) -> TaskRunFiles:
+    row = session.get(TaskRun, task_run_id)
+    if row is None:
+        return TaskRunFiles([], [])
+    args = list(session.scalars(select(Argument.value_hash).where(Argument.args_hash == row.args_hash)))
+    return TaskRunFiles(_files_in(session, args), _files_in(session, [row.value_hash] if row.value_hash else []))
+
+
 def task_run(session: Session, task_run_id: str) -> Any:
     """One task run with its arguments, result and tags, without its log lines."""
     row = session.get(TaskRun, task_run_id)
@@ -183,6 +217,7 @@ __all__ = [
     "DayCount",
     "LogPage",
     "RunsPage",
+    "TaskRunFiles",
     "cache_per_day",
     "day_column",
     "decode_cursor",
@@ -191,4 +226,5 @@ __all__ = [
     "runs_page",
     "runs_per_day",
     "task_run",
+    "task_run_files",
 ]

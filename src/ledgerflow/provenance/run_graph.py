@@ -127,10 +127,20 @@ def _grouped(session: Session, run_id: str, total: int) -> RunGraph:
                        group_status(c), sum(c.values()), {s: c[s] for s in TASK_RUN_STATUSES if c.get(s)})
              for task, c in counts.items()]
     child, parent = aliased(TaskRun), aliased(TaskRun)
-    calls = (select(parent.task_name, child.task_name, func.count())
-             .join(parent, parent.id == child.parent_id)
-             .where(child.run_id == run_id).group_by(parent.task_name, child.task_name))
-    edges = [GraphEdge(f"group:{a}", f"group:{b}", "call", int(n)) for a, b, n in session.execute(calls) if a != b]
+    per_parent = session.execute(
+        select(TaskRun.parent_id, TaskRun.task_name, func.count())
+        .where(TaskRun.run_id == run_id, TaskRun.parent_id.is_not(None))
+        .group_by(TaskRun.parent_id, TaskRun.task_name)
+    ).all()
+    parent_task: dict[str, str] = {}
+    for chunk in chunks({row[0] for row in per_parent}):
+        rows = session.execute(select(TaskRun.id, TaskRun.task_name).where(TaskRun.id.in_(chunk))).all()
+        parent_task.update((row[0], row[1]) for row in rows)
+    called: Counter[tuple[str, str]] = Counter()
+    for parent_id, task, n in per_parent:
+        if parent_id in parent_task and parent_task[parent_id] != task:
+            called[(parent_task[parent_id], task)] += int(n)
+    edges = [GraphEdge(f"group:{a}", f"group:{b}", "call", n) for (a, b), n in called.items()]
     passed: Counter[tuple[str, str]] = Counter()
     for holder in (False, True):  # the value itself, or a list/dict holding it
         stmt = select(parent.task_name, child.task_name, func.count()).join(

@@ -24,8 +24,18 @@ def _arguments(session: Session, args_hash: str) -> dict[str, tuple[str, str]]:
 
 
 def _earlier(session: Session, tr: TaskRun, **same: object) -> TaskRun | None:
-    stmt = select(TaskRun).where(TaskRun.task_name == tr.task_name, TaskRun.id != tr.id,
-                                 TaskRun.status.in_(("done", "cached")))
+    """The latest task run before ``tr`` that succeeded with the same ``same`` columns (the
+    same task name unless the task hash is given: it names the task already)."""
+    if "args_hash" in same:
+        # ``status || ''`` keeps the planner on the (selective) arguments-hash index rather
+        # than scanning every finished task run by status and time.
+        stmt = select(TaskRun).where((TaskRun.status + "").in_(("done", "cached")))
+    else:
+        # Walk the executed task runs back in time from this one (status and time index).
+        stmt = select(TaskRun).where(TaskRun.status == "done")
+    stmt = stmt.where(TaskRun.id != tr.id)
+    if "task_hash" not in same:
+        stmt = stmt.where(TaskRun.task_name == tr.task_name)
     for column, value in same.items():
         stmt = stmt.where(getattr(TaskRun, column) == value)
     if tr.started_at is not None:

@@ -23,6 +23,7 @@ from ledgerflow import api
 from ledgerflow.config.settings import Settings
 from ledgerflow.errors import (
     AmbiguousIdError,
+    DatabaseError,
     LedgerflowError,
     MigrationError,
     NotFoundError,
@@ -63,6 +64,7 @@ ROUTES = [
     Route("/runs/{run}/live", views.run_live),
     Route("/task-runs/{task_run}", views.task_run),
     Route("/task-runs/{task_run}/logs", views.task_run_logs),
+    Route("/task-runs/{task_run}/why", views.task_run_why),
     Route("/calls/{call}", views.call),
     Route("/values/{value}", views.value),
     Route("/files/{path:path}", views.value),
@@ -75,6 +77,7 @@ ROUTES = [
     Route("/api/runs/{run}/timeline", views.run_timeline_json),
     Route("/api/task-runs/{task_run}", views.task_run_json),
     Route("/api/task-runs/{task_run}/logs", views.task_run_logs_json),
+    Route("/api/task-runs/{task_run}/why", views.task_run_why_json),
     Route("/api/calls/{call}", views.call_json),
     Route("/api/values/{value}", views.value_json),
     Route("/api/files/{path:path}", views.value_json),
@@ -83,7 +86,8 @@ ROUTES = [
     Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
 ]
 
-_STATUS = [(NotFoundError, 404), (AmbiguousIdError, 400), (UsageError, 400), (MigrationError, 503)]
+_STATUS = [(NotFoundError, 404), (AmbiguousIdError, 400), (UsageError, 400), (MigrationError, 503),
+           (DatabaseError, 503)]
 _TITLES = {400: "Bad request", 401: "Access token required", 404: "Not found", 405: "Method not allowed",
            500: "Internal error", 503: "The ledger cannot be read"}
 

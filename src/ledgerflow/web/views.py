@@ -137,13 +137,28 @@ def task_run(request: Request) -> Response:
     book = _book(request)
     info = api.task_run_info(book, request.path_params["task_run"])
     logs = api.log_page(book, info.id, after=0, limit=LOG_PAGE)
-    return _pages(request).render(request, "task_run.html", tr=info, logs=logs, why=api.why(book, info.id))
+    files = api.task_run_files(book, info.id)
+    return _pages(request).render(request, "task_run.html", tr=info, logs=logs, files=files)
 
 
 def task_run_json(request: Request) -> Response:
     book = _book(request)
     info = api.task_run_info(book, request.path_params["task_run"])
-    return _json({**info.to_json(), "why": api.why(book, info.id)})
+    return _json({**info.to_json(), "files": api.task_run_files(book, info.id).to_json()})
+
+
+def _why(request: Request) -> str:
+    return api.why(_book(request), request.path_params["task_run"])  # type: ignore[no-any-return]
+
+
+def task_run_why(request: Request) -> Response:
+    """Why the task run executed or came from the cache: loaded after its page (it looks
+    through earlier task runs of the same task)."""
+    return _pages(request).render(request, "_why.html", why=_why(request))
+
+
+def task_run_why_json(request: Request) -> Response:
+    return _json({"task_run": request.path_params["task_run"], "why": _why(request)})
 
 
 def _log_page(request: Request) -> Any:
