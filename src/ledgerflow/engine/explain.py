@@ -122,8 +122,7 @@ def _code_reasons(node: PlanNode, before: Any) -> list[str]:
 def _argument_reasons(conn: Connection, node: PlanNode, args_hash: str) -> list[str]:
     from sqlalchemy import select
 
-    from ledgerflow.ledger.schema import Argument, Value
-    from ledgerflow.ledger.schema import File as FileRow
+    from ledgerflow.ledger.schema import Argument, FileRow, Value
 
     rows = conn.execute(
         select(Argument.key, Argument.value_hash, Value.preview, FileRow.path)

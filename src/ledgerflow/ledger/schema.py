@@ -124,7 +124,7 @@ class Argument(LedgerBase):
     __table_args__ = (Index("ix_lf_argument_value_hash", "value_hash"),)
 
 
-class Call(LedgerBase):
+class CallRow(LedgerBase):
     """A completed call: task hash + arguments hash + result hash."""
 
     __tablename__ = "lf_call"
@@ -201,7 +201,7 @@ class LogRecord(LedgerBase):
     )
 
 
-class File(LedgerBase):
+class FileRow(LedgerBase):
     """A file as seen by a run: path, content hash, size and modification time.
 
     ``hash`` is the hash of the ``File`` value (path and content), so it is also its

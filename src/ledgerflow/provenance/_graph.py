@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from ledgerflow.db.chunks import chunks
-from ledgerflow.ledger.schema import Argument, Call, CallEdge, File, TaskDef, Value, ValueEdge
+from ledgerflow.ledger.schema import Argument, CallEdge, CallRow, FileRow, TaskDef, Value, ValueEdge
 
 
 class Need(NamedTuple):
@@ -36,7 +36,9 @@ class Need(NamedTuple):
     key: str
 
 
-class CallRow(NamedTuple):
+class CallFacts(NamedTuple):
+    """What a dataflow walk reads of a call (a row of its query, not an ORM object)."""
+
     hash: str
     task_hash: str
     task_name: str
@@ -45,20 +47,20 @@ class CallRow(NamedTuple):
     created_at: datetime | None
 
 
-class ArgRow(NamedTuple):
+class ArgFacts(NamedTuple):
     position: int
     key: str | None
     value_hash: str
 
 
-class ValueRow(NamedTuple):
+class ValueFacts(NamedTuple):
     hash: str
     type_name: str | None
     preview: str | None
     path: str | None
 
 
-_CALL_COLUMNS = (Call.hash, Call.task_hash, TaskDef.name, Call.args_hash, Call.value_hash, Call.created_at)
+_CALL_COLUMNS = (CallRow.hash, CallRow.task_hash, TaskDef.name, CallRow.args_hash, CallRow.value_hash, CallRow.created_at)
 _KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
 _TEXT, _WHEN = String(), DateTime(timezone=True)
 
@@ -81,32 +83,32 @@ def _keys(kind: str) -> BindParameter[Any]:
     return bindparam(f"keys_{kind}", expanding=True)
 
 
-_Parent = aliased(Call)
+_Parent = aliased(CallRow)
 #: Per kind of need, its part of a round's ``UNION ALL``: built once, so a round costs one
 #: statement (one round trip) whatever kinds it asks for; SQLAlchemy caches the compiled union.
 _PARTS: dict[str, Any] = {
     # key=call; s1 task_hash, s2 task name, s3 args_hash, s4 value_hash, s5 arg key, s6 arg value, n1 position
-    "call": select(*_part("call", Call.hash, Call.task_hash, TaskDef.name, Call.args_hash, Call.value_hash,
-                          Argument.key, Argument.value_hash, Argument.position, Call.created_at))
-    .join(TaskDef, TaskDef.hash == Call.task_hash)
-    .outerjoin(Argument, Argument.args_hash == Call.args_hash)
-    .where(Call.hash.in_(_keys("call"))),
+    "call": select(*_part("call", CallRow.hash, CallRow.task_hash, TaskDef.name, CallRow.args_hash, CallRow.value_hash,
+                          Argument.key, Argument.value_hash, Argument.position, CallRow.created_at))
+    .join(TaskDef, TaskDef.hash == CallRow.task_hash)
+    .outerjoin(Argument, Argument.args_hash == CallRow.args_hash)
+    .where(CallRow.hash.in_(_keys("call"))),
     # key=child; s1 parent; t1 parent created_at
     "parents": select(*_part("parents", CallEdge.child_hash, CallEdge.parent_hash, None, None, None, None,
                              None, None, _Parent.created_at))
     .join(_Parent, _Parent.hash == CallEdge.parent_hash)
     .where(CallEdge.child_hash.in_(_keys("parents"))),
     # key=parent; s1..s4 as for calls, s5 child hash, n1 edge position
-    "children": select(*_part("children", CallEdge.parent_hash, Call.task_hash, TaskDef.name, Call.args_hash,
-                              Call.value_hash, Call.hash, None, CallEdge.position, Call.created_at))
-    .join(Call, Call.hash == CallEdge.child_hash)
-    .join(TaskDef, TaskDef.hash == Call.task_hash)
+    "children": select(*_part("children", CallEdge.parent_hash, CallRow.task_hash, TaskDef.name, CallRow.args_hash,
+                              CallRow.value_hash, CallRow.hash, None, CallEdge.position, CallRow.created_at))
+    .join(CallRow, CallRow.hash == CallEdge.child_hash)
+    .join(TaskDef, TaskDef.hash == CallRow.task_hash)
     .where(CallEdge.parent_hash.in_(_keys("children"))),
     # key=value; s1..s4 as for calls, s5 call hash
-    "producers": select(*_part("producers", Call.value_hash, Call.task_hash, TaskDef.name, Call.args_hash,
-                               Call.value_hash, Call.hash, None, None, Call.created_at))
-    .join(TaskDef, TaskDef.hash == Call.task_hash)
-    .where(Call.value_hash.in_(_keys("producers"))),
+    "producers": select(*_part("producers", CallRow.value_hash, CallRow.task_hash, TaskDef.name, CallRow.args_hash,
+                               CallRow.value_hash, CallRow.hash, None, None, CallRow.created_at))
+    .join(TaskDef, TaskDef.hash == CallRow.task_hash)
+    .where(CallRow.value_hash.in_(_keys("producers"))),
     # key=value; s1 a value holding it
     "holders": select(*_part("holders", ValueEdge.child_hash, ValueEdge.parent_hash))
     .where(ValueEdge.child_hash.in_(_keys("holders"))),
@@ -128,16 +130,16 @@ def _round(kinds: tuple[str, ...]) -> Any:
 
 _CONSUMERS = (
     select(Argument.position, Argument.key, Argument.value_hash, *_CALL_COLUMNS)
-    .join(Call, Call.args_hash == Argument.args_hash)
-    .join(TaskDef, TaskDef.hash == Call.task_hash)
+    .join(CallRow, CallRow.args_hash == Argument.args_hash)
+    .join(TaskDef, TaskDef.hash == CallRow.task_hash)
     .where(Argument.value_hash.in_(_KEYS))
-    .order_by(Call.created_at, Call.hash, Argument.position)
+    .order_by(CallRow.created_at, CallRow.hash, Argument.position)
     .limit(bindparam("limit"))
 )
 _PARAMS = select(TaskDef.hash, TaskDef.source).where(TaskDef.hash.in_(_KEYS))
 _VALUES = (
-    select(Value.hash, Value.type_name, Value.preview, File.path)
-    .outerjoin(File, File.hash == Value.hash)
+    select(Value.hash, Value.type_name, Value.preview, FileRow.path)
+    .outerjoin(FileRow, FileRow.hash == Value.hash)
     .where(Value.hash.in_(_KEYS))
 )
 
@@ -174,8 +176,8 @@ class GraphLoader:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.calls: dict[str, CallRow] = {}
-        self.args: dict[str, tuple[ArgRow, ...]] = {}  # by call hash
+        self.calls: dict[str, CallFacts] = {}
+        self.args: dict[str, tuple[ArgFacts, ...]] = {}  # by call hash
         self.parents: dict[str, tuple[str, ...]] = {}  # latest parent first
         self.children: dict[str, tuple[str, ...]] = {}  # in call order
         self.producers: dict[str, tuple[str, ...]] = {}  # latest first
@@ -231,8 +233,8 @@ class GraphLoader:
             found = rows.get(key, [])
             if found:
                 row = found[0]
-                self.calls[key] = CallRow(key, row[2], row[3], row[4], row[5], row[9])
-            args = [ArgRow(r[8], r[6], r[7]) for r in found if r[7] is not None]
+                self.calls[key] = CallFacts(key, row[2], row[3], row[4], row[5], row[9])
+            args = [ArgFacts(r[8], r[6], r[7]) for r in found if r[7] is not None]
             self.args[key] = tuple(sorted(args))
 
     def _keep_parents(self, keys: list[str], rows: dict[str, list[Any]]) -> None:
@@ -244,14 +246,14 @@ class GraphLoader:
         for key in keys:
             found = sorted(rows.get(key, []), key=lambda r: r[8])
             for r in found:
-                self.calls[r[6]] = CallRow(r[6], r[2], r[3], r[4], r[5], r[9])
+                self.calls[r[6]] = CallFacts(r[6], r[2], r[3], r[4], r[5], r[9])
             self.children[key] = tuple(dict.fromkeys(r[6] for r in found))
 
     def _keep_producers(self, keys: list[str], rows: dict[str, list[Any]]) -> None:
         for key in keys:
             found = sorted(rows.get(key, []), key=lambda r: (_newest_first(r[9]), r[6]))
             for r in found:
-                self.calls[r[6]] = CallRow(r[6], r[2], r[3], r[4], r[5], r[9])
+                self.calls[r[6]] = CallFacts(r[6], r[2], r[3], r[4], r[5], r[9])
             self.producers[key] = tuple(r[6] for r in found)
 
     def _keep_holders(self, keys: list[str], rows: dict[str, list[Any]]) -> None:
@@ -265,23 +267,23 @@ class GraphLoader:
 
     # -- downstream and display --------------------------------------------------------
 
-    def consumers(self, values: Iterable[str], limit: int) -> list[tuple[ArgRow, CallRow]]:
+    def consumers(self, values: Iterable[str], limit: int) -> list[tuple[ArgFacts, CallFacts]]:
         """(argument, call) pairs where the call took one of ``values`` as an argument,
         oldest call first, at most ``limit`` of them."""
-        found: list[tuple[ArgRow, CallRow]] = []
+        found: list[tuple[ArgFacts, CallFacts]] = []
         for chunk in chunks(values):
             if len(found) >= limit:
                 break
             for row in self._rows(_CONSUMERS, {"keys": chunk, "limit": limit - len(found)}):
-                call = self.calls[row[3]] = CallRow(*row[3:9])
-                found.append((ArgRow(*row[:3]), call))
+                call = self.calls[row[3]] = CallFacts(*row[3:9])
+                found.append((ArgFacts(*row[:3]), call))
         return found
 
     def ensure_calls(self, calls: Iterable[str]) -> None:
         self.request(Need("call", c) for c in calls)
         self.load()
 
-    def param(self, call: str, arg: ArgRow) -> str:
+    def param(self, call: str, arg: ArgFacts) -> str:
         """The name of a call's argument: its keyword, else the task's parameter name."""
         if arg.key:
             return arg.key
@@ -295,9 +297,9 @@ class GraphLoader:
             for task_hash, source in self._rows(_PARAMS, {"keys": chunk}):
                 self._params[task_hash] = parameter_names(source)
 
-    def values(self, hashes: Iterable[str]) -> dict[str, ValueRow]:
-        found: dict[str, ValueRow] = {}
+    def values(self, hashes: Iterable[str]) -> dict[str, ValueFacts]:
+        found: dict[str, ValueFacts] = {}
         for chunk in chunks(hashes):
             for row in self._rows(_VALUES, {"keys": chunk}):
-                found[row[0]] = ValueRow(*row)
+                found[row[0]] = ValueFacts(*row)
         return found

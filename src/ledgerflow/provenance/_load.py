@@ -18,8 +18,8 @@ from ledgerflow.db.chunks import chunks
 from ledgerflow.db.times import utc
 from ledgerflow.ledger.schema import (
     Argument,
-    Call,
-    File,
+    CallRow,
+    FileRow,
     LogRecord,
     Run,
     Tag,
@@ -120,8 +120,8 @@ def values(session: Session, hashes: Iterable[str], *, with_tags: bool = False) 
     for chunk in chunks(wanted):
         stmt = (
             select(Value.hash, Value.type_name, Value.format, Value.preview, Value.size,
-                   Value.created_at, File.path)
-            .outerjoin(File, File.hash == Value.hash)
+                   Value.created_at, FileRow.path)
+            .outerjoin(FileRow, FileRow.hash == Value.hash)
             .where(Value.hash.in_(chunk))
         )
         for hash_, type_name, fmt, preview, size, created_at, path in session.execute(stmt):
@@ -249,14 +249,14 @@ def calls(session: Session, rows: Sequence[Any]) -> list[CallInfo]:
 
 def call_rows(session: Session, hashes: Sequence[str]) -> list[Any]:
     stmt = (
-        select(Call, TaskDef.name)
-        .join(TaskDef, TaskDef.hash == Call.task_hash)
-        .where(Call.hash.in_(list(hashes)))
+        select(CallRow, TaskDef.name)
+        .join(TaskDef, TaskDef.hash == CallRow.task_hash)
+        .where(CallRow.hash.in_(list(hashes)))
     )
     return list(session.execute(stmt))
 
 
-def files(session: Session, rows: Sequence[File]) -> list[FileInfo]:
+def files(session: Session, rows: Sequence[FileRow]) -> list[FileInfo]:
     shown = values(session, [row.hash for row in rows], with_tags=True)
     return [
         FileInfo(

@@ -33,7 +33,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ledgerflow.provenance._graph import ArgRow, GraphLoader, Need, ValueRow
+from ledgerflow.provenance._graph import ArgFacts, GraphLoader, Need, ValueFacts
 from ledgerflow.provenance.records import _plain
 
 #: Sections (upstream) or calls (downstream) after which a dataflow stops, marked truncated.
@@ -123,7 +123,7 @@ class Use:
     """Downstream: one call that took a value (maybe inside a container) as an argument."""
 
     call: str
-    arg: ArgRow
+    arg: ArgFacts
     inside: str | None
 
 
@@ -404,7 +404,7 @@ class _Names:
         return name
 
 
-def _display(row: ValueRow | None, value: str) -> str:
+def _display(row: ValueFacts | None, value: str) -> str:
     if row is None:
         return f"<{value[:8]}> (value not in the ledger)"
     shown = row.preview if row.preview is not None else row.type_name
@@ -413,7 +413,7 @@ def _display(row: ValueRow | None, value: str) -> str:
 
 def _dataflow_values(
     loader: GraphLoader, names: _Names, origins: dict[str, str | None]
-) -> tuple[tuple[DataflowValue, ...], dict[str, ValueRow]]:
+) -> tuple[tuple[DataflowValue, ...], dict[str, ValueFacts]]:
     rows = loader.values(names.of)
     values = tuple(
         DataflowValue(
@@ -508,7 +508,7 @@ def _render_upstream(
     )
 
 
-def _section_lines(loader: GraphLoader, section: Section, names: dict[str, str], rows: dict[str, ValueRow]) -> list[str]:
+def _section_lines(loader: GraphLoader, section: Section, names: dict[str, str], rows: dict[str, ValueFacts]) -> list[str]:
     name = names[section.value]
     pad = " " * len(name)
     steps = [

@@ -16,7 +16,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from ledgerflow.errors import AmbiguousIdError, NotFoundError, UsageError
-from ledgerflow.ledger.schema import Call, File, Run, TaskDef, TaskRun, Value
+from ledgerflow.ledger.schema import CallRow, FileRow, Run, TaskDef, TaskRun, Value
 from ledgerflow.provenance.query import path_candidates
 from ledgerflow.provenance.records import Candidate, Kind
 
@@ -56,9 +56,9 @@ def _task_runs(session: Session, prefix: str) -> list[Candidate]:
 
 def _calls(session: Session, prefix: str) -> list[Candidate]:
     rows = session.execute(
-        select(Call.hash, TaskDef.name)
-        .join(TaskDef, TaskDef.hash == Call.task_hash)
-        .where(_prefix(Call.hash, prefix))
+        select(CallRow.hash, TaskDef.name)
+        .join(TaskDef, TaskDef.hash == CallRow.task_hash)
+        .where(_prefix(CallRow.hash, prefix))
         .limit(MAX_CANDIDATES + 1)
     )
     return [Candidate("call", hash_, f"call of {name}") for hash_, name in rows]
@@ -66,8 +66,8 @@ def _calls(session: Session, prefix: str) -> list[Candidate]:
 
 def _values(session: Session, prefix: str) -> list[Candidate]:
     rows = session.execute(
-        select(Value.hash, Value.type_name, Value.preview, File.path)
-        .outerjoin(File, File.hash == Value.hash)
+        select(Value.hash, Value.type_name, Value.preview, FileRow.path)
+        .outerjoin(FileRow, FileRow.hash == Value.hash)
         .where(_prefix(Value.hash, prefix))
         .limit(MAX_CANDIDATES + 1)
     )
@@ -94,9 +94,9 @@ def find_file(session: Session, path: str | Path, root: Path) -> str | None:
     """The hash of the latest ``lf_file`` row for a path (as given, from here, or the root)."""
     candidates = path_candidates(path, root)
     return session.scalar(
-        select(File.hash)
-        .where(File.path.in_(candidates))
-        .order_by(File.created_at.desc(), File.hash)
+        select(FileRow.hash)
+        .where(FileRow.path.in_(candidates))
+        .order_by(FileRow.created_at.desc(), FileRow.hash)
         .limit(1)
     )
 

@@ -35,9 +35,9 @@ from ledgerflow.errors import DatabaseError, NotFoundError, UsageError
 from ledgerflow.ledger import tags as tag_rules
 from ledgerflow.ledger.schema import (
     Argument,
-    Call,
     CallEdge,
-    File,
+    CallRow,
+    FileRow,
     Run,
     Tag,
     TaskDef,
@@ -317,7 +317,7 @@ class Ledger:
                 run_id = ids.resolve(session, run, self.root, kinds=("run",)).id
                 stmt = stmt.where(Value.hash.in_(select(TaskRun.value_hash).where(TaskRun.run_id == run_id)))
             if task:
-                made = select(Call.value_hash).join(TaskDef, TaskDef.hash == Call.task_hash)
+                made = select(CallRow.value_hash).join(TaskDef, TaskDef.hash == CallRow.task_hash)
                 stmt = stmt.where(Value.hash.in_(made.where(task_condition(TaskDef.name, task))))
             for entity_ids in tagged(parse_tags(tag)):
                 stmt = stmt.where(Value.hash.in_(entity_ids))
@@ -334,7 +334,7 @@ class Ledger:
     ) -> list[FileInfo]:
         """Files whose path matches a glob (relative paths match anywhere), newest first."""
         limit, offset = _limit(limit, offset)
-        stmt = select(File)
+        stmt = select(FileRow)
         if pattern:
             stmt = stmt.where(file_condition(pattern, self.root))
         with self._session() as session:
@@ -342,8 +342,8 @@ class Ledger:
                 run_id = ids.resolve(session, run, self.root, kinds=("run",)).id
                 ran = select(TaskRun).where(TaskRun.run_id == run_id)
                 used = select(Argument.value_hash).where(Argument.args_hash.in_(ran.with_only_columns(TaskRun.args_hash)))
-                stmt = stmt.where(or_(File.hash.in_(ran.with_only_columns(TaskRun.value_hash)), File.hash.in_(used)))
-            stmt = stmt.order_by(File.created_at.desc(), File.hash).limit(limit).offset(offset)
+                stmt = stmt.where(or_(FileRow.hash.in_(ran.with_only_columns(TaskRun.value_hash)), FileRow.hash.in_(used)))
+            stmt = stmt.order_by(FileRow.created_at.desc(), FileRow.hash).limit(limit).offset(offset)
             return _load.files(session, session.scalars(stmt).all())
 
     # -- one record --------------------------------------------------------------------
@@ -385,14 +385,14 @@ class Ledger:
         if kind == "value":
             value = _load.values(session, [key], with_tags=True)[key]
             made = session.scalars(
-                select(Call.hash).where(Call.value_hash == key).order_by(Call.created_at.desc()).limit(RELATED_LIMIT)
+                select(CallRow.hash).where(CallRow.value_hash == key).order_by(CallRow.created_at.desc()).limit(RELATED_LIMIT)
             ).all()
             used = session.scalars(
-                select(Call.hash).join(Argument, Argument.args_hash == Call.args_hash)
-                .where(Argument.value_hash == key).order_by(Call.created_at.desc()).limit(RELATED_LIMIT)
+                select(CallRow.hash).join(Argument, Argument.args_hash == CallRow.args_hash)
+                .where(Argument.value_hash == key).order_by(CallRow.created_at.desc()).limit(RELATED_LIMIT)
             ).all()
             return _replace(value, produced_by=tuple(made), used_by=tuple(dict.fromkeys(used)))
-        info_file = _load.files(session, [session.get_one(File, key)])[0]
+        info_file = _load.files(session, [session.get_one(FileRow, key)])[0]
         runs = session.scalars(
             select(TaskRun).where(TaskRun.value_hash == key)
             .order_by(TaskRun.started_at.desc().nulls_last()).limit(RELATED_LIMIT)
@@ -437,9 +437,9 @@ class Ledger:
     def _value_of(self, session: Session, found: Candidate, x: str) -> str:
         if found.record_kind in ("value", "file"):
             return found.id
-        column = {"task_run": TaskRun.value_hash, "call": Call.value_hash, "run": Run.result_hash}
-        model = {"task_run": TaskRun, "call": Call, "run": Run}[found.record_kind]
-        key = model.id if model is not Call else Call.hash  # type: ignore[attr-defined]
+        column = {"task_run": TaskRun.value_hash, "call": CallRow.value_hash, "run": Run.result_hash}
+        model = {"task_run": TaskRun, "call": CallRow, "run": Run}[found.record_kind]
+        key = model.id if model is not CallRow else CallRow.hash  # type: ignore[attr-defined]
         value = session.scalar(select(column[found.record_kind]).where(key == found.id))
         if value is None:
             raise NotFoundError(

@@ -32,7 +32,16 @@ from ledgerflow.db import Database
 from ledgerflow.db.chunks import chunks
 from ledgerflow.db.model import DEFAULT_BIND
 from ledgerflow.db.times import utc
-from ledgerflow.ledger.schema import Argument, Call, CallEdge, File, Run, TaskRun, Value, ValueEdge
+from ledgerflow.ledger.schema import (
+    Argument,
+    CallEdge,
+    CallRow,
+    FileRow,
+    Run,
+    TaskRun,
+    Value,
+    ValueEdge,
+)
 
 __all__ = ["PROV_NAMESPACE", "prov_document"]
 
@@ -103,10 +112,10 @@ class _Walk:
 
     def _level(self, values: set[str]) -> set[str]:
         c = self.conn
-        files = {r.hash: r for r in _rows(c, File.__table__.c, File.hash, values)}
+        files = {r.hash: r for r in _rows(c, FileRow.__table__.c, FileRow.hash, values)}
         for row in _rows(c, Value.__table__.c, Value.hash, values):
             self._entity(row, files.get(row.hash))
-        calls = _rows(c, (Call.hash, Call.args_hash, Call.value_hash), Call.value_hash, values)
+        calls = _rows(c, (CallRow.hash, CallRow.args_hash, CallRow.value_hash), CallRow.value_hash, values)
         routed = self._routing({r.hash: r.value_hash for r in calls})
         producing = [r for r in calls if r.hash not in routed]
         found: set[str] = set()
@@ -144,7 +153,7 @@ class _Walk:
         children = _rows(self.conn, (CallEdge.parent_hash, CallEdge.child_hash), CallEdge.parent_hash, calls)
         child_values = {
             r.hash: r.value_hash
-            for r in _rows(self.conn, (Call.hash, Call.value_hash), Call.hash, {c for _, c in children})
+            for r in _rows(self.conn, (CallRow.hash, CallRow.value_hash), CallRow.hash, {c for _, c in children})
         }
         return {p for p, c in children if child_values.get(c) == calls[p]}
 

@@ -21,8 +21,8 @@ from ledgerflow.errors import UsageError
 from ledgerflow.ledger import tags as tag_rules
 from ledgerflow.ledger.schema import (
     Argument,
-    Call,
-    File,
+    CallRow,
+    FileRow,
     Run,
     Tag,
     TaskRun,
@@ -132,7 +132,7 @@ def file_condition(pattern: str | Path, root: Path) -> ColumnElement[bool]:
     likes = [glob_to_like(candidate) for candidate in path_candidates(text, root)]
     if not Path(text).is_absolute():
         likes.append("%/" + glob_to_like(text.removeprefix("./")))
-    return or_(*(File.path.like(like, escape="\\") for like in dict.fromkeys(likes)))
+    return or_(*(FileRow.path.like(like, escape="\\") for like in dict.fromkeys(likes)))
 
 
 def holders_of_files(pattern: str | Path, root: Path) -> Select[Any]:
@@ -140,7 +140,7 @@ def holders_of_files(pattern: str | Path, root: Path) -> Select[Any]:
 
     The matching files are a CTE, so the path scan runs once however often it is used.
     """
-    files = select(File.hash.label("hash")).where(file_condition(pattern, root)).cte("matching_file")
+    files = select(FileRow.hash.label("hash")).where(file_condition(pattern, root)).cte("matching_file")
     holders = select(ValueEdge.parent_hash).where(ValueEdge.child_hash.in_(select(files.c.hash)))
     found = union(select(files.c.hash), holders).cte("matching_holder")
     return select(found.c[0])
@@ -209,7 +209,7 @@ def task_runs_statement(
     if statuses:
         stmt = stmt.where(TaskRun.status.in_(statuses))
     for ids in tagged(parse_tags(tag)):
-        returned = select(Call.hash).where(Call.value_hash.in_(ids))
+        returned = select(CallRow.hash).where(CallRow.value_hash.in_(ids))
         stmt = stmt.where(
             or_(TaskRun.id.in_(ids), TaskRun.run_id.in_(ids), TaskRun.call_hash.in_(ids),
                 TaskRun.call_hash.in_(returned))
@@ -217,7 +217,7 @@ def task_runs_statement(
     if file:
         holders = holders_of_files(file, root)
         args = select(Argument.args_hash).where(Argument.value_hash.in_(holders))
-        returned = select(Call.hash).where(Call.value_hash.in_(holders))
+        returned = select(CallRow.hash).where(CallRow.value_hash.in_(holders))
         stmt = stmt.where(or_(TaskRun.call_hash.in_(returned), TaskRun.args_hash.in_(args)))
     if since is not None:
         stmt = stmt.where(TaskRun.started_at >= parse_time(since, option="since"))

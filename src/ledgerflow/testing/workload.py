@@ -26,9 +26,9 @@ from ledgerflow.db import Database, bulk_insert
 from ledgerflow.hashing import hash_bytes
 from ledgerflow.ledger.schema import (
     Argument,
-    Call,
     CallEdge,
-    File,
+    CallRow,
+    FileRow,
     LogRecord,
     Run,
     Tag,
@@ -38,7 +38,7 @@ from ledgerflow.ledger.schema import (
     ValueEdge,
 )
 
-_ORDER = (TaskDef, Value, ValueEdge, Argument, Call, CallEdge, File, Run, TaskRun, LogRecord, Tag)
+_ORDER = (TaskDef, Value, ValueEdge, Argument, CallRow, CallEdge, FileRow, Run, TaskRun, LogRecord, Tag)
 
 
 def _digest(*parts: Any) -> str:
@@ -114,7 +114,7 @@ class LedgerWriter:
                 "preview": f"File(path={path})"[:255], "size": len(content), "inline": None,
                 "created_at": at or self.now,
             })
-            self.rows[File].append({
+            self.rows[FileRow].append({
                 "hash": file_hash, "path": path, "content_hash": content_hash,
                 "size": len(content), "mtime": (at or self.now).timestamp(),
                 "created_at": at or self.now,
@@ -139,8 +139,8 @@ class LedgerWriter:
         """A call of ``task`` on argument values (positional list or keywords) returning ``result``."""
         args_hash = self.arguments(args)
         call_hash = _digest("call", task, args_hash, result)
-        if self._once(Call, call_hash):
-            self.rows[Call].append({
+        if self._once(CallRow, call_hash):
+            self.rows[CallRow].append({
                 "hash": call_hash, "task_hash": task, "args_hash": args_hash, "value_hash": result,
                 "created_at": at or self.now,
             })
