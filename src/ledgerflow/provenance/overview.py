@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from ledgerflow.db.times import utc
 from ledgerflow.errors import UsageError
-from ledgerflow.ledger.schema import Argument, File, LogRecord, Run, TaskRun, ValueEdge
+from ledgerflow.ledger.schema import Argument, FileRow, LogRecord, Run, TaskRun, ValueEdge
 from ledgerflow.provenance import _load
 from ledgerflow.provenance.query import TagFilter, TimeLike, runs_statement
 from ledgerflow.provenance.records import LogLine, RunInfo
@@ -192,8 +192,8 @@ def _files_in(session: Session, values: list[str]) -> list[tuple[str, str]]:
         return []
     held = select(ValueEdge.child_hash).where(ValueEdge.parent_hash.in_(values))
     rows = session.execute(
-        select(File.hash, File.path).where(or_(File.hash.in_(values), File.hash.in_(held)))
-        .order_by(File.path).limit(MAX_FILES)
+        select(FileRow.hash, FileRow.path).where(or_(FileRow.hash.in_(values), FileRow.hash.in_(held)))
+        .order_by(FileRow.path).limit(MAX_FILES)
     ).all()
     return [(h, p) for h, p in rows]
 
