@@ -58,17 +58,50 @@ class Where:
         return ConfigError(f"{where}: {message}", hint=hint)
 
 
+INCLUDE = "!include"
+
+
 def _mark(loader: _Loader, node: yaml.Node) -> str:
     return f"{loader.path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
 
 
 class _Loader(yaml.SafeLoader):
-    """A safe loader for one file; ``chain`` lists the files that included it, itself last."""
+    """A safe loader for one file; ``chain`` lists the files that included it, itself last;
+    ``included`` holds the files already read while loading the top file, with their sizes."""
 
-    def __init__(self, text: str, path: Path, chain: tuple[Path, ...]) -> None:
+    def __init__(
+        self,
+        text: str,
+        path: Path,
+        chain: tuple[Path, ...],
+        included: dict[Path, tuple[Any, int]],
+    ) -> None:
         super().__init__(text)
         self.path = path
         self.chain = chain
+        self.included = included
+
+    def include(self, node: yaml.Node) -> tuple[Any, int]:
+        """The data of an ``!include`` and its size in nodes (each file is read once)."""
+        if not isinstance(node, yaml.ScalarNode) or not node.value:
+            raise ConfigError(f"{_mark(self, node)}: !include expects a file name")
+        target = Path(os.path.abspath(self.path.parent / os.path.expanduser(node.value)))
+        chain = " -> ".join(str(p) for p in self.chain)
+        if target in self.chain:
+            raise ConfigError(
+                f"{_mark(self, node)}: !include {node.value} makes an include loop: "
+                f"{chain} -> {target}"
+            )
+        found = self.included.get(target)
+        if found is not None:
+            return found
+        if not target.is_file():
+            raise ConfigError(
+                f"{_mark(self, node)}: !include {node.value}: file not found: {target} "
+                f"(include chain: {chain})"
+            )
+        found = self.included[target] = _load(target, (*self.chain, target), self.included)
+        return found
 
 
 def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[SourcedDict]:
@@ -92,36 +125,24 @@ def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> Iterator[Sourced
 
 
 def _construct_include(loader: _Loader, node: yaml.Node) -> Any:
-    if not isinstance(node, yaml.ScalarNode) or not node.value:
-        raise ConfigError(f"{_mark(loader, node)}: !include expects a file name")
-    target = Path(os.path.abspath(loader.path.parent / os.path.expanduser(node.value)))
-    chain = " -> ".join(str(p) for p in loader.chain)
-    if target in loader.chain:
-        raise ConfigError(
-            f"{_mark(loader, node)}: !include {node.value} makes an include loop: "
-            f"{chain} -> {target}"
-        )
-    if not target.is_file():
-        raise ConfigError(
-            f"{_mark(loader, node)}: !include {node.value}: file not found: {target} "
-            f"(include chain: {chain})"
-        )
-    return load_yaml(target, _chain=loader.chain)
+    return loader.include(node)[0]
 
 
 _Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 _Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
-_Loader.add_constructor("!include", _construct_include)
+_Loader.add_constructor(INCLUDE, _construct_include)
 
-
-#: How many nodes a configuration file may expand to once its aliases are followed. Real
-#: files have a few hundred; an alias bomb ("billion laughs") has billions.
+#: How many nodes a configuration may expand to once its aliases and ``!include`` files are
+#: followed. Real files have a few hundred; an alias bomb ("billion laughs") has billions.
 MAX_NODES = 100_000
 
 
-def _check_expansion(root: yaml.Node, path: Path) -> None:
-    """Refuse a document whose aliases expand it beyond :data:`MAX_NODES` nodes, or that
-    refers to itself; without this, the interpolated copy of the tree would grow without bound."""
+def _expanded_size(root: yaml.Node, loader: _Loader) -> int:
+    """How many nodes the document becomes once aliases and includes are copied out.
+
+    Refuses more than :data:`MAX_NODES`, and a node that contains itself: without this, the
+    interpolated copy of the tree would grow without bound.
+    """
     sizes: dict[int, int] = {}
     open_nodes: set[int] = set()
 
@@ -132,8 +153,8 @@ def _check_expansion(root: yaml.Node, path: Path) -> None:
             return known
         if key in open_nodes:
             raise ConfigError(
-                f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}: "
-                "an alias refers to a node that contains it (recursive YAML is not allowed)"
+                f"{_mark(loader, node)}: an alias refers to a node that contains it "
+                "(recursive YAML is not allowed)"
             )
         open_nodes.add(key)
         total = 1
@@ -143,23 +164,33 @@ def _check_expansion(root: yaml.Node, path: Path) -> None:
             children = [child for pair in node.value for child in pair]
         else:
             children = []
+            if node.tag == INCLUDE:
+                total = loader.include(node)[1]
         for child in children:
             total += size(child)
             if total > MAX_NODES:
-                raise ConfigError(
-                    f"{path}: the YAML aliases expand to more than {MAX_NODES:,} nodes "
-                    "(an alias bomb?)",
-                    hint="use fewer or smaller '*alias' references",
-                )
+                break
+        if total > MAX_NODES:
+            raise ConfigError(
+                f"{loader.path}: the YAML expands to more than {MAX_NODES:,} nodes once its "
+                "aliases and !include files are followed (an alias bomb?)",
+                hint="use fewer or smaller '*alias' references and includes",
+            )
         open_nodes.discard(key)
         sizes[key] = total
         return total
 
-    size(root)
+    return size(root)
 
 
-def load_yaml(path: Path, *, _chain: tuple[Path, ...] = ()) -> Any:
+def load_yaml(path: Path) -> Any:
     """Parse one YAML file, following ``!include`` relative to the including file."""
+    return _load(path, (path,), {})[0]
+
+
+def _load(
+    path: Path, chain: tuple[Path, ...], included: dict[Path, tuple[Any, int]]
+) -> tuple[Any, int]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -168,13 +199,13 @@ def load_yaml(path: Path, *, _chain: tuple[Path, ...] = ()) -> Any:
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    loader = _Loader(text, path, (*_chain, path))
+    loader = _Loader(text, path, chain, included)
     try:
         node = loader.get_single_node()
         if node is None:
-            return None
-        _check_expansion(node, path)
-        return loader.construct_document(node)
+            return None, 1
+        size = _expanded_size(node, loader)
+        return loader.construct_document(node), size
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
