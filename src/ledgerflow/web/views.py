@@ -65,7 +65,7 @@ def runs(request: Request) -> Response:
     if _fragment(request):
         return _pages(request).render(request, "_runs_rows.html", **context)
     per_day = api.runs_per_day(_book(request), days=DAYS)
-    chart = charts.stacked_days(per_day, ("done", "running", "interrupted", "failed"))
+    chart = charts.stacked_days(per_day, api.RUN_STATUSES)
     return _pages(request).render(request, "runs.html", chart=chart, days=DAYS, **context)
 
 
