@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ledgerflow.db.database import Database, RoutingSession
+    from ledgerflow.db.database import Database
     from ledgerflow.db.helpers import (
         Helpers,
         Page,
@@ -21,16 +21,18 @@ if TYPE_CHECKING:
         update,
         upsert,
     )
-    from ledgerflow.db.model import NAMING_CONVENTION, Model, snake_case
+    from ledgerflow.db.model import Model, snake_case
+    from ledgerflow.db.naming import NAMING_CONVENTION
+    from ledgerflow.db.session import RoutingSession
 
 #: public name -> the module that defines it
 _HOMES: dict[str, str] = {
-    "NAMING_CONVENTION": "ledgerflow.db.model",
+    "NAMING_CONVENTION": "ledgerflow.db.naming",
     "Database": "ledgerflow.db.database",
     "Helpers": "ledgerflow.db.helpers",
     "Model": "ledgerflow.db.model",
     "Page": "ledgerflow.db.helpers",
-    "RoutingSession": "ledgerflow.db.database",
+    "RoutingSession": "ledgerflow.db.session",
     "bulk_insert": "ledgerflow.db.helpers",
     "find": "ledgerflow.db.helpers",
     "get_or_create": "ledgerflow.db.helpers",

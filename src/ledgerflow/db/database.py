@@ -1,48 +1,23 @@
-"""One project's databases: an engine per bind, and sessions that reach every bind."""
+"""One project's databases: an engine per bind, and sessions that reach every bind.
+
+The ORM is imported when the first session is made: a run records through the engines.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, Table, text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, sessionmaker
 
-from ledgerflow.config.settings import DatabaseConfig, Settings
+from ledgerflow.config.settings import DEFAULT_BIND, DatabaseConfig, Settings
 from ledgerflow.db.engines import Role, connection_error, create_bind_engine
-from ledgerflow.db.model import DEFAULT_BIND, bind_of
 from ledgerflow.errors import ConfigError
 
-
-class RoutingSession(Session):
-    """A session that sends each table to the database its model names."""
-
-    def __init__(self, database: Database, **kwargs: Any) -> None:
-        self._database = database
-        super().__init__(**kwargs)
-
-    def get_bind(self, mapper: Any = None, clause: Any = None, **kwargs: Any) -> Engine:  # type: ignore[override]
-        if mapper is not None:
-            table = getattr(mapper, "local_table", None)
-            if table is None:
-                table = getattr(getattr(mapper, "mapper", None), "local_table", None)
-            if table is not None:
-                return self._database.engine(bind_of(table))
-        if clause is not None:
-            for table in _tables_of(clause):
-                return self._database.engine(bind_of(table))
-        return self._database.engine(DEFAULT_BIND)
-
-
-def _tables_of(clause: Any) -> Iterator[Table]:
-    table = getattr(clause, "table", None)
-    if isinstance(table, Table):
-        yield table
-    for from_ in getattr(clause, "get_final_froms", list)():
-        if isinstance(from_, Table):
-            yield from_
+if TYPE_CHECKING:
+    from ledgerflow.db.session import RoutingSession
 
 
 class Database:
@@ -56,7 +31,7 @@ class Database:
         self.role = role
         self.read_only = read_only
         self._engines: dict[str, Engine] = {}
-        self._sessionmaker = sessionmaker(class_=RoutingSession, database=self)
+        self._sessionmaker: Any = None
 
     def config(self, bind: str = DEFAULT_BIND) -> DatabaseConfig:
         try:
@@ -85,7 +60,14 @@ class Database:
             raise connection_error(self.config(bind), self.role, exc) from None
 
     def session(self, **kwargs: Any) -> RoutingSession:
-        return self._sessionmaker(**kwargs)  # type: ignore[return-value]
+        if self._sessionmaker is None:
+            from sqlalchemy.orm import sessionmaker
+
+            from ledgerflow.db.session import RoutingSession
+
+            self._sessionmaker = sessionmaker(class_=RoutingSession, database=self)
+        session: RoutingSession = self._sessionmaker(**kwargs)
+        return session
 
     @contextmanager
     def transaction(self) -> Iterator[RoutingSession]:

@@ -16,17 +16,10 @@ from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase, declared_attr
 
 from ledgerflow.config.settings import DEFAULT_BIND
+from ledgerflow.db.naming import NAMING_CONVENTION
+from ledgerflow.db.naming import bind_of as bind_of  # where tests and plugins found it
 from ledgerflow.errors import ModelError
 from ledgerflow.hashing import combine, fingerprint, hash_value
-
-#: Constraint names that are stable across dialects, so SQLite batch migrations can find them.
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
@@ -34,11 +27,6 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 def snake_case(name: str) -> str:
     """``ComputationResult`` -> ``computation_result``, ``HTTPServer`` -> ``http_server``."""
     return _CAMEL.sub("_", name).lower()
-
-
-def bind_of(table: Any) -> str:
-    """The bind (database name in ``ledgerflow.yml``) a table lives in."""
-    return str(table.info.get("bind_key", DEFAULT_BIND))
 
 
 class _TableRegistry:

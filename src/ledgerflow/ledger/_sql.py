@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import DateTime, Float, Table
 from sqlalchemy.engine import Dialect
 
-from ledgerflow.ledger import schema
+from ledgerflow.ledger import tables
 
 Processor = Callable[[Any], Any]
 _UTC = UTC
@@ -180,7 +180,7 @@ class Statements:
         return Statement(sql, self._processors(table, [*columns, key]))
 
 
-T = schema.LedgerBase.metadata.tables
+T = tables.metadata.tables
 
 TASK_DEF = ("hash", "name", "namespace", "version", "module", "source", "helpers", "created_at")
 VALUE = (

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select, update
 
 from ledgerflow.db.times import utcnow
-from ledgerflow.ledger.schema import Run, TaskRun
 from ledgerflow.ledger.status import INTERRUPTED, RUNNING, UNFINISHED
+from ledgerflow.ledger.tables import run as runs
+from ledgerflow.ledger.tables import task_run as task_runs
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -53,8 +54,8 @@ class Heartbeat:
 
     def beat(self) -> None:
         stmt = (
-            update(Run)
-            .where(Run.id == self.run_id, Run.status == RUNNING)
+            update(runs)
+            .where(runs.c.id == self.run_id, runs.c.status == RUNNING)
             .values(heartbeat_at=utcnow())
         )
         with self.engine.begin() as conn:
@@ -106,9 +107,8 @@ def reap_stale_runs(
     cutoff = now - timedelta(seconds=STALE_AFTER if stale_after is None else stale_after)
     with engine.connect() as conn:
         rows = conn.execute(
-            select(Run.id, Run.heartbeat_at, Run.started_at, Run.host, Run.pid).where(
-                Run.status == RUNNING
-            )
+            select(runs.c.id, runs.c.heartbeat_at, runs.c.started_at, runs.c.host, runs.c.pid)
+            .where(runs.c.status == RUNNING)
         ).all()
     dead = []
     for run_id, heartbeat_at, started_at, host, pid in rows:
@@ -121,13 +121,13 @@ def reap_stale_runs(
         return []
     with (writer or engine).begin() as conn:
         conn.execute(
-            update(TaskRun)
-            .where(TaskRun.run_id.in_(dead), TaskRun.status.in_(sorted(UNFINISHED)))
+            update(task_runs)
+            .where(task_runs.c.run_id.in_(dead), task_runs.c.status.in_(sorted(UNFINISHED)))
             .values(status=INTERRUPTED, ended_at=now)
         )
         conn.execute(
-            update(Run)
-            .where(Run.id.in_(dead), Run.status == RUNNING)
+            update(runs)
+            .where(runs.c.id.in_(dead), runs.c.status == RUNNING)
             .values(status=INTERRUPTED, ended_at=now)
         )
     return dead

@@ -18,8 +18,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError
 
 from ledgerflow.errors import DatabaseError
-from ledgerflow.ledger import _sql
-from ledgerflow.ledger.schema import Configuration, Run, Tag
+from ledgerflow.ledger import _sql, tables
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -307,18 +306,18 @@ class Recorder:
     ) -> None:
         with self.engine.begin() as conn:
             if configuration is not None:
-                conn.execute(_insert_ignore(self.dialect, Configuration), [configuration])
-            conn.execute(insert(Run), [run])
+                conn.execute(_insert_ignore(self.dialect, tables.configuration), [configuration])
+            conn.execute(insert(tables.run), [run])
             if tags:
-                conn.execute(_insert_ignore(self.dialect, Tag), tags)
+                conn.execute(_insert_ignore(self.dialect, tables.tag), tags)
 
 
-def _insert_ignore(dialect: str, model: type) -> Any:
+def _insert_ignore(dialect: str, table: Any) -> Any:
     if dialect == "postgresql":
         from sqlalchemy.dialects import postgresql as chosen
     else:
         from sqlalchemy.dialects import sqlite as chosen  # type: ignore[no-redef]
-    return chosen.insert(model).on_conflict_do_nothing()
+    return chosen.insert(table).on_conflict_do_nothing()
 
 
 def _rollback(raw: Any, sqlite: bool) -> None:

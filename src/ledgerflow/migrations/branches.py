@@ -60,7 +60,8 @@ class Branch:
             from ledgerflow.ledger.schema import LedgerBase
 
             return list(LedgerBase.metadata.sorted_tables)
-        from ledgerflow.db.model import Model, bind_of
+        from ledgerflow.db.model import Model
+        from ledgerflow.db.naming import bind_of
 
         return [
             table

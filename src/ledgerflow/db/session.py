@@ -1,0 +1,44 @@
+"""The ORM session of a project: each table goes to the database its model names."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, Table
+from sqlalchemy.orm import Session
+
+from ledgerflow.config.settings import DEFAULT_BIND
+from ledgerflow.db.naming import bind_of
+
+if TYPE_CHECKING:
+    from ledgerflow.db.database import Database
+
+
+class RoutingSession(Session):
+    """A session that sends each table to the database its model names."""
+
+    def __init__(self, database: Database, **kwargs: Any) -> None:
+        self._database = database
+        super().__init__(**kwargs)
+
+    def get_bind(self, mapper: Any = None, clause: Any = None, **kwargs: Any) -> Engine:  # type: ignore[override]
+        if mapper is not None:
+            table = getattr(mapper, "local_table", None)
+            if table is None:
+                table = getattr(getattr(mapper, "mapper", None), "local_table", None)
+            if table is not None:
+                return self._database.engine(bind_of(table))
+        if clause is not None:
+            for table in _tables_of(clause):
+                return self._database.engine(bind_of(table))
+        return self._database.engine(DEFAULT_BIND)
+
+
+def _tables_of(clause: Any) -> Iterator[Table]:
+    table = getattr(clause, "table", None)
+    if isinstance(table, Table):
+        yield table
+    for from_ in getattr(clause, "get_final_froms", list)():
+        if isinstance(from_, Table):
+            yield from_
