@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, Table
 from sqlalchemy.orm import Session
@@ -11,14 +11,17 @@ from sqlalchemy.orm import Session
 from ledgerflow.config.settings import DEFAULT_BIND
 from ledgerflow.db.naming import bind_of
 
-if TYPE_CHECKING:
-    from ledgerflow.db.database import Database
+
+class Engines(Protocol):
+    """What the session needs of :class:`~ledgerflow.db.database.Database`: an engine per bind."""
+
+    def engine(self, bind: str = DEFAULT_BIND) -> Engine: ...
 
 
 class RoutingSession(Session):
     """A session that sends each table to the database its model names."""
 
-    def __init__(self, database: Database, **kwargs: Any) -> None:
+    def __init__(self, database: Engines, **kwargs: Any) -> None:
         self._database = database
         super().__init__(**kwargs)
 

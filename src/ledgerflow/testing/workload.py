@@ -230,7 +230,7 @@ class LedgerWriter:
                 for model in _ORDER:
                     rows = self.rows[model]
                     if rows:
-                        counts[model.__tablename__] = bulk_insert(session, model, rows)
+                        counts[model.__table__.name] = bulk_insert(session, model, rows)
         finally:
             if database is not settings:
                 database.dispose()
@@ -354,7 +354,7 @@ def _analyze(settings: Settings | Database) -> None:
         if engine.dialect.name == "postgresql":
             with engine.connect() as conn:
                 for table in _ORDER:
-                    conn.exec_driver_sql(f"ANALYZE {table.__tablename__}")  # type: ignore[attr-defined]
+                    conn.exec_driver_sql(f"ANALYZE {table.__table__.name}")
                 conn.commit()
     finally:
         if database is not settings:
