@@ -133,8 +133,9 @@ def page(browser: Any, site: Site) -> Iterator[Any]:
     console errors collected."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     tab = context.new_page()
-    tab.errors = []
+    tab.errors = []  # uncaught script errors and console errors (a CSP violation is one)
     tab.on("pageerror", lambda exc: tab.errors.append(str(exc)))
+    tab.on("console", lambda message: tab.errors.append(message.text) if message.type == "error" else None)
     tab.goto(f"{site.url}/runs?token={TOKEN}")
     assert tab.url == f"{site.url}/runs"
     yield tab

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
+from ledgerflow.db.chunks import chunks
 from ledgerflow.db.times import utc
 from ledgerflow.errors import UsageError
 from ledgerflow.ledger.schema import Argument, FileRow, LogRecord, Run, TaskRun, ValueEdge
@@ -188,14 +189,14 @@ class TaskRunFiles:
 
 
 def _files_in(session: Session, values: list[str]) -> list[tuple[str, str]]:
+    """Files among ``values`` and among the items of those that are lists or dicts."""
     if not values:
         return []
-    held = select(ValueEdge.child_hash).where(ValueEdge.parent_hash.in_(values))
-    rows = session.execute(
-        select(FileRow.hash, FileRow.path).where(or_(FileRow.hash.in_(values), FileRow.hash.in_(held)))
-        .order_by(FileRow.path).limit(MAX_FILES)
-    ).all()
-    return [(h, p) for h, p in rows]
+    held = list(session.scalars(select(ValueEdge.child_hash).where(ValueEdge.parent_hash.in_(values))))
+    found: dict[str, str] = {}
+    for chunk in chunks([*values, *held]):
+        found.update((h, p) for h, p in session.execute(select(FileRow.hash, FileRow.path).where(FileRow.hash.in_(chunk))).all())
+    return sorted(found.items(), key=lambda item: item[1])[:MAX_FILES]
 
 
 def task_run_files(session: Session, task_run_id: str) -> TaskRunFiles:

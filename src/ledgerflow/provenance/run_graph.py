@@ -118,29 +118,27 @@ def _rows(session: Session, run_id: str) -> list[Any]:
 def _grouped(session: Session, run_id: str, total: int) -> RunGraph:
     """The graph of a large run by task, counted in SQL (no task run is loaded)."""
     counts: dict[str, Counter[str]] = {}
-    for task, status, n in session.execute(
-        select(TaskRun.task_name, TaskRun.status, func.count())
-        .where(TaskRun.run_id == run_id).group_by(TaskRun.task_name, TaskRun.status)
+    per_parent: Counter[tuple[str, str]] = Counter()
+    for parent_id, task, status, n in session.execute(  # one pass: counts and who called whom
+        select(TaskRun.parent_id, TaskRun.task_name, TaskRun.status, func.count())
+        .where(TaskRun.run_id == run_id).group_by(TaskRun.parent_id, TaskRun.task_name, TaskRun.status)
     ):
-        counts.setdefault(task, Counter())[status] = int(n)
+        counts.setdefault(task, Counter())[status] += int(n)
+        if parent_id is not None:
+            per_parent[(parent_id, task)] += int(n)
     nodes = [GraphNode(f"group:{task}", "group", f"{short_name(task)} ×{sum(c.values())}", task,
                        group_status(c), sum(c.values()), {s: c[s] for s in TASK_RUN_STATUSES if c.get(s)})
              for task, c in counts.items()]
-    child, parent = aliased(TaskRun), aliased(TaskRun)
-    per_parent = session.execute(
-        select(TaskRun.parent_id, TaskRun.task_name, func.count())
-        .where(TaskRun.run_id == run_id, TaskRun.parent_id.is_not(None))
-        .group_by(TaskRun.parent_id, TaskRun.task_name)
-    ).all()
     parent_task: dict[str, str] = {}
-    for chunk in chunks({row[0] for row in per_parent}):
+    for chunk in chunks({parent_id for parent_id, _ in per_parent}):
         rows = session.execute(select(TaskRun.id, TaskRun.task_name).where(TaskRun.id.in_(chunk))).all()
         parent_task.update((row[0], row[1]) for row in rows)
     called: Counter[tuple[str, str]] = Counter()
-    for parent_id, task, n in per_parent:
+    for (parent_id, task), n in per_parent.items():
         if parent_id in parent_task and parent_task[parent_id] != task:
-            called[(parent_task[parent_id], task)] += int(n)
+            called[(parent_task[parent_id], task)] += n
     edges = [GraphEdge(f"group:{a}", f"group:{b}", "call", n) for (a, b), n in called.items()]
+    child, parent = aliased(TaskRun), aliased(TaskRun)
     passed: Counter[tuple[str, str]] = Counter()
     for holder in (False, True):  # the value itself, or a list/dict holding it
         stmt = select(parent.task_name, child.task_name, func.count()).join(

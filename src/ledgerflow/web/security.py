@@ -23,9 +23,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 COOKIE = "ledgerflow_token"
 HEADER = "x-ledgerflow-token"
 
-#: No inline scripts or styles, nothing from other origins, no framing.
+#: No inline or foreign scripts (nor eval), nothing from other origins, no framing. Inline
+#: styles are allowed: the graph library sets them on the elements it draws.
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
