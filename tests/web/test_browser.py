@@ -174,7 +174,7 @@ def test_runs_table_and_its_filters(page: Any, site: Site) -> None:
     page.goto(f"{site.url}/runs")
     page.locator("input[name=status][value=failed]").check()
     page.locator("#run-filters button[type=submit]").click()
-    page.wait_for_url("**/runs?status=failed**")
+    page.wait_for_url(f"{site.url}/runs?status=failed")  # empty filters stay out of the address
     _wait(page, "() => document.querySelectorAll('tr.run-row').length === 2")
     statuses = page.eval_on_selector_all("tr.run-row", "rows => rows.map(r => r.dataset.status)")
     assert statuses == ["failed", "failed"]

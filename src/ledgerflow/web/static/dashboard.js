@@ -145,6 +145,12 @@
     }).catch(function (err) { container.textContent = "graph unavailable: " + err.message; });
   }
 
+  /* Filters left empty stay out of the address (so /runs?status=failed, not ...&task=&tag=). */
+  document.addEventListener("htmx:configRequest", function (evt) {
+    var params = evt.detail.parameters;
+    Object.keys(params).forEach(function (key) { if (params[key] === "") { delete params[key]; } });
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     /* cytoscape-dagre registers its layout with window.cytoscape when it loads */
     var run = document.getElementById("run-graph");
