@@ -405,7 +405,22 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.values.inline_max_bytes == 1_048_576
     assert settings.values.store == tmp_path / ".ledgerflow" / "values"
     assert settings.cache.file_hash == "content"
+    assert settings.logs.max_bytes == 1_048_576 and settings.logs.echo is True
     assert settings.auto_migrate is False
+
+
+def test_logs_section(tmp_path: Path) -> None:
+    path = config(tmp_path, SQLITE_DEFAULT + "logs: {max_bytes: 5000, echo: false}\n")
+    settings = load_settings(path, environ={})
+    assert (settings.logs.max_bytes, settings.logs.echo) == (5000, False)
+    assert settings.redacted["logs"] == {"max_bytes": 5000, "echo": False}
+    for bad, expected in (
+        ("{max_bytes: -1}", "logs.max_bytes"),
+        ("{echo: maybe}", "logs.echo"),
+        ("{max_byte: 10}", "did you mean 'max_bytes'"),
+    ):
+        path = config(tmp_path, SQLITE_DEFAULT + f"logs: {bad}\n")
+        assert expected in load_error(path)
 
 
 def test_settings_from_mapping_relative_to_cwd(
