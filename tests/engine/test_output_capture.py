@@ -210,3 +210,32 @@ def test_show_prints_the_kept_lines_and_the_terminal_still_sees_them(
         "STDOUT  counted 3 rows",
         "WARNING 3 rows look odd",
     ]
+
+
+def test_a_redrawn_progress_line_keeps_its_last_state_and_stays_small() -> None:
+    from ledgerflow.engine.output import TaskOutput
+
+    entries: list = []
+    output = TaskOutput(entries, max_bytes=10_000)
+    for i in range(100_000):  # like a progress bar: "\r" and no line end, 1 MB in all
+        output.write("stderr", f"\r{i:>6}/100000")
+    output.write("stderr", "\n")
+    output.write("stdout", "abc\r")
+    output.finish()
+    assert [(e[1], e[3]) for e in entries] == [("STDERR", " 99999/100000"), ("STDOUT", "abc")]
+
+
+def test_a_long_line_written_in_pieces_is_cut_at_the_limit() -> None:
+    from ledgerflow.engine.output import TaskOutput
+
+    entries: list = []
+    output = TaskOutput(entries, max_bytes=1000)
+    for _ in range(100_000):
+        output.write("stdout", "xy")
+    output.write("stdout", "\nlast\n")
+    output.finish()
+    kept, marker = entries
+    assert kept[3] == "xy" * 500
+    assert marker[3].startswith("output over this task run's limit of 1,000 bytes")
+    # the rest of the long line and "last": 199,000 - 1,000 + 4 characters
+    assert "2 line(s), 199,004 bytes" in marker[3]

@@ -24,14 +24,13 @@ LogEntry = tuple[float, str, str | None, str]
 STREAM_LEVELS = {"stdout": "STDOUT", "stderr": "STDERR"}
 #: Set on records already kept by ``context.logger``, so the handler does not keep them twice.
 RECORDED = "ledgerflow_recorded"
-DEFAULT_MAX_BYTES = 1_048_576
 
 
 class TaskOutput:
     """The log of one task run: ``context.logger`` records, printed lines, logging records."""
 
-    __slots__ = ("_pending", "dropped_bytes", "dropped_lines", "echo", "entries", "max_bytes",
-                 "used")  # fmt: skip
+    __slots__ = ("_pending", "_pending_size", "dropped_bytes", "dropped_lines", "echo",
+                 "entries", "max_bytes", "used")  # fmt: skip
 
     def __init__(self, entries: list[LogEntry], max_bytes: int, echo: bool = True) -> None:
         self.entries = entries
@@ -40,7 +39,8 @@ class TaskOutput:
         self.used = 0
         self.dropped_lines = 0
         self.dropped_bytes = 0
-        self._pending: dict[str, str] = {}
+        self._pending: dict[str, list[str]] = {}
+        self._pending_size: dict[str, int] = {}
 
     def add(self, level: str, logger: str | None, message: str) -> None:
         """Keep one line of the log, or count it as dropped once the limit is reached."""
@@ -65,22 +65,28 @@ class TaskOutput:
             self.dropped_lines += ends
             self.dropped_bytes += len(text.encode("utf-8", "replace")) - ends
             return
-        buffered = self._pending.get(stream, "") + text
-        *lines, rest = buffered.split("\n")
-        level = STREAM_LEVELS[stream]
+        pending = self._pending.setdefault(stream, [])
+        if "\n" not in text and "\r" not in text:  # a piece of a line: no copying
+            pending.append(text)
+            self._pending_size[stream] = size = self._pending_size.get(stream, 0) + len(text)
+            if size > self.max_bytes:  # a huge line with no end
+                self.add(STREAM_LEVELS[stream], None, "".join(pending))
+                pending.clear()
+                self._pending_size[stream] = 0
+            return
+        *lines, rest = ("".join(pending) + text).split("\n")
         for line in lines:
-            self.add(level, None, _last_redraw(line))
-        if len(rest) > self.max_bytes:  # a huge line with no end: keep what fits now
-            self.add(level, None, rest)
-            rest = ""
-        self._pending[stream] = rest
+            self.add(STREAM_LEVELS[stream], None, _last_redraw(line))
+        rest = _last_redraw(rest, keep_end=True)
+        pending[:] = [rest] if rest else []
+        self._pending_size[stream] = len(rest)
 
     def finish(self) -> None:
         """Keep unfinished lines, and say what the limit dropped."""
-        pending, self._pending = self._pending, {}
-        for stream, rest in pending.items():
-            if rest:
-                self.add(STREAM_LEVELS[stream], None, _last_redraw(rest))
+        pending, self._pending, self._pending_size = self._pending, {}, {}
+        for stream, pieces in pending.items():
+            if pieces:
+                self.add(STREAM_LEVELS[stream], None, _last_redraw("".join(pieces)))
         if self.dropped_lines or self.dropped_bytes:
             self.entries.append((
                 time.time(), "WARNING", "ledgerflow",
@@ -91,10 +97,13 @@ class TaskOutput:
             self.dropped_lines = self.dropped_bytes = 0
 
 
-def _last_redraw(line: str) -> str:
-    """What a line shows on a terminal: the part after its last carriage return."""
-    line = line.rstrip("\r")
-    return line.rsplit("\r", 1)[-1] if "\r" in line else line
+def _last_redraw(line: str, keep_end: bool = False) -> str:
+    """What a line shows on a terminal: the part after its last carriage return (a redrawn
+    progress bar keeps its last state); ``keep_end`` keeps trailing carriage returns."""
+    body = line.rstrip("\r")
+    if "\r" in body:
+        body = body.rsplit("\r", 1)[1]
+    return body + line[len(line.rstrip("\r")) :] if keep_end else body
 
 
 def _nowhere() -> TaskOutput | None:
