@@ -32,7 +32,7 @@ def short_id(run_id: str | None) -> str:
 
 
 def format_counts(counts: dict[str, int], always: tuple[str, ...] = SUMMARY_ALWAYS) -> str:
-    """``"100 done, 0 cached, 2 failed"``: the states in a fixed order, zeros left out."""
+    """``"100 done, 0 cached, 2 failed"``: the statuses in a fixed order, zeros left out."""
     parts = [f"{counts.get(s, 0)} {s}" for s in STATES if s in always or counts.get(s)]
     parts += [f"{n} {s}" for s, n in sorted(counts.items()) if s not in STATES and n]
     return ", ".join(parts)

@@ -50,7 +50,7 @@ class RunResult:
         return self.status in ("done", "planned")
 
     def summary(self) -> str:
-        parts = ", ".join(f"{n} {state}" for state, n in self.counts.items() if n)
+        parts = ", ".join(f"{n} {status}" for status, n in self.counts.items() if n)
         run = f"run {self.run_id}" if self.run_id else "dry run"
         return f"{run} {self.status} in {self.duration:.2f}s ({parts or 'no tasks'})"
 
