@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy.exc import DBAPIError
 
+from ledgerflow.db.chunks import chunks
 from ledgerflow.errors import DatabaseError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-CHUNK = 400
+CHUNK = 400  # keys per IN list here: each statement shape is prepared once per size
 #: After this many lookups of one task in a run, its cache entries are read once and kept.
 PREFETCH_AFTER = 32
 #: A task with more cache entries than this is always looked up key by key.
@@ -92,8 +93,7 @@ class CacheReader:
         try:
             for task_hash, args in by_task.items():
                 args = self._worth_asking(cursor, task_hash, args, found)
-                for start in range(0, len(args), CHUNK):
-                    chunk = args[start : start + CHUNK]
+                for chunk in chunks(args, CHUNK):
                     cursor.execute(self._sql(len(chunk)), [task_hash, *chunk])
                     self.queries += 1
                     for row in cursor.fetchall():
@@ -157,8 +157,7 @@ class CacheReader:
             return found
         cursor = self._connection().cursor()
         try:
-            for start in range(0, len(wanted), CHUNK):
-                chunk = wanted[start : start + CHUNK]
+            for chunk in chunks(wanted, CHUNK):
                 marks = ", ".join([self._mark] * len(chunk))
                 cursor.execute(
                     "SELECT hash, format, inline, store_key, signature FROM lf_value "
