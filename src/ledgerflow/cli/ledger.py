@@ -15,7 +15,7 @@ import click
 from rich.text import Text
 
 from ledgerflow import api
-from ledgerflow.api import LOG_GROUP_AT, TASK_RUN_STATUSES
+from ledgerflow.api import LOG_GROUP_AT, RUN_STATUSES, TASK_RUN_STATUSES
 from ledgerflow.cli.output import cli_settings, console, echo, print_json, print_table, status_text
 
 _SINCE = "Started within this span (30m, 12h, 2d, 1w) or since a date/time (2026-11-01)."
@@ -59,7 +59,7 @@ def _entry(run: Any) -> str:
 
 
 @click.command(short_help="List runs: status, duration, task runs by status.")
-@click.option("--status", help="Only runs with these statuses (comma separated): running, done, failed, interrupted.")
+@click.option("--status", help=f"Only runs with these statuses (comma separated): {', '.join(RUN_STATUSES)}.")
 @click.option("--task", help="Only runs whose entry task, or one of whose task runs, has this name.")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only runs with this tag (repeatable).")
 @click.option("--since", help=_SINCE)
