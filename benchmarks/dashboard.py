@@ -10,7 +10,9 @@ against its target:
 
 * server time (in process, through Starlette's TestClient: routing, the API, templates) of
   the runs page, the 10,000-call run's page, its graph JSON and the task run with 100,000
-  log lines: p50 and p95 over ``--requests`` after one warm-up (target: p95 <= 150 ms);
+  log lines: the first request, then p50 and p95 over ``--requests`` more (target: p95 <=
+  150 ms). A finished run's graph is computed once per process, so only the first graph
+  request measures computing it;
 * the 10,000-call run's graph interactive in Chromium (``/usr/bin/chromium``): from
   navigation to the graph drawn (target <= 2 s), median of 3;
 * ``--clients`` concurrent clients for ``--seconds`` on loopback against uvicorn, cycling
@@ -85,7 +87,9 @@ def server_times(app: Any, urls: dict[str, str], requests: int) -> None:
 
     with TestClient(app) as client:
         for label, url in urls.items():
+            started = time.perf_counter()
             response = client.get(url)
+            first = (time.perf_counter() - started) * 1000
             assert response.status_code == 200, (url, response.status_code, response.text[:200])
             times = []
             for _ in range(requests):
@@ -95,8 +99,8 @@ def server_times(app: Any, urls: dict[str, str], requests: int) -> None:
                 assert response.status_code == 200
             p50, p95 = percentiles(times)
             ok = "ok" if p95 <= SERVER_TARGET_MS else "OVER TARGET"
-            print(f"  {label:<34} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({len(response.content) // 1024} kB)  "
-                  f"target p95 <= {SERVER_TARGET_MS:.0f} ms: {ok}")
+            print(f"  {label:<34} first {first:7.1f} ms  then p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  "
+                  f"({len(response.content) // 1024} kB)  target p95 <= {SERVER_TARGET_MS:.0f} ms: {ok}")
 
 
 class Server:

@@ -11,6 +11,7 @@ from urllib.parse import quote
 from starlette.testclient import TestClient
 
 from ledgerflow import Ledger
+from ledgerflow.db import Database
 from ledgerflow.testing.workload import LedgerWriter
 
 from .conftest import HOSTILE_RUN, Board
@@ -196,6 +197,16 @@ def test_live_fragment_polls_until_the_run_ends(client: TestClient, board: Board
     assert 'hx-trigger="every 2s"' in running.text and 'data-live="1"' in running.text
     live = client.get(f"/runs/{board.example.runs['running']}/live", headers={"HX-Request": "true"})
     assert live.status_code == 200 and "<html" not in live.text and 'id="run-status">running<' in live.text
+    running_graph = f"/api/runs/{board.example.runs['running']}/graph"
+    assert client.get(running_graph).json()["finished"] is False
+    database = Database(board.settings)
+    with database.engine().begin() as conn:
+        conn.exec_driver_sql("UPDATE lf_task_run SET status = 'running' WHERE id = "
+                             f"'{board.example.task_runs['running.align1']}'")
+    database.dispose()
+    statuses = sorted(node["status"] for node in client.get(running_graph).json()["nodes"])
+    assert statuses == ["running", "running"]  # a running run's graph is never served from the cache
+    assert client.get(f"/api/runs/{board.example.runs['old']}/graph").json()["finished"] is True
     done = client.get(f"/runs/{board.example.runs['old']}/live")
     assert done.status_code == 286  # htmx stops polling
     assert 'hx-trigger' not in client.get(f"/runs/{board.example.runs['old']}").text

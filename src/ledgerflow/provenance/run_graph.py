@@ -76,9 +76,11 @@ class RunGraph:
     task_runs: int
     nodes: list[GraphNode]
     edges: list[GraphEdge]
+    finished: bool = False  # the run had ended before its task runs were read: it is final
 
     def to_json(self) -> dict[str, Any]:
         return {"run": self.run_id, "grouped": self.grouped, "task_runs": self.task_runs,
+                "finished": self.finished,
                 "nodes": [n.to_json() for n in self.nodes], "edges": [e.to_json() for e in self.edges]}
 
 
@@ -115,7 +117,7 @@ def _rows(session: Session, run_id: str) -> list[Any]:
     return list(session.execute(stmt).all())
 
 
-def _grouped(session: Session, run_id: str, total: int) -> RunGraph:
+def _grouped(session: Session, run_id: str, total: int, finished: bool) -> RunGraph:
     """The graph of a large run by task, counted in SQL (no task run is loaded)."""
     counts: dict[str, Counter[str]] = {}
     per_parent: Counter[tuple[str, str]] = Counter()
@@ -156,7 +158,7 @@ def _grouped(session: Session, run_id: str, total: int) -> RunGraph:
             if a != b:
                 passed[(a, b)] += int(n)
     edges += [GraphEdge(f"group:{a}", f"group:{b}", "data", n) for (a, b), n in passed.items()]
-    return RunGraph(run_id, True, total, nodes, edges)
+    return RunGraph(run_id, True, total, nodes, edges, finished)
 
 
 def short_name(task: str) -> str:
@@ -203,10 +205,11 @@ def _data_edges(session: Session, rows: list[Any]) -> list[tuple[str, str]]:
 def run_graph(session: Session, run_id: str, *, expand: Iterable[str] = (), group_above: int = GROUP_ABOVE) -> RunGraph:
     """The graph of run ``run_id`` (a full id), grouped by task when it is large."""
     expand = list(expand)
+    finished = session.scalar(select(Run.status).where(Run.id == run_id)) not in (None, "running")
     if not expand:
         total = session.scalar(select(func.count()).where(TaskRun.run_id == run_id)) or 0
         if total > group_above:
-            return _grouped(session, run_id, int(total))
+            return _grouped(session, run_id, int(total), finished)
     rows = _rows(session, run_id)
     by_id = {row.id: row for row in rows}
     links = [(row.parent_id, row.id, "call") for row in rows if row.parent_id in by_id]
@@ -214,7 +217,7 @@ def run_graph(session: Session, run_id: str, *, expand: Iterable[str] = (), grou
     if len(rows) <= group_above:
         each = [GraphNode(row.id, "task_run", short_name(row.task_name), row.task_name, row.status)
                 for row in rows]
-        return RunGraph(run_id, False, len(rows), each, [GraphEdge(a, b, kind) for a, b, kind in links])
+        return RunGraph(run_id, False, len(rows), each, [GraphEdge(a, b, kind) for a, b, kind in links], finished)
     expanded = set(expand)
     shown: Counter[str] = Counter()
     rest: dict[str, Counter[str]] = {}
@@ -242,7 +245,7 @@ def run_graph(session: Session, run_id: str, *, expand: Iterable[str] = (), grou
         if source != target:
             grouped[(source, target, kind)] += 1
     edges = [GraphEdge(a, b, kind, n) for (a, b, kind), n in grouped.items()]
-    return RunGraph(run_id, True, len(rows), nodes, edges)
+    return RunGraph(run_id, True, len(rows), nodes, edges, finished)
 
 
 def timeline(session: Session, run_id: str, *, limit: int = TIMELINE_LIMIT, now: datetime | None = None) -> Timeline:

@@ -130,4 +130,5 @@ def create_app(settings: Settings, *, token: str | None = None, ledger: Any = No
     )
     app.state.reader = Reader(settings, ledger)
     app.state.pages = Pages()
+    app.state.graphs = views.GraphCache()
     return app

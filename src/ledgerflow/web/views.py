@@ -7,6 +7,8 @@ Handlers are plain functions (Starlette runs them in its thread pool) that call
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from starlette.requests import Request
@@ -25,6 +27,29 @@ DAYS = 30
 FAILURES = 50
 #: Log lines per page of a task run.
 LOG_PAGE = 200
+
+
+class GraphCache:
+    """The graphs of finished runs, least recently used dropped first."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, tuple[str, ...]], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, tuple[str, ...]]) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, tuple[str, ...]], data: dict[str, Any]) -> None:
+        with self._lock:
+            self._items[key] = data
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
 
 
 def _book(request: Request) -> Any:
@@ -122,8 +147,19 @@ def run_json(request: Request) -> Response:
 
 
 def run_graph_json(request: Request) -> Response:
-    expand = [t for item in request.query_params.getlist("expand") for t in item.split(",") if t]
-    return _json(api.run_graph(_book(request), request.path_params["run"], expand=expand).to_json())
+    """A run's graph. A finished run's graph never changes: it is computed once per process
+    (per set of expanded tasks) and kept in a small cache."""
+    expand = sorted({t for item in request.query_params.getlist("expand") for t in item.split(",") if t})
+    book = _book(request)
+    key = (api.run_id(book, request.path_params["run"]), tuple(expand))
+    cache: GraphCache = request.app.state.graphs
+    data = cache.get(key)
+    if data is None:
+        graph = api.run_graph(book, key[0], expand=expand)
+        data = graph.to_json()
+        if graph.finished:
+            cache.put(key, data)
+    return _json(data)
 
 
 def run_timeline_json(request: Request) -> Response:
