@@ -99,6 +99,13 @@ def runs(
     offset: int = 0,
 ) -> list[RunInfo]:
     """Runs, newest first, with their task runs counted by status (``ledgerflow runs``)."""
+    from ledgerflow.config.settings import Settings
+
+    if isinstance(source, Settings):  # without building a Ledger: no ORM to load
+        from ledgerflow.provenance.reader import list_project_runs
+
+        return list_project_runs(source, status=status, task=task, tag=tag, since=since,
+                                 until=until, limit=limit, offset=offset)
     with ledger(source) as book:
         return book.runs(status=status, task=task, tag=tag, since=since, until=until,
                          limit=limit, offset=offset)

@@ -9,25 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from ledgerflow.db.chunks import chunks
 from ledgerflow.db.times import utc
-from ledgerflow.ledger.schema import (
-    Argument,
-    CallRow,
-    FileRow,
-    LogRecord,
-    Run,
-    Tag,
-    TaskDef,
-    TaskRun,
-    Value,
-)
-from ledgerflow.provenance._graph import parameter_names
+from ledgerflow.ledger import tables as t
 from ledgerflow.provenance.records import (
     ArgumentInfo,
     CallInfo,
@@ -39,26 +27,31 @@ from ledgerflow.provenance.records import (
     ValueInfo,
 )
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
-def tags_for(session: Session, ids: Iterable[str]) -> dict[str, tuple[TagInfo, ...]]:
+    from ledgerflow.ledger.schema import FileRow, TaskRun
+
+
+def tags_for(session: Any, ids: Iterable[str]) -> dict[str, tuple[TagInfo, ...]]:
     found: dict[str, list[TagInfo]] = {}
     for chunk in chunks(ids):
-        stmt = select(Tag).where(Tag.entity_id.in_(chunk)).order_by(Tag.key, Tag.value)
-        for tag in session.scalars(stmt):
+        stmt = select(t.tag).where(t.tag.c.entity_id.in_(chunk)).order_by(t.tag.c.key, t.tag.c.value)
+        for tag in session.execute(stmt):
             found.setdefault(tag.entity_id, []).append(
                 TagInfo(tag.key, tag.value, tag.entity_id, tag.entity_kind, utc(tag.created_at))
             )
     return {key: tuple(tags) for key, tags in found.items()}
 
 
-def counts_for(session: Session, run_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+def counts_for(session: Any, run_ids: Sequence[str]) -> dict[str, dict[str, int]]:
     """Task runs by status for each run, in one grouped query."""
     found: dict[str, dict[str, int]] = {run_id: {} for run_id in run_ids}
     for chunk in chunks(run_ids):
         stmt = (
-            select(TaskRun.run_id, TaskRun.status, func.count())
-            .where(TaskRun.run_id.in_(chunk))
-            .group_by(TaskRun.run_id, TaskRun.status)
+            select(t.task_run.c.run_id, t.task_run.c.status, func.count())
+            .where(t.task_run.c.run_id.in_(chunk))
+            .group_by(t.task_run.c.run_id, t.task_run.c.status)
         )
         for run_id, status, count in session.execute(stmt):
             found[run_id][status] = count
@@ -82,7 +75,8 @@ def _entry_arguments(text: str | None) -> dict[str, Any] | None:
     return found if isinstance(found, dict) else {"(unreadable)": text}
 
 
-def runs(session: Session, rows: Sequence[Run]) -> list[RunInfo]:
+def runs(session: Any, rows: Sequence[Any]) -> list[RunInfo]:
+    """RunInfo for run rows (Core rows or ORM objects), through a session or a connection."""
     ids = [row.id for row in rows]
     counts = counts_for(session, ids)
     tags = tags_for(session, ids)
@@ -119,10 +113,10 @@ def values(session: Session, hashes: Iterable[str], *, with_tags: bool = False) 
     tags = tags_for(session, wanted) if with_tags else {}
     for chunk in chunks(wanted):
         stmt = (
-            select(Value.hash, Value.type_name, Value.format, Value.preview, Value.size,
-                   Value.created_at, FileRow.path)
-            .outerjoin(FileRow, FileRow.hash == Value.hash)
-            .where(Value.hash.in_(chunk))
+            select(t.value.c.hash, t.value.c.type_name, t.value.c.format, t.value.c.preview, t.value.c.size,
+                   t.value.c.created_at, t.file.c.path)
+            .outerjoin(t.file, t.file.c.hash == t.value.c.hash)
+            .where(t.value.c.hash.in_(chunk))
         )
         for hash_, type_name, fmt, preview, size, created_at, path in session.execute(stmt):
             found[hash_] = ValueInfo(
@@ -132,10 +126,12 @@ def values(session: Session, hashes: Iterable[str], *, with_tags: bool = False) 
 
 
 def _params(session: Session, task_hashes: Iterable[str]) -> dict[str, list[str]]:
+    from ledgerflow.provenance._graph import parameter_names  # the graph module maps the ORM
+
     found: dict[str, list[str]] = {}
     for chunk in chunks(task_hashes):
         for task_hash, source in session.execute(
-            select(TaskDef.hash, TaskDef.source).where(TaskDef.hash.in_(chunk))
+            select(t.task_def.c.hash, t.task_def.c.source).where(t.task_def.c.hash.in_(chunk))
         ):
             found[task_hash] = parameter_names(source)
     return found
@@ -149,9 +145,9 @@ def arguments(session: Session, pairs: Iterable[tuple[str, str]]) -> dict[str, t
     rows: dict[str, list[tuple[int, str | None, str]]] = {}
     for chunk in chunks(task_of):
         stmt = (
-            select(Argument.args_hash, Argument.position, Argument.key, Argument.value_hash)
-            .where(Argument.args_hash.in_(chunk))
-            .order_by(Argument.args_hash, Argument.position)
+            select(t.argument.c.args_hash, t.argument.c.position, t.argument.c.key, t.argument.c.value_hash)
+            .where(t.argument.c.args_hash.in_(chunk))
+            .order_by(t.argument.c.args_hash, t.argument.c.position)
         )
         for args_hash, position, key, value_hash in session.execute(stmt):
             rows.setdefault(args_hash, []).append((position, key, value_hash))
@@ -213,13 +209,13 @@ def logs_for(
     session: Session, *, task_run_ids: Sequence[str] = (), run_id: str | None = None
 ) -> dict[str | None, list[LogLine]]:
     """Log lines per task run id (None for the run's own lines), oldest first."""
-    stmt = select(LogRecord).order_by(LogRecord.created_at, LogRecord.id)
+    stmt = select(t.log_record).order_by(t.log_record.c.created_at, t.log_record.c.id)
     if run_id is not None:
-        stmt = stmt.where(LogRecord.run_id == run_id)
+        stmt = stmt.where(t.log_record.c.run_id == run_id)
     else:
-        stmt = stmt.where(LogRecord.task_run_id.in_(list(task_run_ids)))
+        stmt = stmt.where(t.log_record.c.task_run_id.in_(list(task_run_ids)))
     found: dict[str | None, list[LogLine]] = {}
-    for rec in session.scalars(stmt):
+    for rec in session.execute(stmt):
         found.setdefault(rec.task_run_id, []).append(
             LogLine(rec.id, rec.run_id, rec.task_run_id, utc(rec.created_at), rec.level, rec.logger, rec.message)
         )
@@ -248,6 +244,8 @@ def calls(session: Session, rows: Sequence[Any]) -> list[CallInfo]:
 
 
 def call_rows(session: Session, hashes: Sequence[str]) -> list[Any]:
+    from ledgerflow.ledger.schema import CallRow, TaskDef  # (CallRow object, task name) pairs
+
     stmt = (
         select(CallRow, TaskDef.name)
         .join(TaskDef, TaskDef.hash == CallRow.task_hash)

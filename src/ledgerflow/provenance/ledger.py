@@ -55,10 +55,16 @@ from ledgerflow.provenance.query import (
     glob_to_like,
     parse_tags,
     parse_time,
-    runs_statement,
     tagged,
     task_condition,
     task_runs_statement,
+)
+from ledgerflow.provenance.reader import (
+    check_page,
+    list_runs,
+    open_reader,
+    read_only_failure,
+    reap_stale_runs,
 )
 from ledgerflow.provenance.records import (
     Candidate,
@@ -91,14 +97,6 @@ class TaskRunNode:
             yield from child.walk(depth + 1)
 
 
-def _limit(limit: int | None, offset: int) -> tuple[int | None, int]:
-    if limit is not None and (not isinstance(limit, int) or limit < 0):
-        raise UsageError(f"--limit must be a positive number, got {limit!r}")
-    if not isinstance(offset, int) or offset < 0:
-        raise UsageError(f"--offset must be zero or more, got {offset!r}")
-    return limit, offset
-
-
 class Ledger:
     """Read access to one project's ledger (its ``default`` database)."""
 
@@ -123,30 +121,16 @@ class Ledger:
         and marks runs whose process died ``interrupted``.
         """
         settings = config if isinstance(config, Settings) else load_settings(config)
-        if check_schema:
-            from ledgerflow.migrations import ensure_current
-
-            ensure_current(settings)
-        ledger = cls(settings, Database(settings, read_only=True))
+        ledger = cls(settings, open_reader(settings, check_schema=check_schema))
         if reap_stale:
             ledger.reaped = ledger._reap_stale_runs()
         return ledger
 
     def _reap_stale_runs(self) -> list[str]:
-        """Mark dead runs ``interrupted``, when this process may write the ledger: on a
-        read-only ledger they are left as they are, and reading goes on."""
-        from sqlalchemy.exc import DBAPIError
-
-        from ledgerflow.ledger.heartbeat import reap_stale_runs
-
+        """Mark dead runs ``interrupted`` (left as they are on a read-only ledger)."""
         if self._writer is None:
             self._writer = Database(self.settings)
-        try:
-            return reap_stale_runs(self.database.engine(), writer=self._writer.engine())
-        except (DBAPIError, DatabaseError) as exc:
-            if _read_only(exc):
-                return []
-            raise
+        return reap_stale_runs(self.database, self._writer)
 
     def close(self) -> None:
         self.database.dispose()
@@ -181,7 +165,7 @@ class Ledger:
             with self._writer.transaction() as session:
                 yield session
         except (DBAPIError, DatabaseError) as exc:
-            if not _read_only(exc):
+            if not read_only_failure(exc):
                 raise
             db = self.settings.databases["default"]
             raise DatabaseError(
@@ -205,11 +189,9 @@ class Ledger:
         offset: int = 0,
     ) -> list[RunInfo]:
         """Runs, newest first, with their task runs counted by status."""
-        limit, offset = _limit(limit, offset)
-        stmt = runs_statement(status=status, task=task, tag=tag, since=since, until=until)
         with self._session() as session:
-            rows = session.scalars(stmt.limit(limit).offset(offset)).all()
-            return _load.runs(session, rows)
+            return list_runs(session, status=status, task=task, tag=tag, since=since,
+                             until=until, limit=limit, offset=offset)
 
     def run(self, id_or_prefix: str) -> RunInfo:
         """One run by id or prefix."""
@@ -241,7 +223,7 @@ class Ledger:
         ``run``: run ids or prefixes; ``tag``: on the task run, its run or its call;
         ``file``: a glob of files the task run returned or took as arguments.
         """
-        limit, offset = _limit(limit, offset)
+        limit, offset = check_page(limit, offset)
         with self._session() as session:
             run_ids = None
             if run is not None:
@@ -267,7 +249,7 @@ class Ledger:
         at most, ``limit`` task runs on their own line at most."""
         if depth is not None and depth < 0:
             raise UsageError(f"--depth must be zero or more, got {depth!r}")
-        limit, _ = _limit(limit, 0)
+        limit, _ = check_page(limit, 0)
         info = self.run(run) if run else self.latest_run()
         if info is None:
             return None
@@ -308,7 +290,7 @@ class Ledger:
         offset: int = 0,
     ) -> list[ValueInfo]:
         """Values, newest first: by type name (glob), produced in a run or by a task, tag."""
-        limit, offset = _limit(limit, offset)
+        limit, offset = check_page(limit, offset)
         stmt = select(Value.hash)
         if type:
             stmt = stmt.where(Value.type_name.like(glob_to_like(type), escape="\\"))
@@ -333,7 +315,7 @@ class Ledger:
         limit: int | None = 50, offset: int = 0,
     ) -> list[FileInfo]:
         """Files whose path matches a glob (relative paths match anywhere), newest first."""
-        limit, offset = _limit(limit, offset)
+        limit, offset = check_page(limit, offset)
         stmt = select(FileRow)
         if pattern:
             stmt = stmt.where(file_condition(pattern, self.root))
@@ -481,14 +463,6 @@ class Ledger:
     def tags(self, entity_id: str) -> list[TagInfo]:
         with self._session() as session:
             return list(_load.tags_for(session, [entity_id]).get(entity_id, ()))
-
-
-def _read_only(exc: BaseException) -> bool:
-    """Whether a failed write failed because the ledger may only be read."""
-    text = str(getattr(exc, "orig", None) or exc).lower()
-    return any(word in text for word in (
-        "readonly database", "read-only", "unable to open database file", "permission denied",
-    ))
 
 
 def _deprecated(old: str, new: str) -> None:

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from ledgerflow.db.chunks import chunks
-from ledgerflow.ledger.schema import TaskRun
+from ledgerflow.ledger import tables as t
 from ledgerflow.provenance import _load
 from ledgerflow.provenance.records import RunInfo, TaskRunInfo
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 __all__ = ["GROUP_AT", "LogEntry", "LogGroup", "RunLog", "run_log"]
 
@@ -170,9 +172,9 @@ def _planned_size(planned: list[Any]) -> int:
 
 def _light_tree(session: Session, run_id: str) -> tuple[list[_Light], int]:
     stmt = (
-        select(TaskRun.id, TaskRun.parent_id, TaskRun.task_name, TaskRun.status)
-        .where(TaskRun.run_id == run_id)
-        .order_by(TaskRun.started_at.asc().nulls_last(), TaskRun.id)
+        select(t.task_run.c.id, t.task_run.c.parent_id, t.task_run.c.task_name, t.task_run.c.status)
+        .where(t.task_run.c.run_id == run_id)
+        .order_by(t.task_run.c.started_at.asc().nulls_last(), t.task_run.c.id)
     )
     nodes = {row[0]: _Light(*row) for row in session.execute(stmt)}
     roots: list[_Light] = []
@@ -205,6 +207,8 @@ def run_log(
     plan = _Plan(expand=expand, depth=depth, limit=limit)
     planned = plan.level(roots, 0) if depth is None or depth > 0 else []
     loaded: dict[str, TaskRunInfo] = {}
+    from ledgerflow.ledger.schema import TaskRun  # task runs are loaded as ORM objects
+
     rows_by_id: dict[str, TaskRun] = {}
     for chunk in chunks(plan.wanted):
         rows_by_id.update((r.id, r) for r in session.scalars(select(TaskRun).where(TaskRun.id.in_(chunk))))

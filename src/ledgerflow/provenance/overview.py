@@ -96,7 +96,7 @@ def runs_page(
     if after:
         moment, run_id = decode_cursor(after)
         stmt = stmt.where(or_(Run.started_at < moment, and_(Run.started_at == moment, Run.id < run_id)))
-    rows = session.scalars(stmt.limit(limit + 1)).all()
+    rows = session.execute(stmt.limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
     cursor = encode_cursor(rows[-1].started_at, rows[-1].id) if more and rows else None

@@ -1,8 +1,8 @@
 """Turning user filters (status, task, tags, file globs, time windows) into SQL.
 
 Pure helpers: they parse and validate what a user typed (from Python or the CLI) and
-return SQLAlchemy conditions or statements; :class:`~ledgerflow.provenance.ledger.Ledger`
-runs them. Every bad input is a :class:`~ledgerflow.errors.UsageError` naming the option.
+return SQLAlchemy conditions or statements on the Core tables (so listing runs needs no
+ORM); :class:`~ledgerflow.provenance.ledger.Ledger` runs them. Every bad input is a :class:`~ledgerflow.errors.UsageError` naming the option.
 """
 
 from __future__ import annotations
@@ -15,19 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, false, or_, select, union
-from sqlalchemy.orm import InstrumentedAttribute
 
 from ledgerflow.errors import UsageError
+from ledgerflow.ledger import tables as t
 from ledgerflow.ledger import tags as tag_rules
-from ledgerflow.ledger.schema import (
-    Argument,
-    CallRow,
-    FileRow,
-    Run,
-    Tag,
-    TaskRun,
-    ValueEdge,
-)
 from ledgerflow.ledger.status import RUN_STATUSES, TASK_RUN_STATUSES
 
 TimeLike = datetime | date | str
@@ -89,8 +80,8 @@ def tagged(tags: list[tuple[str, str | None]]) -> list[Select[Any]]:
     """One ``SELECT entity_id`` per tag filter (they are combined with AND)."""
     selects = []
     for key, value in tags:
-        condition = Tag.key == key if value is None else and_(Tag.key == key, Tag.value == value)
-        selects.append(select(Tag.entity_id).where(condition))
+        condition = t.tag.c.key == key if value is None else and_(t.tag.c.key == key, t.tag.c.value == value)
+        selects.append(select(t.tag.c.entity_id).where(condition))
     return selects
 
 
@@ -132,7 +123,7 @@ def file_condition(pattern: str | Path, root: Path) -> ColumnElement[bool]:
     likes = [glob_to_like(candidate) for candidate in path_candidates(text, root)]
     if not Path(text).is_absolute():
         likes.append("%/" + glob_to_like(text.removeprefix("./")))
-    return or_(*(FileRow.path.like(like, escape="\\") for like in dict.fromkeys(likes)))
+    return or_(*(t.file.c.path.like(like, escape="\\") for like in dict.fromkeys(likes)))
 
 
 def holders_of_files(pattern: str | Path, root: Path) -> Select[Any]:
@@ -140,13 +131,13 @@ def holders_of_files(pattern: str | Path, root: Path) -> Select[Any]:
 
     The matching files are a CTE, so the path scan runs once however often it is used.
     """
-    files = select(FileRow.hash.label("hash")).where(file_condition(pattern, root)).cte("matching_file")
-    holders = select(ValueEdge.parent_hash).where(ValueEdge.child_hash.in_(select(files.c.hash)))
+    files = select(t.file.c.hash.label("hash")).where(file_condition(pattern, root)).cte("matching_file")
+    holders = select(t.value_edge.c.parent_hash).where(t.value_edge.c.child_hash.in_(select(files.c.hash)))
     found = union(select(files.c.hash), holders).cte("matching_holder")
     return select(found.c[0])
 
 
-def task_condition(column: InstrumentedAttribute[str], name: str) -> ColumnElement[bool]:
+def task_condition(column: Any, name: str) -> ColumnElement[bool]:
     """A task name: exact, or the last part of a dotted / ``module:task`` name, or a glob."""
     if "*" in name or "?" in name:
         return column.like(glob_to_like(name), escape="\\")
@@ -167,20 +158,20 @@ def runs_statement(
     until: TimeLike | None = None,
 ) -> Select[Any]:
     """Runs matching the filters, newest first (callers add limit/offset)."""
-    stmt = select(Run)
+    stmt = select(t.run)
     statuses = parse_statuses(status, RUN_STATUSES)
     if statuses:
-        stmt = stmt.where(Run.status.in_(statuses))
+        stmt = stmt.where(t.run.c.status.in_(statuses))
     if task:
-        ran = select(TaskRun.run_id).where(task_condition(TaskRun.task_name, task))
-        stmt = stmt.where(or_(task_condition(Run.entry_task, task), Run.id.in_(ran)))
+        ran = select(t.task_run.c.run_id).where(task_condition(t.task_run.c.task_name, task))
+        stmt = stmt.where(or_(task_condition(t.run.c.entry_task, task), t.run.c.id.in_(ran)))
     for ids in tagged(parse_tags(tag)):
-        stmt = stmt.where(Run.id.in_(ids))
+        stmt = stmt.where(t.run.c.id.in_(ids))
     if since is not None:
-        stmt = stmt.where(Run.started_at >= parse_time(since, option="since"))
+        stmt = stmt.where(t.run.c.started_at >= parse_time(since, option="since"))
     if until is not None:
-        stmt = stmt.where(Run.started_at < parse_time(until, option="until"))
-    return stmt.order_by(Run.started_at.desc(), Run.id.desc())
+        stmt = stmt.where(t.run.c.started_at < parse_time(until, option="until"))
+    return stmt.order_by(t.run.c.started_at.desc(), t.run.c.id.desc())
 
 
 def task_runs_statement(
@@ -200,27 +191,29 @@ def task_runs_statement(
     ``file`` matches task
     runs that returned a matching file or took one as an argument (directly or in a list).
     """
+    from ledgerflow.ledger.schema import TaskRun  # task runs are read as ORM objects
+
     stmt = select(TaskRun)
     if run_ids is not None:
-        stmt = stmt.where(TaskRun.run_id.in_(run_ids) if run_ids else false())
+        stmt = stmt.where(t.task_run.c.run_id.in_(run_ids) if run_ids else false())
     if task:
-        stmt = stmt.where(task_condition(TaskRun.task_name, task))
+        stmt = stmt.where(task_condition(t.task_run.c.task_name, task))
     statuses = parse_statuses(status, TASK_RUN_STATUSES)
     if statuses:
-        stmt = stmt.where(TaskRun.status.in_(statuses))
+        stmt = stmt.where(t.task_run.c.status.in_(statuses))
     for ids in tagged(parse_tags(tag)):
-        returned = select(CallRow.hash).where(CallRow.value_hash.in_(ids))
+        returned = select(t.call.c.hash).where(t.call.c.value_hash.in_(ids))
         stmt = stmt.where(
-            or_(TaskRun.id.in_(ids), TaskRun.run_id.in_(ids), TaskRun.call_hash.in_(ids),
-                TaskRun.call_hash.in_(returned))
+            or_(t.task_run.c.id.in_(ids), t.task_run.c.run_id.in_(ids), t.task_run.c.call_hash.in_(ids),
+                t.task_run.c.call_hash.in_(returned))
         )
     if file:
         holders = holders_of_files(file, root)
-        args = select(Argument.args_hash).where(Argument.value_hash.in_(holders))
-        returned = select(CallRow.hash).where(CallRow.value_hash.in_(holders))
-        stmt = stmt.where(or_(TaskRun.call_hash.in_(returned), TaskRun.args_hash.in_(args)))
+        args = select(t.argument.c.args_hash).where(t.argument.c.value_hash.in_(holders))
+        returned = select(t.call.c.hash).where(t.call.c.value_hash.in_(holders))
+        stmt = stmt.where(or_(t.task_run.c.call_hash.in_(returned), t.task_run.c.args_hash.in_(args)))
     if since is not None:
-        stmt = stmt.where(TaskRun.started_at >= parse_time(since, option="since"))
+        stmt = stmt.where(t.task_run.c.started_at >= parse_time(since, option="since"))
     if until is not None:
-        stmt = stmt.where(TaskRun.started_at < parse_time(until, option="until"))
-    return stmt.order_by(TaskRun.started_at.desc().nulls_last(), TaskRun.id.desc())
+        stmt = stmt.where(t.task_run.c.started_at < parse_time(until, option="until"))
+    return stmt.order_by(t.task_run.c.started_at.desc().nulls_last(), t.task_run.c.id.desc())
