@@ -231,5 +231,5 @@ def test_explain(project: Settings, unique: str, capsys: pytest.CaptureFixture[s
     assert out.splitlines()[0] == f"{unique}.flow.main: cached"
     code, out, _ = cli(["explain", f"{unique}.flow:main", "--n", "5", "--json"], capsys)
     data = json.loads(out)
-    assert data["status"] == "miss" and data["task"] == f"{unique}.flow.main"
+    assert data["status"] == "run" and data["task"] == f"{unique}.flow.main"
     assert any("'n'" in reason and "2 -> 5" in reason for reason in data["reasons"])

@@ -56,12 +56,12 @@ def _explain_node(conn: Connection, node: PlanNode) -> Explanation:
         run = f" of run {node.hit_run}" if node.hit_run else ""
         return Explanation(name, "cached", [f"the result{run} is in the cache and still valid"])
     if not node.task.cache:
-        return Explanation(name, "miss", ["caching is off for this task (cache=False)"])
+        return Explanation(name, "run", ["caching is off for this task (cache=False)"])
     if node.reason and node.reason.startswith("needs "):
-        return Explanation(name, "miss", [f"an argument {node.reason}"])
+        return Explanation(name, "run", [f"an argument {node.reason}"])
     if node.reason and node.reason != "no cached result":
-        return Explanation(name, "miss", [node.reason])
-    return Explanation(name, "miss", _history_reasons(conn, node))
+        return Explanation(name, "run", [node.reason])
+    return Explanation(name, "run", _history_reasons(conn, node))
 
 
 def _history_reasons(conn: Connection, node: PlanNode) -> list[str]:

@@ -60,7 +60,7 @@ class Explanation:
     """Why a call would come from the cache or run again."""
 
     task_name: str
-    status: Literal["cached", "miss"]
+    status: Literal["cached", "run"]
     reasons: list[str]
 
     def render(self) -> str:
