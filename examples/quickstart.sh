@@ -30,11 +30,7 @@ else
     step ledgerflow init "$demo"
 fi
 cd "$demo"
-step ledgerflow db upgrade                 # the ledger's own tables
-if ! ls pipeline/migrations/*.py >/dev/null 2>&1; then
-    step ledgerflow db make-migrations --plugin pipeline -m "add measurement"
-fi
-step ledgerflow db upgrade                 # the plugin's tables
+step ledgerflow db upgrade                 # the ledger's tables and the plugin's (init wrote its migration)
 step ledgerflow db check
 step ledgerflow db current
 step "$python" "$here/quickstart.py" .     # rows in and out through the helpers

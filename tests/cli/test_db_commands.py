@@ -40,15 +40,27 @@ def test_db_workflow(
     assert "] ledgerflow " in upgraded.stdout and "Done: " in upgraded.stdout
     assert "Nothing to upgrade" in ledgerflow("db", "upgrade").stdout
 
+    [first_file] = _revision_files(root)  # shipped by init: the sample model's table
+    first = first_file.name.split("_")[3]
+    assert f"-> [default] pipeline {first}  add measurement" in upgraded.stdout
+    fresh = ledgerflow("db", "check")
+    assert fresh.exit_code == 0 and "in sync" in fresh.stdout, fresh.output
+
+    models = root / "pipeline" / "models.py"
+    models.write_text(models.read_text().replace(
+        "    unit: Mapped", "    note: Mapped[str | None] = mapped_column(String(200))\n    unit: Mapped"
+    ))
+    forget(root)
     pending_models = ledgerflow("db", "check")
     assert pending_models.exit_code == 1
-    assert "create table measurement" in pending_models.stdout
+    assert "add column measurement.note" in pending_models.stdout
 
-    made = ledgerflow("db", "make-migrations", "--plugin", "pipeline", "-m", "add measurement")
+    made = ledgerflow("db", "make-migrations", "--plugin", "pipeline", "-m", "add note")
     assert made.exit_code == 0, made.output
-    [revision_file] = _revision_files(root)
+    [revision_file] = [p for p in _revision_files(root) if p != first_file]
     assert f"Wrote pipeline/migrations/{revision_file.name}" in made.stdout
-    assert "  - create table measurement" in made.stdout
+    assert "  - add column measurement.note (VARCHAR(200) NULL)" in made.stdout
+    assert "Warning" not in made.stderr
     revision = re.search(r"revision ([0-9a-f]{12}), branch pipeline", made.stdout)
     assert revision is not None
 
@@ -57,8 +69,8 @@ def test_db_workflow(
 
     applied = ledgerflow("db", "upgrade", "heads")
     assert applied.exit_code == 0
-    assert f"-> [default] pipeline {revision[1]}  add measurement" in applied.stdout
-    assert {"id", "sample", "unit", "value"} <= _columns(root, "measurement")
+    assert f"-> [default] pipeline {revision[1]}  add note" in applied.stdout
+    assert {"id", "sample", "unit", "value", "note"} <= _columns(root, "measurement")
 
     in_sync = ledgerflow("db", "check")
     assert in_sync.exit_code == 0 and "in sync" in in_sync.stdout
@@ -72,12 +84,11 @@ def test_db_workflow(
     history = json.loads(ledgerflow("db", "history", "--json").stdout)
     ours = [info for info in history if info["branch"] == "pipeline"]
     assert [(i["revision"], i["is_current"], i["down_revision"]) for i in ours] == [
-        (revision[1], True, None)
+        (revision[1], True, first), (first, False, None)
     ]
     table = ledgerflow("db", "history", "--bind", "default").stdout
-    assert revision[1] in table and "add measurement" in table
+    assert revision[1] in table and "add note" in table
 
-    models = root / "pipeline" / "models.py"
     models.write_text(models.read_text().replace("    unit: Mapped", "    unit_name: Mapped"))
     forget(root)
     renamed = ledgerflow("db", "make-migrations", "--plugin", "pipeline", "-m", "rename unit")
@@ -90,7 +101,7 @@ def test_db_workflow(
     down = ledgerflow("db", "downgrade", "pipeline@base")
     assert down.exit_code == 0, down.output
     assert re.search(r"<- \[default\] pipeline [0-9a-f]{12}  rename unit", down.stdout)
-    assert "Done: 2 migrations reverted." in down.stdout
+    assert "Done: 3 migrations reverted." in down.stdout
     assert _columns(root, "measurement") == set()
     now = json.loads(ledgerflow("db", "current", "--json").stdout)["default"]
     assert [info["branch"] for info in now] == ["ledgerflow"]
@@ -109,8 +120,6 @@ def test_make_migrations_without_renames(
     forget: Callable[[Path], None],
 ) -> None:
     root = new_project(database_entry)
-    ledgerflow("db", "upgrade")
-    ledgerflow("db", "make-migrations", "--plugin", "pipeline", "-m", "add measurement")
     ledgerflow("db", "upgrade")
     models = root / "pipeline" / "models.py"
     models.write_text(models.read_text().replace("    unit: Mapped", "    unit_name: Mapped"))

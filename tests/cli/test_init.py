@@ -25,18 +25,21 @@ def test_init_writes_config_and_sample_plugin(
     root = tmp_path / "demo"
     result = ledgerflow("init", str(root))
     assert result.exit_code == 0, result.output
+    [first] = (root / "pipeline" / "migrations").iterdir()
     assert sorted(snapshot(root)) == [
         "ledgerflow.yml",
         "pipeline/__init__.py",
+        f"pipeline/migrations/{first.name}",
         "pipeline/models.py",
     ]
-    assert list((root / "pipeline" / "migrations").iterdir()) == []
+    assert re.fullmatch(r"\d{4}_\d\d_\d\d_[0-9a-f]{12}_add_measurement\.py", first.name)
+    assert 'branch_labels = ("pipeline",)' in first.read_text()
     settings = load_settings(root / "ledgerflow.yml")
     assert settings.default.dialect == "sqlite"
     assert settings.default.path == root.resolve() / "ledgerflow.db"
     assert settings.plugins == ("pipeline",)
     assert "ledgerflow db upgrade" in result.stdout
-    assert 'make-migrations --plugin pipeline -m "add measurement"' in result.stdout
+    assert 'make-migrations --plugin pipeline -m "describe the change"' in result.stdout
     [plugin] = load_plugins(settings)
     assert plugin.package_dir == root.resolve() / "pipeline"
     assert "measurement" in Model.metadata.tables

@@ -163,9 +163,11 @@ def test_optional_unwraps_to_the_inner_type() -> None:
     assert "not a valid integer" in fails("m:optional", "--limit", "x")
 
 
-def test_file_options_become_file_values(tmp_path: Path) -> None:
+def test_file_options_become_file_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reads = tmp_path / "reads.fastq"
     reads.write_text("@r\nACGT\n+\nIIII\n")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ref.fa").write_text(">chr1\nACGT\n")
     call, _ = parse("m:files", "--reads", str(reads), "--reference", "ref.fa")
     assert isinstance(call.arguments["reads"], File)
     assert call.arguments["reads"].path == reads
@@ -263,6 +265,9 @@ def test_relative_paths_are_rebased_onto_the_project_directory(tmp_path: Path,
         assert result.exit_code == 0, result.output
         return obj["call"].arguments  # type: ignore[no-any-return]
 
+    for inputs in (root / "sub", root, tmp_path / "elsewhere"):
+        inputs.mkdir(exist_ok=True)
+        (inputs / "a.fq").write_text("@r\nACGT\n+\nIIII\n")
     monkeypatch.chdir(root / "sub")
     assert arguments("m:files", "--reads", "a.fq")["reads"] == File("sub/a.fq")
     monkeypatch.chdir(root)

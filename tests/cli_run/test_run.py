@@ -123,7 +123,9 @@ def test_json_summary(project: Settings, unique: str, capsys: pytest.CaptureFixt
     code, out, _ = cli(["run", f"{unique}.flow:main", "--n", "2", "--json"], capsys)
     assert code == 0
     data = json.loads(out)
-    assert set(data) == {"run_id", "status", "counts", "duration", "result", "failures"}
+    assert set(data) == {
+        "run_id", "status", "counts", "retried_attempts", "duration", "result", "failures"
+    }
     assert data["status"] == "done" and data["result"] == "[0, 1]" and data["failures"] == []
     assert data["counts"]["done"] == 3 and data["counts"]["failed"] == 0
     assert query(project, "SELECT id FROM lf_run")[0][0] == data["run_id"]

@@ -136,7 +136,10 @@ def test_data_reduction_plugin(
         with pytest.raises(sa.exc.IntegrityError), db.transaction() as session:
             session.add(computation_result(input_value=10, multiplier=2, result=0))
 
-    down = ledgerflow_process(settings, "db", "downgrade", f"{plugin}@base")
+    refused = ledgerflow_process(settings, "db", "downgrade", f"{plugin}@base")
+    assert refused.returncode == 2 and "computation_result (103 rows)" in refused.stderr
+    assert "computation_result" in tables(settings)
+    down = ledgerflow_process(settings, "db", "downgrade", f"{plugin}@base", "--yes")
     assert down.returncode == 0, down.stderr
     assert "computation_result" not in tables(settings)
     assert "lf_run" in tables(settings)  # the ledger's own branch is left alone

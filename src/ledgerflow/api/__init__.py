@@ -4,7 +4,10 @@
 - :mod:`ledgerflow.api.reading`: ``runs``, ``log``, ``show``, ``query``, ``tag``, ``dataflow``;
 - :mod:`ledgerflow.api.records`: ``export``, ``import_``, ``push``, ``pull``, ``prune``, the cache;
 - :mod:`ledgerflow.api.browsing`: what the dashboard adds (keyset pages, a run's graph and
-  timeline, log pages, why a task run ran, cache history).
+  timeline, log pages, why a task run ran, cache history);
+- :mod:`ledgerflow.api.database`: migrations (``upgrade``, ``downgrade`` and what it would
+  drop, ``make_migrations``, ``check``, ...);
+- :mod:`ledgerflow.api.checks`: what a run checks before anything is recorded.
 
 Every result has a ``to_json()`` (or is a list of such records): that is the command's
 ``--json`` and the dashboard's JSON, one documented shape (docs/provenance.md). Names are
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
         task_run_info,
         why,
     )
+    from ledgerflow.api.database import DowngradePlan, plan_downgrade
     from ledgerflow.api.reading import (
         LOG_GROUP_AT,
         RUN_STATUSES,
@@ -77,11 +81,15 @@ if TYPE_CHECKING:
         PlanEntry,
         RunObserver,
         RunResult,
+        Target,
+        attempt_counts,
         call_target,
         execute,
         explain,
+        load_target,
         mark_dead_runs,
         open_ledger,
+        preview,
         run,
     )
 
@@ -146,6 +154,12 @@ _HOMES: dict[str, str] = {
     "mark_dead_runs": "ledgerflow.api.running",
     "open_ledger": "ledgerflow.api.running",
     "run": "ledgerflow.api.running",
+    "Target": "ledgerflow.api.running",
+    "attempt_counts": "ledgerflow.api.running",
+    "load_target": "ledgerflow.api.running",
+    "preview": "ledgerflow.api.running",
+    "DowngradePlan": "ledgerflow.api.database",
+    "plan_downgrade": "ledgerflow.api.database",
 }
 
 __all__ = [
@@ -156,6 +170,7 @@ __all__ = [
     "CacheReport",
     "CallInfo",
     "Candidate",
+    "DowngradePlan",
     "Explanation",
     "Failure",
     "FileInfo",
@@ -170,8 +185,10 @@ __all__ = [
     "RunResult",
     "TagChange",
     "TagInfo",
+    "Target",
     "TaskRunInfo",
     "ValueInfo",
+    "attempt_counts",
     "cache_clear",
     "cache_list",
     "cache_per_day",
@@ -183,12 +200,15 @@ __all__ = [
     "export_prov",
     "import_",
     "ledger",
+    "load_target",
     "log",
     "log_page",
     "logs",
     "mark_dead_runs",
     "open_ledger",
     "open_reader",
+    "plan_downgrade",
+    "preview",
     "prune",
     "pull",
     "push",

@@ -1,4 +1,4 @@
-"""``ledgerflow db``: create and evolve the databases (thin wrappers over ledgerflow.migrations)."""
+"""``ledgerflow db``: create and evolve the databases (thin wrappers over ledgerflow.api.database)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ledgerflow.cli.output import cli_settings, echo, print_json, print_table
+from ledgerflow.cli.output import cli_settings, confirm, echo, print_json, print_table
 from ledgerflow.config import Settings
 
 _BIND_HELP = "Only this database of ledgerflow.yml (default: every database)."
@@ -16,9 +16,9 @@ _ONE_BIND_HELP = "Database of ledgerflow.yml to work on."
 
 
 def _migrations() -> Any:
-    from ledgerflow import migrations  # Alembic is imported only when a command runs
+    from ledgerflow.api import database  # Alembic is imported only when a command runs
 
-    return migrations
+    return database
 
 
 def _progress(settings: Settings, bind: str | None, text: str) -> None:
@@ -40,16 +40,19 @@ _ARROWS = {"up": "->", "down": "<-", "stamp": "=="}
 _DONE = {"upgrade": "applied", "downgrade": "reverted"}
 
 
-def _print_steps(steps: Iterable[Any], verb: str) -> int:
+def _print_steps(steps: Iterable[Any], verb: str, *, dry_run: bool = False) -> int:
     count = 0
     for step in steps:
         count += 1
         arrow = _ARROWS.get(step.direction, "  ")
         echo(f"  {arrow} [{step.bind}] {step.branch} {step.revision}  {step.message}".rstrip())
+    plural = "s" if count != 1 else ""
     if count == 0:
         echo(f"Nothing to {verb}: already there.", style="green")
+    elif dry_run:
+        echo(f"Dry run: {count} migration{plural} would be {_DONE[verb]}; nothing was changed.")
     else:
-        echo(f"Done: {count} migration{'s' if count != 1 else ''} {_DONE[verb]}.", style="green")
+        echo(f"Done: {count} migration{plural} {_DONE[verb]}.", style="green")
     return count
 
 
@@ -79,12 +82,33 @@ def upgrade(ctx: click.Context, revision: str, bind: str | None) -> None:
 @db.command(short_help="Revert migrations down to REVISION (e.g. BRANCH@base).")
 @click.argument("revision")
 @click.option("--bind", default="default", show_default=True, help=_ONE_BIND_HELP)
+@click.option("--yes", is_flag=True, help="Drop tables that hold rows without asking.")
+@click.option("--dry-run", is_flag=True,
+              help="Show the migrations that would be reverted and the tables (with their "
+              "rows) that would be dropped; change nothing.")
 @click.pass_context
-def downgrade(ctx: click.Context, revision: str, bind: str) -> None:
-    """Revert migrations down to REVISION: a revision id, -1, or PLUGIN@base."""
+def downgrade(ctx: click.Context, revision: str, bind: str, yes: bool, dry_run: bool) -> None:
+    """Revert migrations down to REVISION: a revision id, -1, or PLUGIN@base.
+
+    When the downgrade would drop tables that hold rows, it asks first on a terminal and
+    needs --yes elsewhere; --dry-run shows what would go, with row counts.
+    """
     settings = cli_settings(ctx)
+    database = _migrations()
+    plan = database.plan_downgrade(settings, revision, bind=bind)
+    if dry_run:
+        _print_steps(plan.steps, "downgrade", dry_run=True)
+        for table in plan.dropped:
+            echo(f"  would drop table {table.table} ({table.rows} row{'s' if table.rows != 1 else ''})",
+                 style="red" if table.rows else None)
+        return
+    if plan.loses_rows:
+        full = [t for t in plan.dropped if t.rows]
+        listed = ", ".join(f"{t.table} ({t.rows} rows)" for t in full)
+        confirm(f"drop {len(full)} table{'s' if len(full) != 1 else ''} holding rows in "
+                f"database '{bind}': {listed}", yes=yes)
     _progress(settings, bind, f"Downgrading {{where}} to {revision} ...")
-    _print_steps(_migrations().downgrade(settings, revision, bind=bind), "downgrade")
+    _print_steps(database.downgrade(settings, revision, bind=bind), "downgrade")
 
 
 @db.command("make-migrations", short_help="Write a plugin's migration from its models.")
@@ -114,6 +138,8 @@ def make_migrations(
     for rename in new.renames:
         what = rename.removesuffix(" (renamed, data kept)")
         echo(f"  renamed {what} (data kept)", style="cyan")
+    for warning in new.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     echo("Review it, then apply it with: ledgerflow db upgrade")
 
 
@@ -167,11 +193,19 @@ def current(ctx: click.Context, bind: str | None, as_json: bool) -> None:
 
 @db.command(short_help="Exit 1 with a diff when models and database differ.")
 @click.option("--bind", default=None, help=_BIND_HELP)
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"in_sync": bool, "differences": [...]} (the exit code is the same).')
 @click.pass_context
-def check(ctx: click.Context, bind: str | None) -> None:
+def check(ctx: click.Context, bind: str | None, as_json: bool) -> None:
     """Compare the models and migrations with the database; exit 1 when they differ."""
     settings = cli_settings(ctx)
     differences = _migrations().check(settings, bind=bind)
+    if as_json:
+        binds = [bind] if bind else sorted(settings.databases)
+        print_json({"in_sync": not differences, "binds": binds, "differences": differences})
+        if differences:
+            raise SystemExit(1)
+        return
     if not differences:
         echo(f"{_where(settings, bind)}: in sync with the models.", style="green")
         return

@@ -13,6 +13,7 @@ import traceback
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from ledgerflow._version import __version__
 from ledgerflow.errors import LedgerflowError
@@ -68,6 +69,8 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     """ledgerflow: data pipelines whose database is first-class."""
     ctx.ensure_object(dict)
+    if ctx.get_parameter_source("config_path") is ParameterSource.ENVIRONMENT:
+        config_path = None  # found again from $LEDGERFLOW_CONFIG, so errors name the variable
     ctx.obj["config_path"] = config_path
     ctx.obj["debug"] = debug
 
@@ -79,6 +82,8 @@ def main(argv: list[str] | None = None) -> Any:
     except LedgerflowError as exc:
         if debug:
             traceback.print_exc()
+            if exc.hint and "--debug" in exc.hint:
+                exc.hint = None  # the traceback is printed above
         click.echo(f"Error: {exc.render()}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:

@@ -304,9 +304,27 @@ def _task_option(
         metavar=None if is_flag or isinstance(click_type, click.Choice) else type_name.upper(),
         **extra,
     )
+    if type_name == "file":
+        convert = _existing_file(convert, flag)
     if multiple:
         convert = _each(convert, container)
     return TaskOption(param.name, option, convert, param.kind == param.POSITIONAL_ONLY)
+
+
+def _existing_file(convert: Callable[[Any], Any], flag: str) -> Callable[[Any], Any]:
+    """A ``File`` option names an input: it must be a file when the command line is read."""
+
+    def checked(text: Any) -> Any:
+        path = os.path.expanduser(str(text))
+        if not os.path.isfile(path):
+            problem = "is a directory, not a file" if os.path.isdir(path) else "does not exist"
+            raise UsageError(
+                f"{flag}: input file {text} {problem}",
+                hint="check the path (relative paths start from the current directory)",
+            )
+        return convert(text)
+
+    return checked
 
 
 def _each(convert: Callable[[Any], Any], container: Callable[[Any], Any]) -> Callable[[Any], Any]:

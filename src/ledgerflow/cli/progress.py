@@ -38,9 +38,18 @@ def format_counts(counts: dict[str, int], always: tuple[str, ...] = SUMMARY_ALWA
     return ", ".join(parts)
 
 
-def summary_line(run_id: str, status: str, duration: float, counts: dict[str, int]) -> str:
-    """``run 3fa2c1d9 done in 1.23 s: 100 done, 0 cached``."""
-    return f"run {short_id(run_id)} {status} in {duration:.2f} s: {format_counts(counts)}"
+def summary_line(
+    run_id: str, status: str, duration: float, counts: dict[str, int], retried: int = 0
+) -> str:
+    """``run 3fa2c1d9 done in 1.23 s: 100 done, 0 cached (2 failed attempts retried)``.
+
+    Counts are calls by final state; ``retried`` failed attempts that were retried are named
+    apart, so the figures add up with ``ledgerflow log`` (which lists every attempt).
+    """
+    line = f"run {short_id(run_id)} {status} in {duration:.2f} s: {format_counts(counts)}"
+    if retried:
+        line += f" ({retried} failed attempt{'s' if retried != 1 else ''} retried)"
+    return line
 
 
 def failure_block(failure: Any) -> str:

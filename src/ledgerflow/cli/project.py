@@ -12,13 +12,15 @@ from ledgerflow.project import DEFAULT_PLUGIN, init_project
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
 @click.option(
     "--plugin", default=DEFAULT_PLUGIN, show_default=True,
-    help="Dotted name of the sample plugin package to create.",
+    help="Dotted name of the sample plugin package to create (not the name of a standard "
+    "library or installed module).",
 )
 def init(directory: str, plugin: str) -> None:
     """Create a project in DIRECTORY (default: here).
 
     Writes ledgerflow.yml (a SQLite ledger, ledgerflow.db, next to it) and a plugin
-    package with models.py and an empty migrations/ folder. Never overwrites a project.
+    package with models.py and, in migrations/, the revision that creates its table.
+    Never overwrites a project.
     """
     project = init_project(directory, plugin)
     echo(f"Created project in {project.root}", style="green")

@@ -2,24 +2,23 @@
 
 TARGET is ``package.module:task`` or ``path/to/file.py:task``; the task's parameters are
 options (see :mod:`ledgerflow.cli.params`). Both commands build the lazy call and hand it
-to :mod:`ledgerflow.engine`; this module only parses and prints.
+to :mod:`ledgerflow.api`; this module only parses and prints.
 """
 
 from __future__ import annotations
 
 import shlex
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
+from ledgerflow import api
 from ledgerflow.cli.output import cli_settings, echo, print_json, print_table
 from ledgerflow.cli.params import TaskCommand
 from ledgerflow.cli.progress import RunProgress, failure_block, short_id, summary_line
-from ledgerflow.config import find_config
 from ledgerflow.config.settings import EXECUTOR_KINDS
-from ledgerflow.errors import ConfigError, RunFailedError, RunInterruptedError, UsageError
+from ledgerflow.errors import LedgerflowError, RunFailedError, RunInterruptedError, UsageError
 
 PREVIEW_CHARS = 120
 PLAN_LINES = 50
@@ -27,16 +26,11 @@ PLAN_LINES = 50
 
 def _load_task(ctx: click.Context, target: str) -> Any:
     """Import the task named by TARGET, with the project directory and cwd on sys.path."""
-    from ledgerflow.engine.loading import load_task
-
     config_path = (ctx.find_root().obj or {}).get("config_path")
-    try:
-        root: Path | None = find_config(config_path).parent
-    except ConfigError:
-        root = None
-    else:
-        ctx.meta[TaskCommand.ROOT_KEY] = root
-    return load_task(target, root=root)
+    found = api.load_target(target, config_path=config_path)
+    if found.root is not None:
+        ctx.meta[TaskCommand.ROOT_KEY] = found.root
+    return found.task
 
 
 def _parse_tags(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
@@ -61,17 +55,20 @@ def _call(ctx: click.Context) -> Any:
 
 def preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
     """A short human preview of a result, for the summary and ``--json``."""
-    from ledgerflow.values.preview import preview as value_preview
-
-    return value_preview(value, limit)
+    return api.preview(value, limit)
 
 
-def result_json(result: Any) -> dict[str, Any]:
-    """The RunResult summary printed by ``run --json``."""
+def result_json(result: Any, retried: int = 0) -> dict[str, Any]:
+    """The RunResult summary printed by ``run --json``.
+
+    ``counts`` are calls by final state; ``retried_attempts`` the failed attempts that were
+    retried (``ledgerflow log`` lists them as failed task runs).
+    """
     return {
         "run_id": result.run_id,
         "status": result.status,
         "counts": dict(result.counts),
+        "retried_attempts": retried,
         "duration": round(result.duration, 6),
         "result": None if result.value is None else preview(result.value),
         "failures": [
@@ -115,12 +112,10 @@ def run(ctx: click.Context, target: str | None, no_cache: bool, rerun: tuple[str
     Cached calls are reused; the run's id, status and counts are printed at the end.
     """
     call = _call(ctx)
-    from ledgerflow.engine import execute
-
     settings = cli_settings(ctx)
     progress = RunProgress(live=not quiet and not as_json and sys.stderr.isatty())
     try:
-        result = execute(
+        result = api.execute(
             call, settings=settings, executor=executor, workers=workers, cache=not no_cache,
             rerun=rerun, tags=tags or None, dry_run=dry_run, observer=progress,
             command_line=_command_line(ctx),
@@ -129,12 +124,25 @@ def run(ctx: click.Context, target: str | None, no_cache: bool, rerun: tuple[str
         raise _interrupted(progress.run_id) from None
     finally:
         progress.close()
-    _report(result, quiet=quiet, as_json=as_json, dry_run=dry_run)
+    _report(result, quiet=quiet, as_json=as_json, dry_run=dry_run,
+            retried=0 if dry_run else _retried_attempts(settings, result))
 
 
-def _report(result: Any, *, quiet: bool, as_json: bool, dry_run: bool) -> None:
+def _retried_attempts(settings: Any, result: Any) -> int:
+    """Attempts that failed and were retried: ``log`` shows them, the call counts do not."""
+    if not result.run_id:
+        return 0
+    try:
+        attempts = api.attempt_counts(settings, result.run_id)
+    except LedgerflowError:
+        return 0
+    return max(0, attempts.get("failed", 0) - result.counts.get("failed", 0))
+
+
+def _report(result: Any, *, quiet: bool, as_json: bool, dry_run: bool,
+            retried: int = 0) -> None:
     if as_json:
-        data = result_json(result)
+        data = result_json(result, retried)
         if dry_run:
             data["plan"] = [_plan_entry(item) for item in result.plan or ()]
         print_json(data)
@@ -146,13 +154,13 @@ def _report(result: Any, *, quiet: bool, as_json: bool, dry_run: bool) -> None:
         raise _interrupted(result.run_id)
     if result.status == "failed":
         raise RunFailedError(
-            summary_line(result.run_id, "failed", result.duration, result.counts),
+            summary_line(result.run_id, "failed", result.duration, result.counts, retried),
             hint=f"ledgerflow show {short_id(result.run_id)}",
         )
     if not quiet and not as_json and not dry_run:
         if result.value is not None:
             echo(f"result: {preview(result.value)}")
-        echo(summary_line(result.run_id, result.status, result.duration, result.counts))
+        echo(summary_line(result.run_id, result.status, result.duration, result.counts, retried))
 
 
 def _interrupted(run_id: str | None) -> RunInterruptedError:
@@ -204,9 +212,7 @@ def explain(ctx: click.Context, target: str | None, as_json: bool) -> None:
     function), which argument changed, which file changed. Nothing is written.
     """
     call = _call(ctx)
-    from ledgerflow.engine import explain as explain_call
-
-    explanation = explain_call(call, settings=cli_settings(ctx))
+    explanation = api.explain(call, settings=cli_settings(ctx))
     if as_json:
         print_json({"task": explanation.task_name, "status": explanation.status,
                     "reasons": list(explanation.reasons)})

@@ -9,8 +9,10 @@ before anything compares models with a database.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import sys
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -57,8 +59,34 @@ def _put_root_on_path(root: Path) -> None:
         sys.path.insert(0, entry)
 
 
+def foreign_module(name: str, root: Path) -> str | None:
+    """What ``name`` already is outside the project ``root``, or None.
+
+    A plugin named like a standard-library module (``json``) or an installed package would be
+    shadowed by it: the project's own folder would never be imported.
+    """
+    top = name.split(".")[0]
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+        return f"the standard library's module '{top}'"
+    try:
+        spec = importlib.machinery.PathFinder.find_spec(top)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return None
+    location = next(iter(spec.submodule_search_locations or []), None) or spec.origin or ""
+    installed = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    path = Path(location).resolve()
+    if path.is_relative_to(Path(root).resolve()):
+        return None
+    if any(path.is_relative_to(Path(base).resolve()) for base in installed):
+        return f"the installed module '{top}' at {location}"
+    return None
+
+
 def _load(name: str, settings: Settings) -> Plugin:
     module = _import(name, name, settings)
+    _check_origin(name, module, settings)
     paths = list(getattr(module, "__path__", []) or [])
     if not paths:
         raise PluginImportError(
@@ -69,6 +97,24 @@ def _load(name: str, settings: Settings) -> Plugin:
     if _has_submodule(models, name, settings):
         _import(models, name, settings)
     return Plugin(name=name, module=module, package_dir=Path(paths[0]).resolve())
+
+
+def _check_origin(name: str, module: ModuleType, settings: Settings) -> None:
+    """Refuse a plugin name that resolved to another module than the project's folder."""
+    top = name.split(".")[0]
+    own = Path(settings.root).resolve() / top
+    stdlib = top in sys.stdlib_module_names or top in sys.builtin_module_names
+    if not stdlib and not own.exists():
+        return  # an installed plugin: no folder of the project to compare with
+    paths = [Path(p).resolve() for p in getattr(module, "__path__", None) or []]
+    if not stdlib and any(p.is_relative_to(own) for p in paths):
+        return
+    where = paths[0] if paths else getattr(module, "__file__", None) or "(built in)"
+    raise PluginImportError(
+        f"plugin '{name}' listed in {_config_name(settings)} resolves to another module "
+        f"({where}), not to the project's package",
+        hint=f"rename the plugin package (e.g. '{top}_plugin') and its entry under plugins:",
+    )
 
 
 def _has_submodule(dotted: str, plugin: str, settings: Settings) -> bool:

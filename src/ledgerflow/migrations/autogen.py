@@ -16,6 +16,7 @@ revision) is not known to be the plugin's and is never dropped by autogenerate.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -157,11 +158,38 @@ def make_migrations(
             operations = describe_ops(upgrade_ops.ops, connection.dialect) + warnings
             if upgrade_ops.is_empty():
                 return NewRevision(branch.folder, "", plugin, operations, renamed, True)
+            cautions = _not_null_warnings(connection, upgrade_ops)
             upgrades, imports = _render(upgrade_ops, context)
             downgrades, more = _render(upgrade_ops.reverse(), context)
     finally:
         database.dispose()
-    return _write(scripts, branch, message, upgrades, downgrades, imports | more, operations, renamed)
+    new = _write(scripts, branch, message, upgrades, downgrades, imports | more, operations, renamed)
+    return replace(new, warnings=cautions)
+
+
+def _not_null_warnings(connection: Connection, upgrade_ops: ops.UpgradeOps) -> list[str]:
+    """A warning for each NOT NULL column without a default added to a table that has rows.
+
+    Such an upgrade fails (the existing rows have no value for it), or on SQLite's batch
+    mode copies no row; the user should give a server default or fill the column first.
+    """
+    found: list[str] = []
+    tables = set(inspect(connection).get_table_names())
+    quote = connection.dialect.identifier_preparer.quote
+    for op in _walk(upgrade_ops):
+        if not isinstance(op, ops.AddColumnOp):
+            continue
+        column = op.column
+        if column.nullable or column.server_default is not None or op.table_name not in tables:
+            continue
+        rows = connection.exec_driver_sql(f"SELECT COUNT(*) FROM {quote(op.table_name)}").scalar()
+        if rows:
+            found.append(
+                f"column {op.table_name}.{column.name} is NOT NULL without a default, and "
+                f"{op.table_name} holds {rows} row(s): the upgrade will fail on them. Give it "
+                "a server_default, or add it nullable, fill it, then make it NOT NULL"
+            )
+    return found
 
 
 def _render(container: ops.OpContainer, context: MigrationContext) -> tuple[str, set[str]]:

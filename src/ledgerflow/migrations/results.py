@@ -21,6 +21,15 @@ class Step:
 
 
 @dataclass(frozen=True)
+class DroppedTable:
+    """A table a downgrade would drop, with the rows it holds now."""
+
+    bind: str
+    table: str
+    rows: int
+
+
+@dataclass(frozen=True)
 class RevisionInfo:
     """A revision known to a database's migration scripts, or found in its version table."""
 
@@ -38,7 +47,8 @@ class NewRevision:
     """The outcome of :func:`~ledgerflow.migrations.make_migrations`.
 
     ``empty`` is true when the models and the database already agree; then no file is
-    written and ``path`` is the folder the revision would have gone to.
+    written and ``path`` is the folder the revision would have gone to. ``warnings`` name
+    operations that will fail or lose data on the rows the database holds now.
     """
 
     path: Path
@@ -47,3 +57,4 @@ class NewRevision:
     operations: list[str] = field(default_factory=list)
     renames: list[str] = field(default_factory=list)
     empty: bool = False
+    warnings: list[str] = field(default_factory=list)

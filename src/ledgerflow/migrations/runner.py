@@ -25,7 +25,7 @@ from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext, MigrationInfo
 from alembic.script.revision import ResolutionError, RevisionError
 from alembic.util import CommandError
-from sqlalchemy import Connection
+from sqlalchemy import Connection, inspect
 
 from ledgerflow.config.settings import Settings
 from ledgerflow.db.database import Database
@@ -34,7 +34,7 @@ from ledgerflow.db.model import DEFAULT_BIND
 from ledgerflow.db.plugins import load_plugins
 from ledgerflow.errors import LedgerflowError, MigrationError
 from ledgerflow.migrations.grants import grant_user_role
-from ledgerflow.migrations.results import Direction, Step
+from ledgerflow.migrations.results import Direction, DroppedTable, Step
 from ledgerflow.migrations.scripts import VERSION_TABLE, BindScripts, bind_scripts, binds_of
 
 HEADS = ("heads", "head")
@@ -74,6 +74,20 @@ def downgrade(settings: Settings, revision: str, *, bind: str = DEFAULT_BIND) ->
     """Revert revisions down to ``revision`` (an id, ``BRANCH@base``, ``BRANCH@-1``, ``base``)."""
     scripts = bind_scripts(settings, binds_of(settings, bind)[0])
     return run(settings, scripts, "down", revision)
+
+
+def rehearse_downgrade(
+    settings: Settings, revision: str, *, bind: str = DEFAULT_BIND
+) -> tuple[list[Step], list[DroppedTable]]:
+    """What :func:`downgrade` would do, changing nothing: its steps and the tables it drops.
+
+    The revisions run for real in a transaction that is rolled back; each dropped table is
+    given with the rows it holds.
+    """
+    scripts = bind_scripts(settings, binds_of(settings, bind)[0])
+    rehearsal = Rehearsal()
+    steps = run(settings, scripts, "down", revision, rehearsal=rehearsal)
+    return steps, rehearsal.dropped
 
 
 def stamp(settings: Settings, revision: str, *, bind: str = DEFAULT_BIND) -> None:
@@ -126,8 +140,42 @@ class _Progress:
         )
 
 
-def run(settings: Settings, scripts: BindScripts, direction: Direction, revision: str) -> list[Step]:
-    """Run one direction to ``revision`` on one bind in a single transaction."""
+@dataclass
+class Rehearsal:
+    """Asks :func:`run` to roll back instead of committing, and notes the tables it dropped."""
+
+    before: set[str] = field(default_factory=set)
+    dropped: list[DroppedTable] = field(default_factory=list)
+
+    def start(self, connection: Connection) -> None:
+        self.before = set(inspect(connection).get_table_names())
+
+    def finish(self, connection: Connection, bind: str) -> None:
+        gone = sorted(self.before - set(inspect(connection).get_table_names()))
+        self.dropped = [DroppedTable(bind, name, 0) for name in gone]
+
+    def count_rows(self, connection: Connection) -> None:
+        """After the rollback the dropped tables are back: count what they hold."""
+        preparer = connection.dialect.identifier_preparer
+        self.dropped = [
+            DroppedTable(t.bind, t.table, int(connection.exec_driver_sql(
+                f"SELECT COUNT(*) FROM {preparer.quote(t.table)}").scalar() or 0))
+            for t in self.dropped
+        ]  # fmt: skip
+
+
+def run(
+    settings: Settings,
+    scripts: BindScripts,
+    direction: Direction,
+    revision: str,
+    *,
+    rehearsal: Rehearsal | None = None,
+) -> list[Step]:
+    """Run one direction to ``revision`` on one bind in a single transaction.
+
+    With ``rehearsal`` the transaction is rolled back: nothing changes.
+    """
     database = Database(settings, role="admin")
     config = database.config(scripts.bind)
     progress = _Progress(scripts, direction)
@@ -146,7 +194,7 @@ def run(settings: Settings, scripts: BindScripts, direction: Direction, revision
             if sqlite:
                 _driver_sql(connection, "PRAGMA foreign_keys = OFF")
             try:
-                with connection.begin():
+                with connection.begin() as transaction:
                     if not sqlite:  # SQLite's BEGIN IMMEDIATE already serialises writers
                         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({LOCK_KEY})")
                     context = MigrationContext.configure(
@@ -161,8 +209,14 @@ def run(settings: Settings, scripts: BindScripts, direction: Direction, revision
                         },
                     )
                     before = context.get_current_heads()
+                    if rehearsal is not None:
+                        rehearsal.start(connection)
                     with Operations.context(context):
                         context.run_migrations()
+                    if rehearsal is not None:
+                        rehearsal.finish(connection, config.name)
+                        transaction.rollback()
+                        return progress.steps
                     if sqlite:
                         _check_foreign_keys(connection, config.name)
                     if direction != "stamp":
@@ -170,6 +224,8 @@ def run(settings: Settings, scripts: BindScripts, direction: Direction, revision
             finally:
                 if sqlite:
                     _driver_sql(connection, "PRAGMA foreign_keys = ON")
+                if rehearsal is not None and rehearsal.dropped:
+                    rehearsal.count_rows(connection)
     except LedgerflowError:
         raise
     except (CommandError, RevisionError) as exc:

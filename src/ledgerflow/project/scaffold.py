@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import keyword
 import re
+import secrets
 import shlex
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from ledgerflow.config.loader import CONFIG_NAMES
+from ledgerflow.db.plugins import foreign_module
 from ledgerflow.errors import ProjectExistsError, UsageError
 from ledgerflow.project import templates
 
@@ -51,10 +54,25 @@ def check_plugin_name(name: str) -> str:
     return name
 
 
+def check_plugin_free(name: str, root: Path) -> None:
+    """A :class:`UsageError` when ``name`` already resolves to a module outside ``root``.
+
+    The project would import that module, not the plugin package ``init`` writes.
+    """
+    other = foreign_module(name, root)
+    if other is not None:
+        raise UsageError(
+            f"plugin name {name!r} is already {other}: the project would import that, "
+            "not its own package",
+            hint=f"pick another name, e.g. '{name.split('.')[0]}_plugin' or 'pipeline'",
+        )
+
+
 def _planned(root: Path, plugin: str) -> dict[Path, str]:
     """Every file to write, with its content; packages along a dotted name get an __init__.
 
-    The plugin's ``migrations/`` folder is created empty besides these.
+    The plugin's ``migrations/`` folder gets the revision that creates the sample model's
+    table, so a new project is in sync after ``db upgrade``.
     """
     files: dict[Path, str] = {root / CONFIG_FILE: templates.CONFIG.format(plugin=plugin)}
     parts = plugin.split(".")
@@ -65,6 +83,12 @@ def _planned(root: Path, plugin: str) -> dict[Path, str]:
     package = root.joinpath(*parts)
     files[package / "__init__.py"] = templates.PLUGIN_INIT.format(plugin=plugin)
     files[package / "models.py"] = templates.MODELS.format(plugin=plugin)
+    now = datetime.now()
+    revision = secrets.token_hex(6)
+    name = f"{now:%Y_%m_%d}_{revision}_add_measurement.py"
+    files[package / "migrations" / name] = templates.FIRST_MIGRATION.format(
+        revision=revision, plugin=plugin, created=now.isoformat(sep=" ", timespec="seconds")
+    )
     return files
 
 
@@ -85,6 +109,7 @@ def init_project(directory: str | Path = ".", plugin: str = DEFAULT_PLUGIN) -> P
     """
     check_plugin_name(plugin)
     root = Path(directory).expanduser().resolve()
+    check_plugin_free(plugin, root)
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} exists and is not a directory")
     existing = _existing(root, plugin)
@@ -98,12 +123,10 @@ def init_project(directory: str | Path = ".", plugin: str = DEFAULT_PLUGIN) -> P
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "x", encoding="utf-8") as handle:
             handle.write(content)
-    migrations = root.joinpath(*plugin.split("."), "migrations")
-    migrations.mkdir()
     return Project(
         root=root,
         config=root / CONFIG_FILE,
         plugin=plugin,
         plugin_dir=root.joinpath(*plugin.split(".")),
-        files=(*files, migrations),
+        files=tuple(files),
     )

@@ -51,7 +51,8 @@ PLUGIN_INIT = '''\
 MODELS = '''\
 """Tables of the {plugin} plugin.
 
-After changing a model, write a migration and apply it:
+migrations/ holds the revision that creates these tables as they are written here, so
+`ledgerflow db upgrade` creates them. After changing a model, write a migration and apply it:
 
     ledgerflow db make-migrations --plugin {plugin} -m "describe the change"
     ledgerflow db upgrade
@@ -82,10 +83,50 @@ class Measurement(Model):
     __table_args__ = (UniqueConstraint("sample", "quantity"),)
 '''
 
+#: The plugin's first revision: the table of MODELS, exactly (``db check`` is in sync).
+FIRST_MIGRATION = '''\
+"""add measurement
+
+Revision ID: {revision}
+Revises:
+Create Date: {created}
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{revision}"
+down_revision = None
+branch_labels = ("{plugin}",)
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "measurement",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("sample", sa.String(length=100), nullable=False),
+        sa.Column("quantity", sa.String(length=50), nullable=False),
+        sa.Column("value", sa.Float(), nullable=False),
+        sa.Column("unit", sa.String(length=20), nullable=True),
+        sa.Column(
+            "measured_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_measurement")),
+        sa.UniqueConstraint("sample", "quantity", name=op.f("uq_measurement_sample_quantity")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("measurement")
+'''
+
 NEXT_STEPS = """\
 Next steps:
-{cd}  ledgerflow db upgrade                    # create the ledger tables
-  ledgerflow db make-migrations --plugin {plugin} -m "add measurement"
-  ledgerflow db upgrade                    # create the plugin's tables
+{cd}  ledgerflow db upgrade                    # the ledger's tables and the plugin's measurement
+  ledgerflow db check                      # models and database agree
   ledgerflow config show                   # the effective configuration
+After editing {plugin}/models.py:
+  ledgerflow db make-migrations --plugin {plugin} -m "describe the change"
+  ledgerflow db upgrade
 """
