@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ledgerflow.db.model import DEFAULT_BIND
+from ledgerflow.config.settings import DEFAULT_BIND
 
 if TYPE_CHECKING:
     from ledgerflow.config.settings import Settings

@@ -167,13 +167,20 @@ def run(
 
 def attempt_counts(settings: Settings, run_id: str) -> dict[str, int]:
     """The run's task runs (attempts, retries included) by status, as ``ledgerflow log`` counts them."""
-    from ledgerflow.provenance.ledger import Ledger
+    from sqlalchemy import text
 
-    ledger = Ledger.open(settings)
+    from ledgerflow.db import Database
+
+    database = Database(settings, read_only=True)
     try:
-        return dict(ledger.run(run_id).counts)
+        with database.engine().connect() as connection:
+            rows = connection.execute(
+                text("SELECT status, COUNT(*) FROM lf_task_run WHERE run_id = :run GROUP BY status"),
+                {"run": run_id},
+            )
+            return {str(status): int(count) for status, count in rows}
     finally:
-        ledger.close()
+        database.dispose()
 
 
 def mark_dead_runs(settings: Settings, *, stale_after: float | None = None) -> list[str]:
