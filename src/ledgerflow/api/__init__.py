@@ -92,6 +92,8 @@ if TYPE_CHECKING:
         preview,
         run,
     )
+    from ledgerflow.ledger.status import SHOWN_ORDER
+    from ledgerflow.ledger.tags import run_tags
 
 #: public name -> the submodule that defines it
 _HOMES: dict[str, str] = {
@@ -159,12 +161,15 @@ _HOMES: dict[str, str] = {
     "load_target": "ledgerflow.api.running",
     "preview": "ledgerflow.api.running",
     "DowngradePlan": "ledgerflow.api.database",
+    "SHOWN_ORDER": "ledgerflow.ledger.status",
+    "run_tags": "ledgerflow.ledger.tags",
     "plan_downgrade": "ledgerflow.api.database",
 }
 
 __all__ = [
     "LOG_GROUP_AT",
     "RUN_STATUSES",
+    "SHOWN_ORDER",
     "TASK_RUN_STATUSES",
     "CacheClearReport",
     "CacheReport",
@@ -218,6 +223,7 @@ __all__ = [
     "run_graph",
     "run_id",
     "run_info",
+    "run_tags",
     "run_timeline",
     "runs",
     "runs_page",

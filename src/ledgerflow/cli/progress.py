@@ -12,8 +12,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from ledgerflow.api import SHOWN_ORDER
 from ledgerflow.cli.output import STATUS_STYLES
-from ledgerflow.ledger.status import SHOWN_ORDER
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -34,9 +34,7 @@ def _load_task(ctx: click.Context, target: str) -> Any:
 
 
 def _parse_tags(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
-    from ledgerflow.ledger.tags import run_tags
-
-    return run_tags(list(values))
+    return api.run_tags(list(values))
 
 
 def _command_line(ctx: click.Context) -> str:
