@@ -79,10 +79,18 @@ ledgerflow export --prov out/sample4.vcf -o prov.json   # W3C PROV-JSON of one v
 ledgerflow import runs.jsonl                            # adds what is missing; twice adds nothing
 ledgerflow push team                                    # default ledger -> databases.team
 ledgerflow pull team                                    # databases.team -> default ledger
-ledgerflow prune --older-than 30d [--status failed] [--keep-cache] [--dry-run]
+ledgerflow prune --older-than 30d [--status failed] [--keep-cache] [--dry-run] [--yes]
 ledgerflow cache list [--task NAME]                     # entries, hits and misses per task
-ledgerflow cache clear [--task NAME] [--yes]
+ledgerflow cache clear [--task NAME] [--dry-run] [--yes]
 ```
+
+`prune` and `cache clear` remove records, so they ask first: on a terminal they say how
+many runs, records or cache entries would go and wait for a yes; elsewhere (a script, a
+pipe, cron) they refuse unless given `--yes`. `--dry-run` reports the same counts and
+removes nothing. `import`, `push`, `pull`, `prune` and `cache clear` refuse a ledger that a
+newer ledgerflow migrated (exit 5, as `run` does) and a SQLite ledger this user may not
+write (exit 4), before changing anything; a database that refuses to be read (say `pull`
+from a role without `SELECT`) is one line naming the database, exit 4.
 
 `prune` removes the runs started before the cutoff (never a `running` one) with their task
 runs, log records and tags, and the cache entries they produced unless `--keep-cache`. Then
