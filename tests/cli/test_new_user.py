@@ -157,7 +157,7 @@ def test_config_from_the_environment_is_named_as_such(
     monkeypatch.setenv("LEDGERFLOW_CONFIG", "/nope.yml")
     result = ledgerflow("runs")
     assert result.exit_code == 3
-    assert "LEDGERFLOW_CONFIG" in result.stderr and "from --config" not in result.stderr
+    assert "(from $LEDGERFLOW_CONFIG)" in result.stderr and "from --config" not in result.stderr
     explicit = ledgerflow("--config", "/nope.yml", "runs")
     assert "from --config" in explicit.stderr
 

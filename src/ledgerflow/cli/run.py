@@ -89,7 +89,8 @@ def result_json(result: Any, retried: int = 0) -> dict[str, Any]:
 @click.argument("target", metavar="TARGET", required=False)
 @click.option("--no-cache", is_flag=True, help="Execute every call; use no cached result.")
 @click.option("--rerun", "rerun", multiple=True, metavar="TASK_NAME",
-              help="Ignore cached results of this task (repeatable).")
+              help="Ignore cached results of this task and of the tasks that call it "
+              "(repeatable); an unknown name is an error listing the known ones.")
 @click.option("--executor", type=click.Choice(EXECUTOR_KINDS), default=None,
               help="Where tasks execute (default: the configuration's, else local).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",

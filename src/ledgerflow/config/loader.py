@@ -61,7 +61,7 @@ def find_config(
     """The config file: ``explicit``, else ``$LEDGERFLOW_CONFIG``, else walk up from ``cwd``."""
     base = Path(os.path.abspath(cwd if cwd is not None else Path.cwd()))
     env = os.environ if environ is None else environ
-    for given, origin in ((explicit, "--config"), (env.get(ENV_VAR) or None, ENV_VAR)):
+    for given, origin in ((explicit, "--config"), (env.get(ENV_VAR) or None, f"${ENV_VAR}")):
         if given is None:
             continue
         path = Path(os.path.abspath(base / Path(given).expanduser()))
