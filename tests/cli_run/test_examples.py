@@ -19,7 +19,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.fixture
-def examples(tmp_path: Path, database_entry: dict[str, Any], isolated_imports: None,
+def examples(tmp_path: Path, migrated_database_entry: dict[str, Any], isolated_imports: None,
              fresh_models: None, monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: F811
     """A migrated copy of examples/ whose default database is the test's."""
     root = tmp_path / "examples"
@@ -27,7 +27,7 @@ def examples(tmp_path: Path, database_entry: dict[str, Any], isolated_imports: N
         "ledgerflow.db*", "out", ".ledgerflow", "__pycache__", "quickstart.sh"))
     config = yaml.safe_load((root / "ledgerflow.yml").read_text())
     assert config["plugins"] == ["tuto.data_reduction"]
-    config["databases"]["default"] = database_entry
+    config["databases"]["default"] = migrated_database_entry
     (root / "ledgerflow.yml").write_text(yaml.safe_dump(config))
     monkeypatch.chdir(root)
     monkeypatch.delenv("LEDGERFLOW_CONFIG", raising=False)

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from ledgerflow import migrations
 from ledgerflow.cli.main import main
 from ledgerflow.config import Settings
 from ledgerflow.db import Database
@@ -55,15 +54,14 @@ LEDGER_TABLES = ("lf_run", "lf_task_run", "lf_call", "lf_value", "lf_cache_entry
 
 
 @pytest.fixture
-def project(tmp_path: Path, database_entry: dict[str, Any], unique: str,
+def project(tmp_path: Path, migrated_database_entry: dict[str, Any], unique: str,
             isolated_imports: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """A migrated project with a pipeline package ``<unique>/flow.py``; cwd is the project."""
     package = tmp_path / unique
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "flow.py").write_text(PIPELINE)
-    settings = make_project(tmp_path, database_entry)
-    migrations.upgrade(settings)
+    settings = make_project(tmp_path, migrated_database_entry)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LEDGERFLOW_CONFIG", str(settings.path))
     yield settings

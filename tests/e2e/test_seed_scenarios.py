@@ -185,10 +185,10 @@ def _bodies(settings: Settings, column: str) -> list[tuple[str, str]]:
 
 
 def test_microblog_evolves_with_data_kept(
-    tmp_path: Path, database_entry: dict[str, Any], fresh_models: None
+    tmp_path: Path, migrated_database_entry: dict[str, Any], fresh_models: None
 ) -> None:
     write_plugin(tmp_path, "microblog", MICROBLOG_V1)
-    settings = make_project(tmp_path, database_entry, plugins=["microblog"])
+    settings = make_project(tmp_path, migrated_database_entry, plugins=["microblog"])
     ledgerflow(settings, "db", "upgrade")
     ledgerflow(settings, "db", "make-migrations", "--plugin", "microblog", "-m", "users and posts")
     ledgerflow(settings, "db", "upgrade")
@@ -293,10 +293,10 @@ def detections(n: int) -> Iterator[dict[str, Any]]:
 
 @pytest.mark.slow
 def test_astronomy_objects_and_detections(
-    tmp_path: Path, database_entry: dict[str, Any], fresh_models: None
+    tmp_path: Path, migrated_database_entry: dict[str, Any], fresh_models: None
 ) -> None:
     write_plugin(tmp_path, "astro", ASTRONOMY)
-    settings = make_project(tmp_path, database_entry, plugins=["astro"])
+    settings = make_project(tmp_path, migrated_database_entry, plugins=["astro"])
     migrations.upgrade(settings)
     new = migrations.make_migrations(settings, "astro", "objects and detections")
     assert not new.empty and any("create table detection" in op for op in new.operations)

@@ -38,22 +38,23 @@ def ledger(root: Path, entry: dict[str, Any], **options: Any) -> Settings:
 def fresh_entry(request: pytest.FixtureRequest, dialect: str, path: Path) -> dict[str, Any]:
     if dialect == "sqlite":
         return {"dialect": "sqlite", "path": str(path)}
-    database = request.getfixturevalue("pg_server").create_database()
-    request.addfinalizer(database.drop)
+    session = request.getfixturevalue("pg_session")
+    database = session.create_database()
+    request.addfinalizer(lambda: session.release(database))
     return database.config_entry()
 
 
 @pytest.fixture
-def other_entry(request: pytest.FixtureRequest, database_entry: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+def other_entry(request: pytest.FixtureRequest, database_dialect: str, tmp_path: Path) -> dict[str, Any]:
     """An empty database of the *other* dialect (PostgreSQL for SQLite and back)."""
-    other = "postgresql" if database_entry["dialect"] == "sqlite" else "sqlite"
+    other = "postgresql" if database_dialect == "sqlite" else "sqlite"
     return fresh_entry(request, other, tmp_path / "other.db")
 
 
 @pytest.fixture
-def source(tmp_path: Path, database_entry: dict[str, Any], other_entry: dict[str, Any]) -> Settings:
+def source(tmp_path: Path, migrated_database_entry: dict[str, Any], other_entry: dict[str, Any]) -> Settings:
     """A project with a filled ledger and a second configured database 'team'."""
-    settings = ledger(tmp_path / "project", database_entry, databases={"team": other_entry})
+    settings = ledger(tmp_path / "project", migrated_database_entry, databases={"team": other_entry})
     populate(settings)
     return settings
 
@@ -119,7 +120,7 @@ def kinds(path: Path) -> Counter[str]:
 
 def test_round_trip_sqlite_postgresql_and_back(
     request: pytest.FixtureRequest, source: Settings, team: Settings, tmp_path: Path,
-    database_entry: dict[str, Any],
+    database_dialect: str,
 ) -> None:
     first = tmp_path / "first.jsonl"
     count = export(source, out=first)
@@ -139,7 +140,7 @@ def test_round_trip_sqlite_postgresql_and_back(
     export(team, out=second)
     assert lines(second) == lines(first)  # record-by-record equality across dialects
 
-    back = ledger(tmp_path / "back", fresh_entry(request, database_entry["dialect"], tmp_path / "back.db"))
+    back = ledger(tmp_path / "back", fresh_entry(request, database_dialect, tmp_path / "back.db"))
     import_(back, second)
     third = tmp_path / "third.jsonl"
     export(back, out=third)
@@ -286,9 +287,9 @@ def test_push_and_pull_between_binds(source: Settings, team: Settings, tmp_path:
     assert counts(source) == counts(team)
 
 
-def test_push_needs_a_migrated_target(tmp_path: Path, database_entry: dict[str, Any]) -> None:
+def test_push_needs_a_migrated_target(tmp_path: Path, migrated_database_entry: dict[str, Any]) -> None:
     empty = {"dialect": "sqlite", "path": str(tmp_path / "empty.db")}
-    settings = ledger(tmp_path / "p", database_entry, databases={"empty": empty})
+    settings = ledger(tmp_path / "p", migrated_database_entry, databases={"empty": empty})
     with pytest.raises(SchemaOutdatedError) as info:
         push(settings, "empty")
     assert "database 'empty'" in str(info.value) and "holds no ledger" in str(info.value)
@@ -346,12 +347,12 @@ def pipeline(n: int) -> list[object]:
 
 
 def test_a_real_pipeline_moves_with_its_cache(
-    tmp_path: Path, database_entry: dict[str, Any], other_entry: dict[str, Any],
+    tmp_path: Path, migrated_database_entry: dict[str, Any], other_entry: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("LEDGERFLOW_SIGNING_KEY", "ab" * 32)  # the team shares the signing key
     small = {"inline_max_bytes": 256}
-    laptop = ledger(tmp_path / "laptop", database_entry, values=small)
+    laptop = ledger(tmp_path / "laptop", migrated_database_entry, values=small)
     team = ledger(tmp_path / "team", other_entry, values=small)
     expected = [0, 1, 4, bytes(range(256)) * 8]
     assert ledgerflow.run(pipeline(3), settings=laptop) == expected

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from ledgerflow import migrations
 from ledgerflow.config.settings import Settings
 from ledgerflow.db import Database
 from ledgerflow.errors import NotFoundError, UsageError
@@ -35,7 +34,7 @@ class Scene:
 
 
 @pytest.fixture
-def scene(tmp_path: Path, database_entry: dict[str, Any]) -> Scene:
+def scene(tmp_path: Path, migrated_database_entry: dict[str, Any]) -> Scene:
     """Old runs (one done, one failed, one still running), a recent run, cache entries.
 
     old (done):   tr1 sq(v1) -> w1 (cache entry) ; tr2 old_only(v2) -> K = [w2 file] (cache
@@ -45,8 +44,7 @@ def scene(tmp_path: Path, database_entry: dict[str, Any]) -> Scene:
     recent:       tr3 sq(v1) cached (needs c1) ; tr4 sq(v3) -> L = [w3a, w3b]
     no run:       cache entry old_only(v6) -> w6 (c6)
     """
-    settings = make_project(tmp_path, database_entry)
-    migrations.upgrade(settings)
+    settings = make_project(tmp_path, migrated_database_entry)
     w = LedgerWriter(now=OLD, seed=5)
     sq, old_only = w.task("sq"), w.task("old_only")
     v = {name: w.value(name) for name in ("v1", "v2", "v3", "v5", "v6", "v8", "w1", "w6")}

@@ -26,10 +26,8 @@ TABLES_REVISION = "d9532b4114de"
 
 
 @pytest.fixture
-def ledger(tmp_path: Path, database_entry: dict[str, Any]) -> Settings:
-    settings = make_project(tmp_path, database_entry)
-    migrations.upgrade(settings)
-    return settings
+def ledger(tmp_path: Path, migrated_database_entry: dict[str, Any]) -> Settings:
+    return make_project(tmp_path, migrated_database_entry)
 
 
 def sql(settings: Settings, statement: str) -> list[dict[str, Any]]:
