@@ -105,16 +105,18 @@ def test_migrated_database_is_at_head_and_only_the_admin_changes_its_layout(
         user.dispose()
 
 
-def test_names_and_comments_carry_the_session_token(session: PgSession) -> None:
-    database = session.create_database()
-    assert f"_{session.token}_" in database.name
-    with session.server.connect() as conn:
-        comment = conn.execute(
-            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
-            [database.name],
-        ).fetchone()
-    assert comment == (SESSION_COMMENT.format(token=session.token),)
-    session.release(database)
+def test_names_and_comments_carry_the_session_token(pg_session: PgSession) -> None:
+    database = pg_session.create_database()
+    assert f"_{pg_session.token}_" in database.name
+    with pg_session.server.connect() as conn:
+        comments = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s"
+            " UNION ALL SELECT shobj_description(oid, 'pg_authid') FROM pg_roles"
+            " WHERE rolname = ANY(%s)",
+            [database.name, [database.admin_name, database.user_name]],
+        ).fetchall()
+    assert comments == [(SESSION_COMMENT.format(token=pg_session.token),)] * 3
+    pg_session.release(database)
 
 
 def test_released_databases_are_dropped_a_batch_at_a_time(session: PgSession) -> None:
@@ -162,10 +164,10 @@ def test_a_new_session_drops_what_a_killed_one_left_but_not_a_live_ones(
     session.release(live)
 
 
-def test_keeper_connection_is_named_after_the_token(session: PgSession) -> None:
-    with session.server.connect() as conn:
+def test_keeper_connection_is_named_after_the_token(pg_session: PgSession) -> None:
+    with pg_session.server.connect() as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
-            [APPLICATION_NAME.format(token=session.token)],
+            [APPLICATION_NAME.format(token=pg_session.token)],
         ).fetchone()
     assert row == (1,)
