@@ -98,13 +98,13 @@ class PgSession:
             return
         try:
             with self._lock:
-                batch, self._queue = self._queue, []
+                # Copies no longer refer to their template's roles (see postgres._adopt), so
+                # templates go in the same round as the last copies.
+                batch = self._queue + list(self._templates.values())
+                self._queue, self._templates = [], {}
                 drops = self._drops + [self._pool.submit(db.drop) for db in batch]
                 self._drops = []
             wait(drops)
-            templates = list(self._templates.values())
-            self._templates.clear()
-            wait([self._pool.submit(t.drop) for t in templates])
             self._sweep([self.token])
             left = self._tagged([self.token])
         finally:
