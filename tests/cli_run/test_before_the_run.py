@@ -216,3 +216,18 @@ def test_run_on_a_read_only_ledger_is_one_line(
     [line] = err.strip().splitlines()
     assert "refused a write" in line and "readonly" in line and str(ledger) in line
     assert "Traceback" not in err
+
+
+def test_run_as_a_role_that_may_not_write_is_one_line(
+    project: Settings, unique: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if project.default.dialect != "postgresql" or project.default.user is None:
+        pytest.skip("roles are a PostgreSQL case")
+    user = project.default.user.username
+    with Database(project, role="admin") as admin, admin.engine().begin() as connection:
+        connection.execute(sa.text(f'REVOKE INSERT ON lf_run, lf_configuration FROM "{user}"'))
+    code, out, err = cli(["run", f"{unique}.flow:main"], capsys)
+    assert code == 4, out + err
+    [line] = err.strip().splitlines()
+    assert "refused a write" in line and "permission denied" in line
+    assert "Traceback" not in err
