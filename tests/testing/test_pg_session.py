@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
+from psycopg import sql
 
 from ledgerflow.testing.databases import TestDatabase, migrate_ledger
 from ledgerflow.testing.pgsession import APPLICATION_NAME, DROP_BATCH, PgSession
@@ -171,3 +173,32 @@ def test_keeper_connection_is_named_after_the_token(pg_session: PgSession) -> No
             [APPLICATION_NAME.format(token=pg_session.token)],
         ).fetchone()
     assert row == (1,)
+
+
+def test_a_role_that_may_create_roles_and_databases_is_enough(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    name, password = f"lf_creator_{secrets.token_hex(4)}", secrets.token_hex(12)
+    with pg_server.connect() as conn:
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN CREATEROLE CREATEDB PASSWORD {}").format(
+                sql.Identifier(name), sql.Literal(password)
+            )
+        )
+    try:
+        creator = PgServer(pg_server.host, pg_server.port, name, password=password)
+        session = PgSession(creator)
+        try:
+            template = session.template("ledger", lambda db: migrate_ledger(db.config_entry(), tmp_path))
+            copy = session.create_database(template=template)
+            with copy.connect("user") as conn:
+                conn.execute(
+                    "INSERT INTO lf_configuration (hash, yaml, created_at) VALUES ('h', 'y', now())"
+                )
+            session.release(copy)
+        finally:
+            session.close()
+        assert not exists(pg_server, copy.name) and not exists(pg_server, template.name)
+    finally:
+        with pg_server.connect() as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))

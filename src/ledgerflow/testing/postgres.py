@@ -149,6 +149,12 @@ class PgServer:
                             role, sql.Literal(password)
                         )
                     )
+                if not conn.execute(
+                    "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+                ).fetchone()[0]:  # type: ignore[index]
+                    # A role with CREATEROLE but not superuser must be a member of the roles
+                    # to hand over (REASSIGN OWNED), drop (DROP OWNED) or end their sessions.
+                    conn.execute(sql.SQL("GRANT {}, {} TO CURRENT_USER").format(admin, user))
                 if self.session:
                     comment = sql.Literal(SESSION_COMMENT.format(token=self.session))
                     for role in (admin, user):
