@@ -1,7 +1,7 @@
 """How the scheduler fails a call: retries, failure records, and skipping what needs it.
 
 A mixin of :class:`ledgerflow.engine.scheduler.Scheduler`, which provides the recorder,
-the observer, the failures list and the node state helpers it uses.
+the observer, the failures list and the node phase helpers it uses.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class Failing:
     failures: list[Failure]
     runnable: Any
 
-    def _set_state(self, node: Node, state: str) -> None:
+    def _set_phase(self, node: Node, phase: str) -> None:
         raise NotImplementedError
 
     def _ensure_row(self, node: Node, status: str) -> dict[str, Any]:
@@ -39,7 +39,7 @@ class Failing:
         self.recorder.task_run_changed(row)
         node.attempt += 1
         node.row = None
-        self._set_state(node, st.QUEUED)
+        self._set_phase(node, st.QUEUED)
         self._ensure_row(node, "pending")
         self.runnable.append(node)
 
@@ -56,7 +56,7 @@ class Failing:
         row = self._ensure_row(node, st.FAILED)
         self._error_fields(row, error, st.FAILED)
         self.recorder.task_run_changed(row)
-        self._set_state(node, st.FAILED)
+        self._set_phase(node, st.FAILED)
         failure = Failure(
             node.task.fullname, arguments_preview(node), error.type, error.message,
             error.traceback, row["id"],
@@ -71,10 +71,10 @@ class Failing:
             return
         row = self._ensure_row(node, st.SKIPPED)
         row["status"] = st.SKIPPED
-        row["exception_message"] = f"needs the result of {cause.describe()}, which {cause.state}"
+        row["exception_message"] = f"needs the result of {cause.describe()}, which {cause.phase}"
         row["ended_at"] = time.time()
         self.recorder.task_run_changed(row)
-        self._set_state(node, st.SKIPPED)
+        self._set_phase(node, st.SKIPPED)
 
     def _cascade(self, start: Node) -> None:
         """Skip every call that needs the result of ``start`` (which has none)."""

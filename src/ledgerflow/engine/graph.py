@@ -76,7 +76,7 @@ class Graph:
                     dep = nodes.get(id(dep_call))
                     if dep is None:
                         dep = self._node_for(dep_call, parent, stack, result)
-                    if dep.state in st.HAS_VALUE:
+                    if dep.phase in st.HAS_VALUE:
                         continue
                     if dep.final:
                         blocked = dep
@@ -87,7 +87,7 @@ class Graph:
             if blocked is not None:
                 result.blocked.append((node, blocked))
             elif waiting == 0:
-                node.state = st.READY
+                node.phase = st.READY
                 result.ready.append(node)
         return result
 

@@ -15,7 +15,7 @@ from ledgerflow.ledger.status import (
     SKIPPED,
 )
 
-# Scheduler-side states (the task run's own status is in ``row["status"]``).
+# Scheduler-side phases of a node (the task run's own status is in ``row["status"]``).
 WAITING = "waiting"  # some argument is still a pending call
 READY = "ready"  # arguments known: cache check next
 FOLLOWING = "following"  # waits for an identical call of this run
@@ -24,7 +24,7 @@ SUBMITTED = "submitted"  # handed to an in-process executor that has not started
 EXPANDING = "expanding"  # its task returned calls; waiting for them
 HAS_VALUE = frozenset({DONE, CACHED})
 
-#: The status a progress display shows for a scheduler state.
+#: The status a progress display shows for a scheduler phase.
 STATUS_OF = {
     WAITING: "pending",
     READY: "pending",
@@ -70,10 +70,10 @@ class Node:
         "key",
         "miss_reason",
         "parent",
+        "phase",
         "resolved",
         "returned",
         "row",
-        "state",
         "task",
         "task_hash",
         "value",
@@ -86,7 +86,7 @@ class Node:
         self.task: Task[Any, Any] = call.task
         self.task_hash = task_hash
         self.parent = parent
-        self.state = WAITING
+        self.phase = WAITING
         self.row: dict[str, Any] | None = None
         self.waiting = 0
         self.dependents: list[Node] = []
@@ -107,13 +107,13 @@ class Node:
 
     @property
     def final(self) -> bool:
-        return self.state in FINAL
+        return self.phase in FINAL
 
     def describe(self) -> str:
         return f"{self.task.fullname}({arguments_preview(self)})"
 
     def __repr__(self) -> str:
-        return f"<Node {self.describe()} {self.state}>"
+        return f"<Node {self.describe()} {self.phase}>"
 
 
 def arguments_preview(node: Node, limit: int = 200) -> str:
@@ -140,7 +140,7 @@ class Relay:
 
     def notify(self, scheduler: Any) -> None:
         parent = self.parent
-        if parent.state is EXPANDING:
+        if parent.phase is EXPANDING:
             parent.awaiting -= 1
             if parent.awaiting == 0:
                 scheduler._finish_expanded(parent)

@@ -112,7 +112,7 @@ class Scheduler(Failing):
         self._report(force=True)
         if self.interrupted or any(not n.final for n in roots):
             return None
-        if any(n.state not in st.HAS_VALUE for n in roots):
+        if any(n.phase not in st.HAS_VALUE for n in roots):
             return None
         self.graph.materialize(roots)
         return substitute(expr, self._result_of)
@@ -198,7 +198,7 @@ class Scheduler(Failing):
         for node in self.order:
             if node.final:
                 continue
-            self._set_state(node, st.INTERRUPTED)
+            self._set_phase(node, st.INTERRUPTED)
             row = self._ensure_row(node, st.INTERRUPTED)
             row["status"] = st.INTERRUPTED
             row["ended_at"] = now
@@ -226,7 +226,7 @@ class Scheduler(Failing):
         lookups: list[Node] = []
         use_cache = self.cache is not None
         for node in batch:
-            if node.state is not st.READY:
+            if node.phase is not st.READY:
                 continue
             try:
                 self.graph.hash_arguments(node)
@@ -281,13 +281,13 @@ class Scheduler(Failing):
 
     def _follow(self, node: Node, prior: Node) -> None:
         """``node`` is the same call as ``prior`` (same task code and arguments)."""
-        if prior.state in st.HAS_VALUE:
+        if prior.phase in st.HAS_VALUE:
             self._finish_cached(node, prior.value, prior.value_hash, prior.call_hash, self.run_id)
         elif prior.final:
             self._skip(node, prior)
             self._cascade(node)
         else:
-            self._set_state(node, st.FOLLOWING)
+            self._set_phase(node, st.FOLLOWING)
             prior.followers.append(node)
 
     # -- rows --------------------------------------------------------------------------
@@ -332,11 +332,11 @@ class Scheduler(Failing):
             position += 1
         recorder.arguments(node.args_hash, rows)
 
-    def _set_state(self, node: Node, state: str) -> None:
+    def _set_phase(self, node: Node, phase: str) -> None:
         counts = self.counts
-        counts[st.STATUS_OF[node.state]] -= 1
-        counts[st.STATUS_OF[state]] += 1
-        node.state = state
+        counts[st.STATUS_OF[node.phase]] -= 1
+        counts[st.STATUS_OF[phase]] += 1
+        node.phase = phase
 
     # -- running -----------------------------------------------------------------------
 
@@ -347,22 +347,22 @@ class Scheduler(Failing):
         except Exception as exc:
             self._fail(node, error_info(exc, skip_frames=0))
             return
-        self._set_state(node, st.QUEUED)
+        self._set_phase(node, st.QUEUED)
         self._ensure_row(node, "pending")
         self.runnable.append(node)
 
     def _submit(self, node: Node) -> None:
-        if node.state is not st.QUEUED:
+        if node.phase is not st.QUEUED:
             return
         row = node.row
         assert row is not None
         if self.executor.reports_start:
-            self._set_state(node, st.SUBMITTED)  # running once the executor starts it
+            self._set_phase(node, st.SUBMITTED)  # running once the executor starts it
         else:
             row["status"] = "running"
             row["started_at"] = time.time()
             self.recorder.task_run_changed(row)
-            self._set_state(node, st.RUNNING)
+            self._set_phase(node, st.RUNNING)
         self.running[row["id"]] = node
         args, kwargs = node.task.unbind(node.resolved)
         self.executor.submit(Job(row["id"], node.task, args, kwargs))
@@ -371,7 +371,7 @@ class Scheduler(Failing):
         """An in-process executor is about to run ``job``: it is running now."""
         node = self.running.get(job.id)
         if node is not None and node.row is not None:
-            self._set_state(node, st.RUNNING)
+            self._set_phase(node, st.RUNNING)
             node.row["status"] = "running"
             node.row["started_at"] = time.time()
             self.recorder.task_run_changed(node.row)
@@ -380,7 +380,7 @@ class Scheduler(Failing):
 
     def _on_outcome(self, outcome: Outcome, expand: bool = True) -> None:
         node = self.running.pop(outcome.job_id, None)
-        if node is None or node.state is not st.RUNNING:
+        if node is None or node.phase is not st.RUNNING:
             return
         row = node.row
         assert row is not None
@@ -407,10 +407,10 @@ class Scheduler(Failing):
         if not expand:
             return
         node.returned = value
-        self._set_state(node, st.EXPANDING)
+        self._set_phase(node, st.EXPANDING)
         awaiting = 0
         for child in self.discover(calls, parent=node):
-            if child.state in st.HAS_VALUE:
+            if child.phase in st.HAS_VALUE:
                 continue
             if child.final:
                 self._skip(node, child)
@@ -457,7 +457,7 @@ class Scheduler(Failing):
         node.value_hash = digest
         node.call_hash = call_hash
         node.resolved = ()  # the arguments are recorded; let them go
-        self._set_state(node, st.DONE)
+        self._set_phase(node, st.DONE)
         self.settling.append(node)
 
     def _finish_expanded(self, node: Node) -> None:
@@ -488,7 +488,7 @@ class Scheduler(Failing):
         node.value = value
         node.value_hash = value_hash
         node.call_hash = call_hash
-        self._set_state(node, st.CACHED)
+        self._set_phase(node, st.CACHED)
         self.settling.append(node)
 
     def _settle(self) -> None:
@@ -498,10 +498,10 @@ class Scheduler(Failing):
         while queue:
             node = queue.popleft()
             for dep in node.dependents:
-                if dep.state is st.WAITING:
+                if dep.phase is st.WAITING:
                     dep.waiting -= 1
                     if dep.waiting == 0:
-                        dep.state = st.READY
+                        dep.phase = st.READY
                         ready.append(dep)
             node.dependents = []
             for follower in node.followers:
@@ -513,7 +513,7 @@ class Scheduler(Failing):
                     )
             node.followers = []
             parent = node.expected_by
-            if parent is not None and parent.state is st.EXPANDING:
+            if parent is not None and parent.phase is st.EXPANDING:
                 parent.awaiting -= 1
                 if parent.awaiting == 0:
                     self._finish_expanded(parent)
@@ -524,7 +524,7 @@ class Scheduler(Failing):
         """Skip nodes left waiting (only possible after a failure cut their inputs)."""
         for node in self.order:
             if not node.final:
-                self._set_state(node, st.SKIPPED)
+                self._set_phase(node, st.SKIPPED)
                 row = self._ensure_row(node, st.SKIPPED)
                 row["status"] = st.SKIPPED
                 self.recorder.task_run_changed(row)
