@@ -24,8 +24,9 @@ def _arguments(session: Session, args_hash: str) -> dict[str, tuple[str, str]]:
 
 
 def _earlier(session: Session, tr: TaskRun, **same: object) -> TaskRun | None:
-    """The latest task run before ``tr`` that succeeded with the same ``same`` columns (the
-    same task name unless the task hash is given: it names the task already)."""
+    """The latest task run of an earlier run that succeeded before ``tr`` with the same
+    ``same`` columns (the same task name unless the task hash is given: it names the task
+    already). Other calls of the same run are not compared: they ran beside it."""
     if "args_hash" in same:
         # ``status || ''`` keeps the planner on the (selective) arguments-hash index rather
         # than scanning every finished task run by status and time.
@@ -33,7 +34,7 @@ def _earlier(session: Session, tr: TaskRun, **same: object) -> TaskRun | None:
     else:
         # Walk the executed task runs back in time from this one (status and time index).
         stmt = select(TaskRun).where(TaskRun.status == "done")
-    stmt = stmt.where(TaskRun.id != tr.id)
+    stmt = stmt.where(TaskRun.run_id != tr.run_id)
     if "task_hash" not in same:
         stmt = stmt.where(TaskRun.task_name == tr.task_name)
     for column, value in same.items():
