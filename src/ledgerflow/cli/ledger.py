@@ -152,9 +152,10 @@ def log(ctx: click.Context, run: str | None, depth: int | None, limit: int, expa
         show_all: bool, as_json: bool) -> None:
     """Show the task runs of RUN (an id or prefix; default: the latest run) as a tree.
 
-    Siblings that ran the same task are grouped on one line with their statuses counted
-    (``summarize × 9,990 (9,990 done)``) when there are more than a few; the failed ones
-    are still listed. --expand lists them all, --depth and --limit cut the tree.
+    More than a few siblings that ran the same task are one line with their statuses
+    counted, e.g. "summarize × 9,990 (9988 done, 2 failed)"; the failed and interrupted
+    ones are still listed below it. --expand lists every sibling, --depth and --limit cut
+    the tree, --all shows every task run.
     """
     if show_all:
         expand, limit = True, 0
