@@ -68,6 +68,9 @@ def test_with_a_token_every_request_must_carry_it(board: Board) -> None:
         assert first.status_code == 303 and first.headers["location"] == "/runs?status=failed"
         assert "HttpOnly" in first.headers["set-cookie"] and "SameSite=Strict" in first.headers["set-cookie"]
         assert client.get("/runs").status_code == 200  # the cookie now goes with every request
+        client.cookies.clear()
+        elsewhere = client.get("http://testserver//example.org/x?token=s3cret-token", follow_redirects=False)
+        assert elsewhere.headers["location"] == "/example.org/x"  # never to another site
     app.state.reader.close()
 
 

@@ -119,7 +119,8 @@ class TokenGate:
         offered = [v for k, v in query if k == "token"]
         if offered and token_matches(offered[-1], self.token):
             rest = urlencode([(k, v) for k, v in query if k != "token"])
-            location = scope.get("path", "/") + (f"?{rest}" if rest else "")
+            # One leading slash: "//host/..." would send the browser to another site.
+            location = "/" + scope.get("path", "/").lstrip("/\\") + (f"?{rest}" if rest else "")
             await _respond(send, 303, b"", [
                 (b"location", location.encode("latin-1", "replace")),
                 (b"set-cookie", f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict".encode()),
