@@ -104,6 +104,7 @@ def _write_revisions(settings: Settings, *revisions: tuple[str, str | None]) -> 
     clear_cache()
 
 
+@pytest.mark.filterwarnings("ignore:Revision zzz referenced:UserWarning")
 @pytest.mark.parametrize(
     ("revisions", "message"),
     [
