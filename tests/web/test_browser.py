@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from ledgerflow import migrations
 from ledgerflow.config import load_settings
 from ledgerflow.config.settings import Settings
 from ledgerflow.db import Database
+from ledgerflow.ledger.schema import Run
 from ledgerflow.testing.plugin import ci_enabled
 from ledgerflow.testing.workload import ExampleLedger, LedgerWriter, write_example_ledger
 
@@ -216,6 +217,7 @@ def test_a_running_run_updates_without_reloading(page: Any, site: Site) -> None:
     writer = LedgerWriter(now=site.example.now, seed=31)
     task = writer.task("slow")
     run_id = writer.run("pipeline.slow", status="running", started_at=site.example.now - timedelta(seconds=30))
+    writer.rows[Run][-1]["heartbeat_at"] = datetime.now(UTC) + timedelta(minutes=10)  # alive throughout
     step = writer.task_run(run_id, task, None, task_name="pipeline.slow", status="running",
                            args_hash=writer.arguments([]), started_at=site.example.now - timedelta(seconds=20))
     writer.write(site.settings)

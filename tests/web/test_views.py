@@ -210,6 +210,18 @@ def test_live_fragment_polls_until_the_run_ends(client: TestClient, board: Board
     done = client.get(f"/runs/{board.example.runs['old']}/live")
     assert done.status_code == 286  # htmx stops polling
     assert 'hx-trigger' not in client.get(f"/runs/{board.example.runs['old']}").text
+    assert 'id="run-stale"' not in running.text
+
+
+def test_a_running_run_without_heartbeat_is_shown_as_probably_dead(client: TestClient, board: Board) -> None:
+    writer = LedgerWriter(now=board.example.now, seed=13)
+    run_id = writer.run("pipeline.lost", status="running", started_at=board.example.now - timedelta(hours=2),
+                        seconds=30)  # its last heartbeat: 2 hours ago, 30 s after it started
+    writer.write(board.settings)
+    page = client.get(f"/runs/{run_id}").text
+    assert "No heartbeat for 1h 59m: the process running it has probably died" in page
+    assert client.get(f"/runs/{run_id}/live").status_code == 286  # no point polling a dead run
+    assert client.get(f"/api/runs/{run_id}").json()["status"] == "running"  # nothing was written
 
 
 # -- task runs, calls, values, files -----------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from ledgerflow.config.settings import Settings
     from ledgerflow.provenance.ledger import Ledger
     from ledgerflow.provenance.overview import DayCount, LogPage, RunsPage, TaskRunFiles
-    from ledgerflow.provenance.records import TaskRunInfo
+    from ledgerflow.provenance.records import RunInfo, TaskRunInfo
     from ledgerflow.provenance.run_graph import RunGraph, Timeline
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "run_timeline",
     "runs_page",
     "runs_per_day",
+    "stale_seconds",
     "task_run_files",
     "task_run_info",
     "why",
@@ -143,6 +145,22 @@ def why(source: Settings | Ledger, task_run: str) -> str:
     with _session(source) as session:
         found = ids.resolve(session, task_run, source.root, kinds=("task_run",))
         return why_task_run(session, found.id)
+
+
+def stale_seconds(run: RunInfo, *, now: datetime | None = None) -> float | None:
+    """How long a ``running`` run has been silent, when its heartbeat is older than the
+    ledger counts as dead (its process probably died; a command that writes the ledger will
+    mark it ``interrupted``); None otherwise."""
+    from ledgerflow.db.times import utc
+    from ledgerflow.ledger.heartbeat import STALE_AFTER
+
+    if run.status != "running":
+        return None
+    last = utc(run.heartbeat_at or run.started_at)
+    if last is None:
+        return None
+    silent = ((now or datetime.now(UTC)) - last).total_seconds()
+    return silent if silent > STALE_AFTER else None
 
 
 def cache_per_day(source: Settings | Ledger, *, days: int = 30) -> dict[str, list[DayCount]]:

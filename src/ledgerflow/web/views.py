@@ -122,6 +122,7 @@ def _run_context(request: Request) -> dict[str, Any]:
                 if run.status != "done" else [])
     timeline = api.run_timeline(book, run.id)
     return {"run": run, "failures": failures, "timeline": timeline, "gantt": charts.gantt(timeline),
+            "silent": api.stale_seconds(run),
             "states": api.TASK_RUN_STATUSES}
 
 
@@ -137,7 +138,7 @@ def run_live(request: Request) -> Response:
     the polling once the run has finished)."""
     context = _run_context(request)
     response = _pages(request).render(request, "_run_live.html", **context)
-    if context["run"].status != "running":
+    if context["run"].status != "running" or context["silent"] is not None:
         response.status_code = 286
     return response
 
