@@ -115,3 +115,20 @@ def test_run_and_runs_load_no_orm_and_no_alembic(tmp_path: Path) -> None:
     loaded, printed = _run(_CLI.format(argv=["runs"]), cwd=tmp_path)
     assert "one.one()" in printed
     assert loaded == ["rich", "sqlalchemy"]
+
+
+LAZY_PACKAGES = ["ledgerflow", "ledgerflow.db", "ledgerflow.migrations"]
+
+
+@pytest.mark.parametrize("package", LAZY_PACKAGES)
+def test_lazy_names_never_share_a_name_with_a_submodule(package: str) -> None:
+    """Importing a submodule sets the package attribute of its name, which would then hide a
+    public name imported on first use (``ledgerflow.migrations.check`` was one)."""
+    import importlib
+    import pkgutil
+
+    module = importlib.import_module(package)
+    submodules = {info.name for info in pkgutil.iter_modules(module.__path__)}
+    assert not set(module.__all__) & submodules
+    for name in module.__all__:
+        assert not isinstance(getattr(module, name), type(module)), name
