@@ -18,7 +18,8 @@ from ledgerflow.testing.workload import ExampleLedger, LedgerWriter, write_examp
 
 
 @pytest.fixture
-def example(ledger_settings: Settings) -> ExampleLedger:
+def example(ledger_settings: Settings, fresh_models: None) -> ExampleLedger:
+    """The example ledger; ``fresh_models`` closes the schema checks' connections after."""
     return write_example_ledger(ledger_settings)
 
 
