@@ -108,3 +108,24 @@ def test_an_unreachable_database_is_a_503_page(tmp_path: Any) -> None:
         page = client.get("/runs")
         assert page.status_code == 503 and "The ledger cannot be read" in page.text
         assert "Traceback" not in page.text and "secret-password" not in page.text
+
+
+def test_every_static_file_a_page_names_ships_with_the_package() -> None:
+    import re
+    import tomllib
+    from pathlib import Path
+
+    import ledgerflow.web
+
+    web = Path(ledgerflow.web.__file__).parent
+    named = {m for page in (web / "templates").glob("*.html")
+             for m in re.findall(r'/static/([\w.-]+)', page.read_text())}
+    assert {"htmx.min.js", "cytoscape.min.js", "dagre.min.js", "cytoscape-dagre.js", "dashboard.js",
+            "dashboard.css", "favicon.svg"} <= named
+    assert all((web / "static" / name).is_file() for name in named)
+    assert all(path.is_file() for path in (web / "static").iterdir())  # flat: the package-data globs cover it
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    data = pyproject["tool"]["setuptools"]["package-data"]["ledgerflow"]
+    assert "web/static/*" in data and "web/templates/*" in data
+    licences = (web / "static" / "THIRD-PARTY-LICENSES.txt").read_text()
+    assert all(lib in licences for lib in ("htmx.org", "cytoscape 3", "dagre 0.8.5", "cytoscape-dagre", "lodash"))
