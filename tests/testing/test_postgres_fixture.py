@@ -18,9 +18,10 @@ import yaml
 from psycopg import errors
 
 from ledgerflow.errors import DatabaseError
-from ledgerflow.testing import postgres
+from ledgerflow.testing import cluster, postgres
+from ledgerflow.testing.cluster import start_throwaway_cluster
 from ledgerflow.testing.databases import TestDatabase, sqlite_database
-from ledgerflow.testing.postgres import PgDatabase, PgServer, find_server, start_throwaway_cluster
+from ledgerflow.testing.postgres import PgDatabase, PgServer, find_server
 
 
 def entry_url(entry: dict[str, Any], role: str) -> str:
@@ -262,7 +263,7 @@ def test_invalid_env_url_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_missing_binaries_say_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
-    monkeypatch.setattr(postgres, "DEBIAN_BIN_GLOB", "/nonexistent/*/bin")
+    monkeypatch.setattr(cluster, "DEBIAN_BIN_GLOB", "/nonexistent/*/bin")
     with pytest.raises(DatabaseError, match=r"apt-get install -y postgresql"):
         start_throwaway_cluster()
 
@@ -271,21 +272,21 @@ def test_missing_binaries_say_how_to_install(monkeypatch: pytest.MonkeyPatch) ->
 @pytest.mark.postgres
 def test_throwaway_cluster_starts_serves_and_stops() -> None:
     try:
-        postgres.find_pg_bin_dir()
+        cluster.find_pg_bin_dir()
     except DatabaseError as exc:
         pytest.skip(str(exc))  # turned into a failure under CI=true by the plugin
-    cluster = start_throwaway_cluster()
+    throwaway = start_throwaway_cluster()
     try:
-        assert cluster.data_dir.is_dir()
-        database = cluster.create_database()
+        assert throwaway.data_dir.is_dir()
+        database = throwaway.create_database()
         with database.connect("user") as conn:
             assert conn.execute("SELECT current_user").fetchone() == (database.user_name,)
         database.drop()
     finally:
-        cluster.stop()
-    assert not cluster.root.exists()
+        throwaway.stop()
+    assert not throwaway.root.exists()
     with pytest.raises(psycopg.OperationalError):
-        psycopg.connect(host=cluster.host, port=cluster.port, user="postgres", connect_timeout=2)
+        psycopg.connect(host=throwaway.host, port=throwaway.port, user="postgres", connect_timeout=2)
 
 
 # --------------------------------------------------------------------------- CI guard

@@ -50,6 +50,7 @@ import pytest
 import yaml
 
 from ledgerflow.errors import LedgerflowError
+from ledgerflow.testing.cluster import ThrowawayCluster, start_throwaway_cluster
 from ledgerflow.testing.databases import (
     MIGRATED_FILENAME,
     PostgresTestDatabase,
@@ -59,13 +60,7 @@ from ledgerflow.testing.databases import (
     migrate_ledger,
 )
 from ledgerflow.testing.pgsession import PgSession
-from ledgerflow.testing.postgres import (
-    PgDatabase,
-    PgServer,
-    ThrowawayCluster,
-    find_server,
-    start_throwaway_cluster,
-)
+from ledgerflow.testing.postgres import PgDatabase, PgServer, find_server
 
 NO_CLUSTER_ENV = "LEDGERFLOW_TEST_PG_NO_CLUSTER"
 POSTGRES_MARK = "postgres"
