@@ -58,9 +58,9 @@ TARGET_RSS_MB = 300
 TARGET_SCALING = 12.0
 #: Goal for the first run against the floor (raw sqlite3 writing the same rows).
 TARGET_FLOOR_RATIO = 5.0
-#: Modules the engine imports lazily during a run (Alembic for the ledger version check, ...).
+#: Modules the engine imports lazily during a run (the ledger version check, the engines, ...).
 WARM_IMPORTS = (
-    "ledgerflow.migrations", "ledgerflow.db", "ledgerflow.engine.scheduler",
+    "ledgerflow.migrations.heads", "ledgerflow.db.database", "ledgerflow.engine.scheduler",
     "ledgerflow.engine.cache", "ledgerflow.engine.valuing", "ledgerflow.ledger.recorder",
     "ledgerflow.ledger.heartbeat", "ledgerflow.executors.local",
 )
