@@ -39,10 +39,13 @@ def test_without_the_web_extra_the_command_names_it(monkeypatch: pytest.MonkeyPa
                            "(pip install 'ledgerflow[web]')")
 
 
-def test_another_host_than_loopback_needs_a_token(capsys: pytest.CaptureFixture[str],
+def test_another_host_than_loopback_needs_a_token(capsys: pytest.CaptureFixture[str], tmp_path: Any,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledgerflow.testing.projects import make_project
+
+    settings = make_project(tmp_path / "p", {"dialect": "sqlite", "path": "ledger.db"})
     monkeypatch.delenv("LEDGERFLOW_DASHBOARD_TOKEN", raising=False)
-    code, err = _run_cli(capsys, "dashboard", "--host", "0.0.0.0", "--port", "1")
+    code, err = _run_cli(capsys, "--config", str(settings.path), "dashboard", "--host", "0.0.0.0", "--port", "1")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "refusing to serve the dashboard on 0.0.0.0 without an access token" in err
     assert all(is_loopback(h) for h in ("127.0.0.1", "127.3.4.5", "::1", "[::1]", "localhost"))

@@ -22,25 +22,34 @@ def require_web_extra() -> None:
 
 
 @click.command(short_help="Serve a web dashboard of runs, graphs, timelines, dataflow and the cache.")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; anything but loopback needs --token.")
-@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--host", default=None, metavar="HOST",
+              help="Address to listen on (default: dashboard.host of ledgerflow.yml, else 127.0.0.1); "
+                   "anything but loopback needs an access token.")
+@click.option("--port", default=None, type=click.IntRange(0, 65535),
+              help="Port to listen on (default: dashboard.port of ledgerflow.yml, else 8765).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the dashboard in a web browser.")
 @click.option("--token", envvar="LEDGERFLOW_DASHBOARD_TOKEN", default=None, metavar="TOKEN",
-              help="Access token every request must carry (default: $LEDGERFLOW_DASHBOARD_TOKEN).")
+              help="Access token every request must carry (default: $LEDGERFLOW_DASHBOARD_TOKEN, "
+                   "else dashboard.token of ledgerflow.yml).")
 @click.pass_context
-def dashboard(ctx: click.Context, host: str, port: int, open_browser: bool, token: str | None) -> None:
+def dashboard(ctx: click.Context, host: str | None, port: int | None, open_browser: bool,
+              token: str | None) -> None:
     """Serve the dashboard of the project's ledger (read-only) until Ctrl-C.
 
-    Needs `pip install 'ledgerflow[web]'`. It binds 127.0.0.1 unless --host says otherwise;
-    another address needs an access token (--token or $LEDGERFLOW_DASHBOARD_TOKEN), which
-    every request must then carry (open the printed address once: it sets a cookie).
+    Needs `pip install 'ledgerflow[web]'`. It binds 127.0.0.1 unless --host (or
+    dashboard.host in ledgerflow.yml) says otherwise; another address needs an access token
+    (--token, $LEDGERFLOW_DASHBOARD_TOKEN or dashboard.token, in that order), which every
+    request must then carry (open the printed address once: it sets a cookie).
     """
     require_web_extra()
     from ledgerflow.web.security import check_bind
 
-    check_bind(host, token)
     settings = cli_settings(ctx)
+    options = settings.dashboard
+    host = host or options.host
+    port = options.port if port is None else port
+    token = token or options.token
+    check_bind(host, token)
     import uvicorn
 
     from ledgerflow.web.app import create_app

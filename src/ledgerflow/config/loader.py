@@ -19,6 +19,7 @@ from ledgerflow.config.settings import (
     REDACTED,
     CacheConfig,
     Credentials,
+    DashboardConfig,
     DatabaseConfig,
     ExecutorConfig,
     LogsConfig,
@@ -32,7 +33,7 @@ CONFIG_NAMES = ("ledgerflow.yml", "ledgerflow.yaml")
 ENV_VAR = "LEDGERFLOW_CONFIG"
 _HINT = "run `ledgerflow init` or pass --config"
 
-TOP_KEYS = ("databases", "plugins", "executor", "values", "cache", "logs", "auto_migrate")
+TOP_KEYS = ("databases", "plugins", "executor", "values", "cache", "logs", "dashboard", "auto_migrate")
 SQLITE_KEYS = ("dialect", "path")
 POSTGRES_KEYS = ("dialect", "address", "database", "admin", "user", "options")
 DIALECTS = ("sqlite", "postgresql")
@@ -114,6 +115,7 @@ def settings_from_mapping(
     values = _values(data.get("values"), root.child("values", data.get("values")), base)
     cache = _cache(data.get("cache"), root.child("cache", data.get("cache")))
     logs = _logs(data.get("logs"), root.child("logs", data.get("logs")))
+    dashboard = _dashboard(data.get("dashboard"), root.child("dashboard", data.get("dashboard")))
     auto_migrate = check.optional(data, "auto_migrate", root, check.boolean, False)
     effective = {
         "databases": {name: _describe_db(db) for name, db in databases.items()},
@@ -128,6 +130,8 @@ def settings_from_mapping(
         "logs": {"max_bytes": logs.max_bytes, "echo": logs.echo},
         "auto_migrate": auto_migrate,
     }
+    if data.get("dashboard") is not None:  # shown (and hashed) only when the file sets it
+        effective["dashboard"] = {"host": dashboard.host, "port": dashboard.port, "token": dashboard.token}
     return Settings(
         path=path,
         databases=databases,
@@ -136,6 +140,7 @@ def settings_from_mapping(
         values=values,
         cache=cache,
         logs=logs,
+        dashboard=dashboard,
         auto_migrate=auto_migrate,
         redacted=redact(effective),
     )
@@ -355,3 +360,24 @@ def _logs(value: Any, where: Where) -> LogsConfig:
         ),
         echo=check.optional(data, "echo", where, check.boolean, default.echo),
     )
+
+
+def _dashboard(value: Any, where: Where) -> DashboardConfig:
+    data = check.section(value, where, ("host", "port", "token"))
+    default = DashboardConfig()
+    host = check.optional(data, "host", where, check.string, default.host).strip()
+    if not host:
+        raise where.child("host").error("expected an address to listen on, got an empty string")
+    port = check.optional(data, "port", where, check.integer_from(0), default.port)
+    if port > 65535:
+        raise where.child("port").error(f"expected a port from 0 to 65535, got {port}")
+    token = check.optional(data, "token", where, _token, None)
+    return DashboardConfig(host=host, port=port, token=token or None)
+
+
+def _token(value: Any, where: Where) -> str:
+    """The dashboard's access token: a string, masked in ``repr`` like any secret."""
+    if not isinstance(value, str):
+        raise where.error(f"expected a string, got {check.type_name(value)}", hint="quote the token")
+    masked: str = check.mask("token", str(value))
+    return masked

@@ -103,6 +103,15 @@ class LogsConfig:
 
 
 @dataclass(frozen=True)
+class DashboardConfig:
+    """``ledgerflow dashboard``'s defaults (``dashboard:``); the command line overrides them."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    token: str | None = field(default=None, repr=False)  # never shown: redacted like passwords
+
+
+@dataclass(frozen=True)
 class Settings:
     """The effective configuration of one project."""
 
@@ -113,6 +122,7 @@ class Settings:
     values: ValuesConfig = field(default_factory=ValuesConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     logs: LogsConfig = field(default_factory=LogsConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     auto_migrate: bool = False
     redacted: dict[str, Any] = field(default_factory=dict, repr=False)
 

@@ -3,7 +3,8 @@
 SQLite: WAL journal, a busy timeout, foreign keys on, and transactions that we begin
 ourselves (``BEGIN IMMEDIATE`` for writers), so that savepoints work and two processes
 racing on the same key wait for each other instead of failing. Read-only engines open the
-file read-only (``mode=ro``) and never change it, so a read-only ledger can be read.
+file read-only (``mode=ro``) and never change it, so a read-only ledger can be read; they
+never create a missing file either: until it exists it reads as an empty database.
 PostgreSQL: psycopg 3; the *user* role at run time, the *admin* role for migrations.
 """
 
@@ -16,6 +17,7 @@ from typing import Any, Literal
 
 from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 
 from ledgerflow.config.settings import DatabaseConfig, hide_url_passwords
 from ledgerflow.errors import ConfigError, ConnectionFailedError, MigrationError, MissingExtraError
@@ -61,6 +63,8 @@ def create_bind_engine(
         if read_only:
             kwargs.setdefault("creator", _sqlite_reader(str(db.path)))
         engine = create_engine(url, **kwargs)
+        if read_only:
+            _replace_stand_ins(engine, str(db.path))
         _setup_sqlite(engine, begin="DEFERRED" if read_only else "IMMEDIATE", read_only=read_only)
     else:
         try:
@@ -79,6 +83,19 @@ def create_bind_engine(
     return engine
 
 
+class _Absent(sqlite3.Connection):
+    """An empty in-memory stand-in for a SQLite ledger file that does not exist yet."""
+
+
+def _replace_stand_ins(engine: Engine, path: str) -> None:
+    """Once the file exists, a pooled stand-in is dropped and the file opened instead."""
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if isinstance(dbapi_connection, _Absent) and os.path.exists(path):
+            raise DisconnectionError("the ledger file has been created since")
+
+
 def _sqlite_reader(path: str) -> Any:
     """Connections that only read: ``mode=ro``, so a ledger on a read-only file or directory
     can be read. A WAL ledger in a directory we may not write has no shared-memory file we
@@ -86,8 +103,8 @@ def _sqlite_reader(path: str) -> Any:
     uri = f"file:{urllib.parse.quote(path)}?mode=ro"
 
     def connect() -> sqlite3.Connection:
-        if not os.path.exists(path):  # not created yet: the schema check says what to run
-            return sqlite3.connect(path, check_same_thread=False)
+        if not os.path.exists(path):  # a reader never creates the file: it reads as empty
+            return sqlite3.connect(":memory:", check_same_thread=False, factory=_Absent)
         try:
             connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
             connection.execute("SELECT 1 FROM sqlite_master LIMIT 1")  # opens the WAL index

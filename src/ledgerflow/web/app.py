@@ -1,8 +1,8 @@
 """The dashboard's ASGI application: routes, error pages, the token gate and headers.
 
 ``create_app(settings)`` opens the project's ledger read-only once and keeps it for the
-life of the process. A ledger the library cannot read (a newer schema, a missing one)
-does not stop the server: every page then explains the problem and how to fix it.
+life of the process. A ledger the library cannot read (a newer schema, a missing one, a
+SQLite file not created yet, which the dashboard never creates) does not stop the server: every page then explains the problem and how to fix it.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ledgerflow.errors import (
     LedgerflowError,
     MigrationError,
     NotFoundError,
+    SchemaOutdatedError,
     UsageError,
 )
 from ledgerflow.web import views
@@ -48,6 +49,7 @@ class Reader:
         if self._ledger is None:
             with self._lock:
                 if self._ledger is None:
+                    _refuse_missing_file(self.settings)
                     self._ledger = api.open_reader(self.settings)
         return self._ledger
 
@@ -55,6 +57,16 @@ class Reader:
         if self._ledger is not None:
             self._ledger.close()
             self._ledger = None
+
+
+def _refuse_missing_file(settings: Settings) -> None:
+    """A SQLite ledger that does not exist yet is one clear page (and is not created)."""
+    db = settings.default
+    if db.dialect == "sqlite" and db.path is not None and str(db.path) != ":memory:" and not db.path.exists():
+        raise SchemaOutdatedError(
+            f"there is no ledger yet: {db.path} does not exist",
+            hint="run `ledgerflow db upgrade` or run a pipeline first; the dashboard only reads",
+        )
 
 
 ROUTES = [

@@ -53,7 +53,7 @@ def check_bind(host: str, token: str | None) -> None:
     if not is_loopback(host) and not token:
         raise UsageError(
             f"refusing to serve the dashboard on {host} without an access token",
-            hint="pass --token or set LEDGERFLOW_DASHBOARD_TOKEN, or bind 127.0.0.1",
+            hint="pass --token, set LEDGERFLOW_DASHBOARD_TOKEN or dashboard.token in ledgerflow.yml, or bind 127.0.0.1",
         )
 
 
