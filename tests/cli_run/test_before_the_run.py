@@ -158,6 +158,21 @@ def test_the_library_checks_input_files_before_recording(project: Settings, uniq
     assert run_count(project) == 0
 
 
+def test_the_package_root_run_checks_like_the_cli(project: Settings, unique: str) -> None:
+    """``ledgerflow.run``/``execute`` (what a notebook calls) check before recording too."""
+    import ledgerflow
+
+    count = api.call_target(f"{unique}.flow:count_all", {"readings": [File("gone.csv")]})
+    with pytest.raises(UsageError, match=r"input file gone\.csv"):
+        ledgerflow.run(count, settings=project)
+    main_call = api.call_target(f"{unique}.flow:main", {"n": 1})
+    with pytest.raises(UsageError, match="unknown task name 'sumarize'"):
+        ledgerflow.execute(main_call, settings=project, rerun=["sumarize"])
+    with pytest.raises(UsageError, match="unknown task name 'sumarize'"):
+        ledgerflow.execute(main_call, settings=project, rerun=["sumarize"], dry_run=True)
+    assert run_count(project) == 0
+
+
 def test_a_retried_run_counts_its_failed_attempts_like_log(
     project: Settings, unique: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

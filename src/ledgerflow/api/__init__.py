@@ -6,8 +6,7 @@
 - :mod:`ledgerflow.api.browsing`: what the dashboard adds (keyset pages, a run's graph and
   timeline, log pages, why a task run ran, cache history);
 - :mod:`ledgerflow.api.database`: migrations (``upgrade``, ``downgrade`` and what it would
-  drop, ``make_migrations``, ``check``, ...);
-- :mod:`ledgerflow.api.checks`: what a run checks before anything is recorded.
+  drop, ``make_migrations``, ``check``, ...).
 
 Every result has a ``to_json()`` (or is a list of such records): that is the command's
 ``--json`` and the dashboard's JSON, one documented shape (docs/provenance.md). Names are

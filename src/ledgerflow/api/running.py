@@ -1,18 +1,18 @@
 """Running and explaining task calls, and opening a ledger (which first marks dead runs
 ``interrupted``): what ``ledgerflow run`` and ``ledgerflow explain`` call.
 
-:func:`execute` checks before a run starts what would otherwise fail inside it (see
-:mod:`ledgerflow.api.checks`): a mistake there is one error, and no run is recorded.
+:func:`execute` and :func:`run` are the engine's: before a run starts they check what would
+otherwise fail inside it (:mod:`ledgerflow.engine.checks`), so a mistake there is one error
+and no run is recorded, from the CLI and from Python alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ledgerflow.api import checks
 from ledgerflow.engine import (
     Call,
     Explanation,
@@ -20,17 +20,16 @@ from ledgerflow.engine import (
     PlanEntry,
     RunObserver,
     RunResult,
+    execute,
     explain,
+    run,
 )
 from ledgerflow.errors import ConfigError
 
 if TYPE_CHECKING:
     from ledgerflow.config.settings import Settings
     from ledgerflow.db import Database
-    from ledgerflow.engine.executor import Executor
-    from ledgerflow.engine.runner import TagsArg
     from ledgerflow.engine.task import Task
-    from ledgerflow.engine.workspace import ConfigArg
 
 __all__ = [
     "Explanation",
@@ -90,79 +89,6 @@ def preview(value: Any, limit: int = 120) -> str:
     from ledgerflow.values.preview import preview as value_preview
 
     return value_preview(value, limit)
-
-
-def execute(
-    expr: Any,
-    *,
-    config: ConfigArg = None,
-    settings: Settings | None = None,
-    executor: str | Executor | None = None,
-    workers: int | None = None,
-    cache: bool = True,
-    rerun: Iterable[str] = (),
-    tags: TagsArg = None,
-    dry_run: bool = False,
-    observer: RunObserver | None = None,
-    command_line: str | None = None,
-) -> RunResult:
-    """Check, then run ``expr`` and record it; a :class:`RunResult` whatever the tasks did.
-
-    Before anything is recorded: an unknown ``rerun`` name or a missing input ``File`` is a
-    :class:`~ledgerflow.errors.UsageError` (and the engine refuses an unreadable signing key
-    with a :class:`~ledgerflow.errors.ConfigError`). A ledger that refuses writes is a
-    :class:`~ledgerflow.errors.DatabaseError`.
-    """
-    from ledgerflow.engine import execute as engine_execute
-    from ledgerflow.engine.workspace import project_directory, resolve_settings
-
-    settings = resolve_settings(config, settings)
-    names = [rerun] if isinstance(rerun, str) else list(rerun)
-    checks.check_input_files(expr, project_directory(settings))
-    checks.check_rerun(expr, names, settings)
-    try:
-        return engine_execute(
-            expr, settings=settings, executor=executor, workers=workers, cache=cache,
-            rerun=names, tags=tags, dry_run=dry_run, observer=observer,
-            command_line=command_line,
-        )  # fmt: skip
-    except Exception as exc:
-        refused = checks.refused_write(exc, settings)
-        if refused is None:
-            raise
-        raise refused from exc
-
-
-def run(
-    expr: Any,
-    *,
-    config: ConfigArg = None,
-    settings: Settings | None = None,
-    executor: str | Executor | None = None,
-    workers: int | None = None,
-    cache: bool = True,
-    rerun: Iterable[str] = (),
-    tags: TagsArg = None,
-    dry_run: bool = False,
-    observer: RunObserver | None = None,
-    command_line: str | None = None,
-) -> Any:
-    """:func:`execute`, then the concrete value (the plan for a dry run).
-
-    Raises :class:`~ledgerflow.errors.RunFailedError` when a task failed and
-    :class:`~ledgerflow.errors.RunInterruptedError` after Ctrl-C.
-    """
-    from ledgerflow.engine.runner import raise_for_status
-
-    result = execute(
-        expr, config=config, settings=settings, executor=executor, workers=workers,
-        cache=cache, rerun=rerun, tags=tags, dry_run=dry_run, observer=observer,
-        command_line=command_line,
-    )  # fmt: skip
-    if dry_run:
-        return result.plan
-    raise_for_status(result)
-    return result.value
 
 
 def attempt_counts(settings: Settings, run_id: str) -> dict[str, int]:

@@ -16,11 +16,17 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ledgerflow.engine import checks
 from ledgerflow.engine.expr import find_calls, substitute
 from ledgerflow.engine.results import Failure, RunObserver, RunResult
 from ledgerflow.engine.runinfo import git_commit, host_name, user_name
 from ledgerflow.engine.task import Call
-from ledgerflow.engine.workspace import ConfigArg, ensure_ledger, resolve_settings
+from ledgerflow.engine.workspace import (
+    ConfigArg,
+    ensure_ledger,
+    project_directory,
+    resolve_settings,
+)
 from ledgerflow.errors import RunFailedError, RunInterruptedError
 from ledgerflow.ledger.status import run_status
 from ledgerflow.ledger.tags import Tags, run_tags
@@ -129,18 +135,33 @@ def execute(
 ) -> RunResult:
     """Run ``expr`` (a task call, or calls nested in lists/dicts/...) and record it.
 
-    Returns a :class:`RunResult` whatever happened; :func:`run` raises instead.
+    Returns a :class:`RunResult` whatever the tasks did; :func:`run` raises instead. Before
+    anything is recorded, an unknown ``rerun`` name or a missing input ``File`` is a
+    :class:`~ledgerflow.errors.UsageError` and an unreadable signing key a
+    :class:`~ledgerflow.errors.ConfigError`; a ledger that refuses writes is a
+    :class:`~ledgerflow.errors.DatabaseError`.
     """
     settings = resolve_settings(config, settings)
     rerun = frozenset([rerun] if isinstance(rerun, str) else rerun)
     tag_pairs = list(run_tags(tags).items())
+    # mistakes that would otherwise surface inside the run: one error, and no run recorded
+    checks.check_input_files(expr, project_directory(settings))
+    checks.check_rerun(expr, rerun, settings)
     ensure_ledger(settings)
     if dry_run:
         from ledgerflow.engine.plan import dry_run as plan_run
 
         return plan_run(expr, settings, cache=cache, rerun=rerun)
     runner = _Run(settings, _executor(settings, executor, workers), observer)
-    return runner.execute(expr, cache=cache, rerun=rerun, tags=tag_pairs, command_line=command_line)
+    try:
+        return runner.execute(
+            expr, cache=cache, rerun=rerun, tags=tag_pairs, command_line=command_line
+        )
+    except Exception as exc:
+        refused = checks.refused_write(exc, settings)
+        if refused is None:
+            raise
+        raise refused from exc
 
 
 class _Run:
