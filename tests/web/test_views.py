@@ -340,3 +340,43 @@ def test_security_headers_forbid_inline_scripts(client: TestClient) -> None:
     assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY"
     assert client.get("/static/htmx.min.js").status_code == 200
     assert client.get("/static/../app.py").status_code == 404
+
+
+def test_a_run_page_looks_the_run_up_once_and_reads_only_what_it_shows(client: TestClient, board: Board) -> None:
+    """The run is found by its full id with one primary-key lookup, and no other table than
+    the run's, its task runs' and its tags' is read (an id used to be resolved three times,
+    each time against runs, task runs, calls and values)."""
+    from sqlalchemy import event
+
+    run_id = board.example.runs["old"]
+    client.get(f"/runs/{run_id}")  # the ledger is open
+    engine = client.app.state.reader.ledger().database.engine()  # type: ignore[attr-defined]
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        page = client.get(f"/runs/{run_id}")
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert page.status_code == 200 and "run-timeline" in page.text
+    touched = [s for s in statements if "lf_call" in s or "lf_value" in s]
+    assert not touched, touched
+    assert len(statements) <= 8, statements  # run, its counts and tags, its timeline
+
+
+def test_a_truncated_timeline_still_counts_every_task_run_that_started(board: Board) -> None:
+    from ledgerflow.provenance.run_graph import timeline
+
+    with Ledger.open(board.settings, reap_stale=False) as book:
+        session = book.database.session()
+        try:
+            run_id = board.example.runs["old"]
+            for limit, bars in ((3, 3), (7, 7), (50, 7)):
+                found = timeline(session, run_id, limit=limit)
+                assert (found.total, len(found.bars), found.truncated) == (7, bars, bars < 7)
+        finally:
+            session.close()

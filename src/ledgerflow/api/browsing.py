@@ -37,6 +37,9 @@ __all__ = [
     "why",
 ]
 
+#: Characters of a run's id (hex): a full id is looked up directly, not as a prefix.
+RUN_ID_LENGTH = 32
+
 
 def open_reader(settings: Settings) -> Ledger:
     """The project's ledger opened for a long-lived reader: the schema is checked
@@ -83,9 +86,17 @@ def runs_per_day(source: Settings | Ledger, *, days: int = 30) -> list[DayCount]
 
 def run_id(source: Settings | Ledger, run: str) -> str:
     """The full id of the run an id or prefix names (NotFoundError otherwise)."""
+    from sqlalchemy import select
+
+    from ledgerflow.ledger.schema import Run
     from ledgerflow.provenance import ids
 
     with _session(source) as session:
+        text = str(run).strip().lower()
+        if len(text) == RUN_ID_LENGTH and ids.is_hex(text):  # a full id: one primary-key lookup
+            found = session.scalar(select(Run.id).where(Run.id == text))
+            if found is not None:
+                return str(found)
         return ids.resolve(session, run, source.root, kinds=("run",)).id
 
 

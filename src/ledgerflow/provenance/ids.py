@@ -80,12 +80,17 @@ def _values(session: Session, prefix: str) -> list[Candidate]:
     return found
 
 
-def find_by_prefix(session: Session, prefix: str) -> list[Candidate]:
-    """Every run, task run, call, value or file whose id starts with ``prefix``."""
+_LOOKUPS = ((_runs, ("run",)), (_task_runs, ("task_run",)), (_calls, ("call",)), (_values, ("value", "file")))
+
+
+def find_by_prefix(session: Session, prefix: str, kinds: tuple[Kind, ...] | None = None) -> list[Candidate]:
+    """Every run, task run, call, value or file whose id starts with ``prefix`` (of
+    ``kinds`` only, when given: the other tables are not searched)."""
     prefix = prefix.lower()
     found: list[Candidate] = []
-    for lookup in (_runs, _task_runs, _calls, _values):
-        found.extend(lookup(session, prefix))
+    for lookup, made in _LOOKUPS:
+        if kinds is None or any(kind in kinds for kind in made):
+            found.extend(lookup(session, prefix))
     exact = [c for c in found if c.id == prefix]
     return exact or found
 
@@ -112,7 +117,7 @@ def resolve(session: Session, text: str, root: Path, *, kinds: tuple[Kind, ...] 
         raise UsageError("an id, id prefix or file path is needed, got an empty string")
     found: list[Candidate] = []
     if is_hex(text):
-        found = [c for c in find_by_prefix(session, text) if kinds is None or c.record_kind in kinds]
+        found = [c for c in find_by_prefix(session, text, kinds) if kinds is None or c.record_kind in kinds]
     if not found and (kinds is None or "file" in kinds or "value" in kinds):
         file_hash = find_file(session, text, root)
         if file_hash is not None:

@@ -112,12 +112,12 @@ def runs_per_day_json(request: Request) -> Response:
 
 def _run(request: Request) -> Any:
     book = _book(request)
-    return api.show(book, api.run_id(book, request.path_params["run"]))
+    return api.run_info(book, api.run_id(book, request.path_params["run"]))
 
 
 def _run_context(request: Request) -> dict[str, Any]:
     book = _book(request)
-    run = _run(request)
+    run = _run(request)  # the timeline and failures then look the run up by its full id
     failures = (api.query(book, run=run.id, status=("failed", "interrupted"), limit=FAILURES)
                 if run.status != "done" else [])
     timeline = api.run_timeline(book, run.id)
