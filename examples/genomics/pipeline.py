@@ -58,7 +58,7 @@ def align(reads: File, reference: File, out_dir: Path = Path("out")) -> File:
         if hit is not None:
             rows.append(f"{name}\t{hit[0] + 1}\t{hit[1]}\t{sequence}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    bam = File(out_dir / (Path(reads.path).stem + ".bam"))
+    bam = File(out_dir / (reads.as_path().stem + ".bam"))
     bam.write("\n".join(rows) + "\n")
     return bam
 
@@ -81,7 +81,7 @@ def call_variants(bam: File, reference: File, min_depth: int = 2) -> File:
         ref_base = genome[pos - 1]
         if base != ref_base and depth >= min_depth and count * 2 > depth:
             rows.append(f"chr1\t{pos}\t.\t{ref_base}\t{base}\t{10 * count}\tPASS\tDP={depth}")
-    vcf = File(Path(bam.path).with_suffix(".vcf"))
+    vcf = File(bam.as_path().with_suffix(".vcf"))
     vcf.write("\n".join(rows) + "\n")
     return vcf
 

@@ -170,7 +170,7 @@ def test_file_options_become_file_values(tmp_path: Path, monkeypatch: pytest.Mon
     (tmp_path / "ref.fa").write_text(">chr1\nACGT\n")
     call, _ = parse("m:files", "--reads", str(reads), "--reference", "ref.fa")
     assert isinstance(call.arguments["reads"], File)
-    assert call.arguments["reads"].path == reads
+    assert call.arguments["reads"].as_path() == reads
     assert call.arguments["reference"] == File("ref.fa")
 
 

@@ -34,7 +34,39 @@ def test_repr_equality_and_hash_use_the_path(tmp_path: Path) -> None:
     assert File("./results/x.vcf") == File("results/x.vcf")
     assert File("a") != File("b") and File("a") != "a"
     assert len({File("a"), File("a"), File("b")}) == 2
-    assert File(File("a")).path == Path("a")
+    assert File(File("a")).path == "a"
+
+
+def test_path_is_a_string_with_a_path_accessor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    fastq = File(Path("data") / "sample4.fastq").write("ACGT")
+    assert isinstance(fastq.path, str) and fastq.path == "data/sample4.fastq"
+    bam = File(fastq.path.replace("fastq", "bam"))  # as redun's workflows write it
+    assert bam.path == "data/sample4.bam" and str(bam) == "data/sample4.bam"
+    assert File("./out//x.vcf").path == "out/x.vcf"  # normalised as pathlib does
+    assert fastq.as_path() == Path("data/sample4.fastq") and fastq.as_path().stem == "sample4"
+    assert fastq.as_posix() == "data/sample4.fastq"
+    assert pickle.loads(pickle.dumps(fastq)).path == "data/sample4.fastq"
+
+
+# Computed with File.path still a pathlib.Path: a str path must not change any File's
+# identity, or every cached result recorded before would miss.
+KNOWN_IDENTITIES = {
+    "s.fastq": ("7953c552906b29e2d06c9c3306e4e5fa9d49dfa7", "0ac0ccd7b07a0c3fe4d51bb00a71a9483c08ed7a"),
+    "./out//a.txt": ("96f89b7afc4d36b38bca9560807fc1c73bc5129e", "1156152e9a61fc0587814f6961801f2fd70a3cde"),
+}
+
+
+def test_identity_is_the_one_recorded_when_path_was_a_pathlib_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    File("s.fastq").write(b"reads of sample4")
+    File("out/a.txt").write(b"x")
+    for path, (alone, nested) in KNOWN_IDENTITIES.items():
+        f = File(path)
+        assert hash_value(f) == alone
+        assert hash_value([f, {"k": f}]) == nested
 
 
 def test_pickle_keeps_only_the_path(tmp_path: Path) -> None:

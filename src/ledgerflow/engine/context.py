@@ -43,6 +43,22 @@ class TaskLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
             self.logger.log(level, msg, *args, **kwargs)
 
 
+class RunArgs(dict[str, Any]):
+    """The entry task's arguments: a ``dict`` whose keys also read as attributes
+    (``context.args["multiplier"]`` or ``context.args.multiplier``, as Outflow's tasks do)."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(
+                f"the run's entry task has no argument '{name}' (it has: "
+                f"{', '.join(sorted(self)) or 'none'})"
+            ) from None
+
+
 class TaskContext:
     """The state of one running task call."""
 
@@ -72,7 +88,7 @@ class TaskContext:
     ) -> None:
         self.config = settings
         self.run_id = run_id
-        self.args = args
+        self.args = RunArgs(args)
         self.task_name = task_name
         self.task_run_id = task_run_id
         self.log_records: list[LogEntry] = []
@@ -174,7 +190,7 @@ class ContextProxy:
         return self._get("run_id").run_id
 
     @property
-    def args(self) -> dict[str, Any]:
+    def args(self) -> RunArgs:
         return self._get("args").args
 
     @property

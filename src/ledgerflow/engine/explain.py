@@ -147,6 +147,6 @@ def _argument_reasons(conn: Connection, node: PlanNode, args_hash: str) -> list[
 
 
 def _changed(name: str, old: Any, value: Any) -> str:
-    if isinstance(value, File) and old.path is not None and old.path == value.path.as_posix():
-        return f"file changed: {value.path.as_posix()}"
+    if isinstance(value, File) and old.path is not None and old.path == value.as_posix():
+        return f"file changed: {value.as_posix()}"
     return f"argument '{name}' changed ({old.preview} -> {preview(value)})"

@@ -199,10 +199,10 @@ def changed_file(value: Any, digest: str) -> str | None:
         pass
     for item in iter_files(value):
         if not item.exists():
-            return f"file missing: {item.path.as_posix()}"
+            return f"file missing: {item.as_posix()}"
     files = list(iter_files(value))
     if files:
-        return f"file changed: {', '.join(f.path.as_posix() for f in files)}"
+        return f"file changed: {', '.join(f.as_posix() for f in files)}"
     return "the stored result no longer matches its hash"
 
 
@@ -256,7 +256,7 @@ def _file_row(item: File, digest: str, now: float) -> tuple[Any, ...]:
         size, mtime = st.st_size, st.st_mtime
     except OSError:
         pass
-    return (digest, item.path.as_posix(), item.hash, size, mtime, now)
+    return (digest, item.as_posix(), item.hash, size, mtime, now)
 
 
 def serialisation_error(task_name: str, exc: Exception) -> SerializationError:
