@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ledgerflow.api.database import DowngradePlan, plan_downgrade
     from ledgerflow.api.reading import (
         LOG_GROUP_AT,
+        PICTURE_FORMATS,
         RUN_STATUSES,
         TASK_RUN_STATUSES,
         CallInfo,
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
         ledger,
         log,
         logs,
+        picture,
         query,
         resolve,
         run_info,
@@ -129,6 +131,8 @@ _HOMES: dict[str, str] = {
     "ledger": "ledgerflow.api.reading",
     "log": "ledgerflow.api.reading",
     "logs": "ledgerflow.api.reading",
+    "PICTURE_FORMATS": "ledgerflow.api.reading",
+    "picture": "ledgerflow.api.reading",
     "query": "ledgerflow.api.reading",
     "resolve": "ledgerflow.api.reading",
     "run_info": "ledgerflow.api.reading",
@@ -169,6 +173,7 @@ _HOMES: dict[str, str] = {
 
 __all__ = [
     "LOG_GROUP_AT",
+    "PICTURE_FORMATS",
     "RUN_STATUSES",
     "SHOWN_ORDER",
     "TASK_RUN_STATUSES",
@@ -213,6 +218,7 @@ __all__ = [
     "mark_dead_runs",
     "open_ledger",
     "open_reader",
+    "picture",
     "plan_downgrade",
     "preview",
     "prune",

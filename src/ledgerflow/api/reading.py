@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOG_GROUP_AT",
+    "PICTURE_FORMATS",
     "RUN_STATUSES",
     "TASK_RUN_STATUSES",
     "CallInfo",
@@ -58,6 +59,7 @@ __all__ = [
     "ledger",
     "log",
     "logs",
+    "picture",
     "query",
     "resolve",
     "run_info",
@@ -175,6 +177,22 @@ def dataflow(
     """How a value or file was derived, or what came of it (``ledgerflow dataflow``)."""
     with ledger(source) as book:
         return book.dataflow(target, downstream=downstream, max_nodes=max_nodes)
+
+
+#: What :func:`picture` draws: Graphviz DOT and Mermaid flowcharts.
+PICTURE_FORMATS = ("dot", "mermaid")
+
+
+def picture(found: Dataflow | RunLog, fmt: str) -> str:
+    """A dataflow (``ledgerflow dataflow --format``) or a run's task-run tree (``ledgerflow log
+    --format``) as Graphviz DOT (``fmt="dot"``) or a Mermaid flowchart (``fmt="mermaid"``)."""
+    from ledgerflow.errors import UsageError
+    from ledgerflow.provenance import pictures
+
+    if fmt not in PICTURE_FORMATS:
+        raise UsageError(f"unknown picture format {fmt!r}: choose one of {', '.join(PICTURE_FORMATS)}")
+    drawn = pictures.log_picture(found) if isinstance(found, RunLog) else pictures.dataflow_picture(found)
+    return pictures.render(drawn, fmt)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,15 @@ from ledgerflow.cli.output import cli_settings, console, echo, print_json, print
 _SINCE = "Started within this span (30m, 12h, 2d, 1w) or since a date/time (2026-11-01)."
 _UNTIL = "Started before this span ago or this date/time."
 _JSON = "Print JSON (stable, documented in docs/provenance.md)."
+_FORMATS = ("text", *api.PICTURE_FORMATS)
+_FORMAT = "text, or a graph to paste elsewhere: Graphviz DOT (dot) or a Mermaid flowchart (mermaid)."
+
+
+def _one_output(as_json: bool, fmt: str) -> None:
+    if as_json and fmt != "text":
+        raise click.UsageError(f"--json and --format {fmt} both choose the output: pass one of them")
+
+
 PREVIEW_WIDTH = 70
 #: Task runs ``log`` shows on their own line unless told otherwise.
 LOG_LIMIT = 200
@@ -147,9 +156,11 @@ def _tree_lines(top: Sequence[Any]) -> Iterator[Text]:
               help=f"List every sibling instead of grouping more than {LOG_GROUP_AT} runs of one task.")
 @click.option("--all", "show_all", is_flag=True, help="Every task run: --expand --limit 0.")
 @click.option("--json", "as_json", is_flag=True, help=_JSON)
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text", show_default=True,
+              help=_FORMAT)
 @click.pass_context
 def log(ctx: click.Context, run: str | None, depth: int | None, limit: int, expand: bool,
-        show_all: bool, as_json: bool) -> None:
+        show_all: bool, as_json: bool, fmt: str) -> None:
     """Show the task runs of RUN (an id or prefix; default: the latest run) as a tree.
 
     More than a few siblings that ran the same task are one line with their statuses
@@ -157,6 +168,7 @@ def log(ctx: click.Context, run: str | None, depth: int | None, limit: int, expa
     ones are still listed below it. --expand lists every sibling, --depth and --limit cut
     the tree, --all shows every task run.
     """
+    _one_output(as_json, fmt)
     if show_all:
         expand, limit = True, 0
     found = api.log(cli_settings(ctx), run, depth=depth, limit=limit or None, expand=expand)
@@ -165,6 +177,9 @@ def log(ctx: click.Context, run: str | None, depth: int | None, limit: int, expa
         return
     if as_json:
         print_json(found.to_json())
+        return
+    if fmt != "text":
+        click.echo(api.picture(found, fmt), nl=False)
         return
     info = found.run
     head = Text(f"run {info.short} {info.entry_task} ")
@@ -366,12 +381,19 @@ def tag(ctx: click.Context, target: str, pairs: tuple[str, ...], remove: bool, a
 @click.option("--max", "max_nodes", default=1000, show_default=True, type=click.IntRange(min=1),
               help="Stop after this many values (upstream) or calls (downstream).")
 @click.option("--json", "as_json", is_flag=True, help=_JSON)
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text", show_default=True,
+              help=_FORMAT)
 @click.pass_context
-def dataflow(ctx: click.Context, target: str, downstream: bool, max_nodes: int, as_json: bool) -> None:
+def dataflow(ctx: click.Context, target: str, downstream: bool, max_nodes: int, as_json: bool,
+             fmt: str) -> None:
     """Trace VALUE (a hash or prefix, or a task run/call whose result it is) or a file PATH."""
+    _one_output(as_json, fmt)
     flow = api.dataflow(cli_settings(ctx), target, downstream=downstream, max_nodes=max_nodes)
     if as_json:
         print_json(flow.to_json())
+        return
+    if fmt != "text":
+        click.echo(api.picture(flow, fmt), nl=False)
         return
     for line in flow.lines:
         echo(line)
