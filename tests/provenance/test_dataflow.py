@@ -200,3 +200,62 @@ def test_dataflow_of_a_file_written_by_a_real_run(
     assert [v.name for v in flow.values].count("ref") == 1
     assert {c.task_name for c in down.calls} >= {"align_reads", "call_variants"}
     assert any("sample4.vcf" in (v.path or "") for v in down.values)
+
+
+# -- per-element work of a fan-out ---------------------------------------------------------
+
+
+@task
+def parse_records(n: int) -> list[str]:
+    return [f"record {i}" for i in range(n)]
+
+
+@task
+def summarize(record: str) -> str:
+    return record.upper()
+
+
+@task
+def fan(parsed: list[str]) -> list[str]:
+    return [summarize(p) for p in parsed]
+
+
+@task
+def write_report(summaries: list[str]) -> File:
+    return File("out/report.txt").write("\n".join(summaries))
+
+
+@task
+def report_main(n: int) -> File:
+    return write_report(fan(parse_records(n)))
+
+
+@pytest.mark.parametrize("n", [3, 40])
+def test_dataflow_shows_the_calls_that_computed_each_element_of_a_fan_out(
+    ledger_settings: Settings, project_dir: Path, monkeypatch: pytest.MonkeyPatch, n: int
+) -> None:
+    monkeypatch.chdir(project_dir)
+    ledgerflow.run(report_main(n), settings=ledger_settings)
+    with Ledger.open(ledger_settings) as ledger:
+        flow = ledger.dataflow("out/report.txt")
+    text = flow.text()
+    assert "summaries <-- <" in text and "fan(parsed)" in text
+    work = [c for c in flow.calls if c.task_name.endswith("summarize")]
+    assert len(work) == n  # every element's call is a node of the graph
+    summaries = flow.value("summaries").hash
+    elements = {e.source: e.param for e in flow.edges if e.kind == "element" and e.target == summaries}
+    assert sorted(elements.values(), key=int) == [str(i) for i in range(n)]
+    made = {e.source: e.target for e in flow.edges if e.kind == "result"}
+    assert {made[c.hash] for c in work} == set(elements)
+    if n <= 5:  # few: one line per element, under the section of the list
+        for i, call in enumerate(work):
+            assert f"  summaries[{i}] <-- <{call.hash[:8]}> {call.task_name}(record)" in flow.lines
+        assert flow.value("summaries_1").preview == "'RECORD 1'"
+    else:  # many: grouped by task
+        [line] = [line for line in flow.lines if line.startswith("  summaries[")]
+        assert line.startswith(f"  summaries[0..{n - 1}] <-- {work[0].task_name} × {n} (<")
+    assert not flow.truncated
+    capped = Ledger.open(ledger_settings)
+    with capped as ledger:
+        small = ledger.dataflow("out/report.txt", max_nodes=2)
+    assert small.truncated

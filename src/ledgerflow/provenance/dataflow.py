@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ledgerflow.provenance._graph import ArgFacts, GraphLoader, Need, ValueFacts
+from ledgerflow.provenance.log import GROUP_AT
 from ledgerflow.provenance.records import _plain
 
 #: Sections (upstream) or calls (downstream) after which a dataflow stops, marked truncated.
@@ -116,6 +117,9 @@ class Section:
     origin: bool = False
     origin_in: str | None = None  # built inside this call's task (a literal, not an argument)
     parts: tuple[tuple[str, str], ...] = ()  # (position, value) of a container built from them
+    #: (position, element, call): the calls inside ``call`` that computed the elements of
+    #: the container it returned (a fan-out: ``[summarize(p) for p in parsed]``)
+    element_work: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass
@@ -233,6 +237,24 @@ class _Upstream:
             yield [Need("call", section.call)]
             for arg in loader.args.get(section.call, ()):
                 self._spawn(arg.value_hash, section.call)
+            yield from self._element_work(section, section.call)
+
+    def _element_work(self, section: Section, call: str) -> Trace:
+        """The child calls of ``call`` whose results are the elements of the container it
+        returned, element by element (at most ``max_nodes`` of them)."""
+        yield [Need("elements", section.value), Need("children", call)]
+        parts = self.loader.elements[section.value]
+        if not parts:
+            return
+        made_by: dict[str, str] = {}
+        for child in self.loader.children[call]:
+            row = self.loader.calls.get(child)
+            if row is not None:
+                made_by.setdefault(row.value_hash, child)
+        work = [(pos, part, made_by[part]) for pos, part in parts if part in made_by]
+        if len(work) > self.max_nodes:
+            work, self.truncated = work[: self.max_nodes], True
+        section.element_work = tuple(work)
 
     def _route(self, section: Section) -> Trace:
         loader, value = self.loader, section.value
@@ -466,6 +488,7 @@ def _render_upstream(
     loader: GraphLoader, root: str, order: list[str], sections: dict[str, Section], truncated: bool
 ) -> Dataflow:
     calls = [c for s in sections.values() for c in [*(r.call for r in s.routing), s.call] if c]
+    calls += [call for s in sections.values() for _, _, call in s.element_work]
     loader.ensure_calls(calls)
     loader.load_params(calls)
     names = _Names()
@@ -477,12 +500,17 @@ def _render_upstream(
                 names.give(arg.value_hash, loader.param(call, arg))
         for position, part in sections[value].parts:
             names.give(part, f"{names.of[value]}_{_identifier(position)}")
+        for position, part, _ in sections[value].element_work:
+            names.give(part, f"{names.of[value]}_{_identifier(position)}")
     origins = {v: s.origin_in for v, s in sections.items() if s.origin}
     values, rows = _dataflow_values(loader, names, origins)
 
     edges: list[DataflowEdge] = []
     for section in sections.values():
         edges.extend(DataflowEdge(part, section.value, "element", pos) for pos, part in section.parts)
+        for pos, part, call in section.element_work:
+            edges.append(DataflowEdge(call, part, "result"))
+            edges.append(DataflowEdge(part, section.value, "element", pos))
         if section.call is None:
             continue
         edges.append(DataflowEdge(section.call, section.value, "result"))
@@ -537,6 +565,26 @@ def _section_lines(loader: GraphLoader, section: Section, names: dict[str, str],
     width = max((len(item) for item, _ in items), default=0)
     for item, value in items:
         lines.append(f"  {item:<{width}} = {_display(rows.get(value), value)}")
+    lines.extend(_element_lines(loader, section, name))
+    return lines
+
+
+def _element_lines(loader: GraphLoader, section: Section, name: str) -> list[str]:
+    """``name[0] <-- <call> task(args)`` per element computed by a call inside the section's
+    call; more than ``GROUP_AT`` calls of one task are one line: ``name[0..39] <-- task × 40``."""
+    by_task: dict[str, list[tuple[str, str]]] = {}
+    for position, _, call in section.element_work:
+        row = loader.calls.get(call)
+        by_task.setdefault(row.task_name if row else "?", []).append((position, call))
+    lines: list[str] = []
+    for task_name, work in by_task.items():
+        if len(work) <= GROUP_AT:
+            lines.extend(f"  {name}[{pos}] <-- {_call_text(loader, call)}" for pos, call in work)
+            continue
+        first, last = work[0][0], work[-1][0]
+        examples = ", ".join(f"<{call[:8]}>" for _, call in work[:3])
+        lines.append(f"  {name}[{first}..{last}] <-- {task_name} × {len(work):,} "
+                     f"({examples}, ...)")
     return lines
 
 
