@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select
@@ -48,9 +53,64 @@ def lock() -> object:
     return threading.Lock()
 
 
-@pytest.mark.parametrize("executor", ["local", "threads", "processes"])
+@task(retries=1)
+def flaky(marker: str) -> str:
+    """Fails on its first attempt (wherever that ran), succeeds on the second."""
+    path = Path(marker)
+    if not path.exists():
+        path.write_text("tried")
+        raise RuntimeError("first attempt fails")
+    return "second attempt"
+
+
+@task
+def whoami() -> int:
+    print(f"printed by the task in {os.getpid()}")
+    return os.getpid()
+
+
+EXECUTORS = ["local", "threads", "processes", pytest.param("dask", marks=pytest.mark.dask)]
+
+
+@pytest.fixture(scope="module")
+def dask_cluster() -> Iterator[Any]:
+    """Two single-thread Dask workers (processes), shared by this module's dask tests."""
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR)  # fmt: skip
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def _executor(name: str, request: pytest.FixtureRequest) -> str | Executor:
+    if name != "dask":
+        return name
+    from ledgerflow.executors.dask import DaskExecutor
+
+    cluster = request.getfixturevalue("dask_cluster")
+    return DaskExecutor(workers=2, address=cluster.scheduler_address)
+
+
+def _worker_pids(name: str, request: pytest.FixtureRequest) -> set[int]:
+    """The processes that may run the jobs of an executor."""
+    if name in ("local", "threads"):
+        return {os.getpid()}
+    if name == "dask":
+        cluster = request.getfixturevalue("dask_cluster")
+        return {int(w.pid) for w in cluster.workers.values()}
+    return set()  # the pool's processes are gone when the run ends; any pid but ours
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
 def test_every_executor_records_the_same_ledger(
-    executor: str, ledger_settings: Settings, ledger: LedgerRows
+    executor: str,
+    ledger_settings: Settings,
+    ledger: LedgerRows,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
 ) -> None:
     admin = Database(ledger_settings, role="admin")
     try:
@@ -59,11 +119,12 @@ def test_every_executor_records_the_same_ledger(
         admin.dispose()
 
     result = ledgerflow.execute(
-        {"ok": main(3), "bad": crash(1), "lock": lock()},
-        settings=ledger_settings, executor=executor, workers=2,
+        {"ok": main(3), "bad": crash(1), "lock": lock(),
+         "flaky": flaky(str(tmp_path / "marker")), "who": whoami()},
+        settings=ledger_settings, executor=_executor(executor, request), workers=2,
     )  # fmt: skip
     assert result.status == "failed"
-    assert {k: v for k, v in result.counts.items() if v} == {"done": 7, "failed": 2}
+    assert {k: v for k, v in result.counts.items() if v} == {"done": 9, "failed": 2}
     failures = {f.task_name: f for f in result.failures}
     assert failures[crash.fullname].message == "crash 1"
     assert failures[crash.fullname].exception_type == "ValueError"
@@ -74,14 +135,24 @@ def test_every_executor_records_the_same_ledger(
     assert run["executor"] == executor and run["status"] == "failed"
     rows = ledger.rows("lf_task_run")
     assert all(r["worker"] for r in rows if r["status"] == "done")
+    attempts = sorted((r["attempt"], r["status"]) for r in rows if r["task_name"] == flaky.fullname)
+    assert attempts == [(1, "failed"), (2, "done")]
+    (who,) = [r for r in rows if r["task_name"] == whoami.fullname]
+    host, pid = who["worker"].split(":")[:2]
+    assert host == socket.gethostname()
+    allowed = _worker_pids(executor, request)
+    assert int(pid) in allowed if allowed else int(pid) != os.getpid()
     (root,) = [r for r in rows if r["task_name"] == main.fullname]
     children = [r for r in rows if r["parent_id"] == root["id"]]
     assert len(children) == 6 and root["status"] == "done"
     assert ledger.count("lf_call_edge", parent_hash=root["call_hash"]) == 6
     notes = {r["id"] for r in children if r["task_name"] == note.fullname}
     logs = ledger.rows("lf_log_record")
-    assert sorted(r["message"] for r in logs) == ["noted 0", "noted 10", "noted 20"]
-    assert {r["task_run_id"] for r in logs} == notes
+    noted = [r for r in logs if r["message"].startswith("noted")]
+    assert sorted(r["message"] for r in noted) == ["noted 0", "noted 10", "noted 20"]
+    assert {r["task_run_id"] for r in noted} == notes
+    (printed,) = [r for r in logs if r["task_run_id"] == who["id"]]
+    assert printed["message"] == f"printed by the task in {pid}"
 
     database = Database(ledger_settings)
     try:
@@ -90,12 +161,14 @@ def test_every_executor_records_the_same_ledger(
     finally:
         database.dispose()
 
-    again = ledgerflow.execute(main(3), settings=ledger_settings, executor=executor, workers=2)
+    again = ledgerflow.execute(
+        main(3), settings=ledger_settings, executor=_executor(executor, request), workers=2
+    )
     assert again.value == [1, 11, 21] and again.counts["cached"] == 1
 
 
 def test_executors_are_registered_lazily_and_unknown_names_are_refused() -> None:
-    assert EXECUTOR_KINDS == ("local", "threads", "processes")
+    assert EXECUTOR_KINDS == ("local", "threads", "processes", "dask")
     for name in EXECUTOR_KINDS:
         cls = executor_class(name)
         assert issubclass(cls, Executor) and cls.name == name
@@ -104,7 +177,7 @@ def test_executors_are_registered_lazily_and_unknown_names_are_refused() -> None
     with pytest.raises(UsageError) as info:
         get_executor("slurm")
     assert "unknown executor 'slurm'" in str(info.value)
-    assert "known executors: local, threads, processes" in str(info.value)
+    assert "known executors: local, threads, processes, dask" in str(info.value)
     with pytest.raises(UsageError, match="workers must be >= 1"):
         get_executor("threads", workers=0)
 
@@ -120,7 +193,7 @@ def test_one_list_of_executor_names_for_config_cli_and_registry(tmp_path: Path) 
     for name in EXECUTOR_KINDS:
         assert settings_from_mapping({**base, "executor": {"kind": name}}).executor.kind == name
     with pytest.raises(ConfigError, match="kind"):  # not advertised without an implementation
-        settings_from_mapping({**base, "executor": {"kind": "dask"}})
+        settings_from_mapping({**base, "executor": {"kind": "ray"}})
 
 
 def test_implementations_are_imported_only_when_used() -> None:

@@ -9,15 +9,18 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ledgerflow.config import _checks as check
 from ledgerflow.config._yaml import Where, interpolate, load_yaml
 from ledgerflow.config.settings import (
+    CLUSTER_KINDS,
     EXECUTOR_KINDS,
     REDACTED,
     CacheConfig,
+    ClusterConfig,
     Credentials,
     DashboardConfig,
     DatabaseConfig,
@@ -120,11 +123,7 @@ def settings_from_mapping(
     effective = {
         "databases": {name: _describe_db(db) for name, db in databases.items()},
         "plugins": list(plugins),
-        "executor": {
-            "kind": executor.kind,
-            "workers": executor.workers,
-            "options": executor.options,
-        },
+        "executor": _describe_executor(executor),
         "values": {"inline_max_bytes": values.inline_max_bytes, "store": str(values.store)},
         "cache": {"file_hash": cache.file_hash},
         "logs": {"max_bytes": logs.max_bytes, "echo": logs.echo},
@@ -311,12 +310,102 @@ def _plugins(value: Any, where: Where) -> tuple[str, ...]:
     return tuple(plugins)
 
 
+EXECUTOR_KEYS = ("kind", "workers", "options", "threads_per_worker", "address", "cluster")
+DASK_KEYS = ("threads_per_worker", "address", "cluster")
+CLUSTER_KEYS = (
+    "kind", "cores", "memory", "walltime", "queue", "account", "job_extra_directives",
+    "processes", "scale", "adapt", "options",
+)  # fmt: skip
+
+
 def _executor(value: Any, where: Where) -> ExecutorConfig:
-    data = check.section(value, where, ("kind", "workers", "options"))
+    data = check.section(value, where, EXECUTOR_KEYS)
     kind = check.optional(data, "kind", where, check.choice_of(EXECUTOR_KINDS, "kind"), "local")
     workers = check.optional(data, "workers", where, check.integer_from(1), None)
     options = check.optional(data, "options", where, _plain_mapping, {})
-    return ExecutorConfig(kind=kind, workers=workers, options=options)
+    if kind != "dask":
+        for key in DASK_KEYS:
+            if data.get(key) is not None:
+                raise where.child(key, data[key]).error(
+                    f"'{key}' is a setting of the dask executor, not of '{kind}'"
+                )
+    threads = check.optional(data, "threads_per_worker", where, check.integer_from(1), None)
+    address = check.optional(data, "address", where, _scheduler_address, None)
+    raw_cluster = data.get("cluster")
+    cluster = None
+    if raw_cluster is not None:
+        cluster = _cluster(raw_cluster, where.child("cluster", raw_cluster))
+    if address is not None and cluster is not None:
+        raise where.error("give either 'address' (an existing scheduler) or 'cluster', not both")
+    return ExecutorConfig(
+        kind=kind, workers=workers, options=options, threads_per_worker=threads,
+        address=address, cluster=cluster,
+    )  # fmt: skip
+
+
+def _scheduler_address(value: Any, where: Where) -> str:
+    text = check.string(value, where, "a scheduler address like 'tcp://host:8786'")
+    if not re.fullmatch(r"[a-z]+://\S+", text):
+        raise where.error(f"expected a scheduler address like 'tcp://host:8786', got '{text}'")
+    return text
+
+
+def _cluster(value: Any, where: Where) -> ClusterConfig:
+    data = check.section(value, where, CLUSTER_KEYS)
+    kind = check.choice(check.required(data, "kind", where), where.child("kind", data.get("kind")),
+                        CLUSTER_KINDS, "kind")  # fmt: skip
+    cores = check.integer(check.required(data, "cores", where),
+                          where.child("cores", data.get("cores")), 1)  # fmt: skip
+    memory = check.string(check.required(data, "memory", where),
+                          where.child("memory", data.get("memory")), "a memory size like '16GB'")  # fmt: skip
+
+    def text(key: str) -> str | None:
+        return check.optional(data, key, where, check.string, None)  # type: ignore[no-any-return]
+
+    directives = data.get("job_extra_directives") or []
+    spot = where.child("job_extra_directives", directives)
+    if not isinstance(directives, list):
+        raise spot.error(f"expected a list of strings, got {check.type_name(directives)}")
+    extra = tuple(check.string(item, spot.index(i)) for i, item in enumerate(directives))
+    processes = check.optional(data, "processes", where, check.integer_from(1), None)
+    if data.get("scale") is not None and data.get("adapt") is not None:
+        raise where.error("give either 'scale' or 'adapt', not both")
+    jobs = minimum = maximum = None
+    if data.get("scale") is not None:
+        scale_where = where.child("scale", data["scale"])
+        scale = check.section(data["scale"], scale_where, ("jobs",))
+        jobs = check.integer(check.required(scale, "jobs", scale_where),
+                             scale_where.child("jobs", scale.get("jobs")), 0)  # fmt: skip
+    if data.get("adapt") is not None:
+        adapt_where = where.child("adapt", data["adapt"])
+        adapt = check.section(data["adapt"], adapt_where, ("minimum_jobs", "maximum_jobs"))
+        minimum = check.optional(adapt, "minimum_jobs", adapt_where, check.integer_from(0), 0)
+        maximum = check.integer(check.required(adapt, "maximum_jobs", adapt_where),
+                                adapt_where.child("maximum_jobs", adapt.get("maximum_jobs")), 1)  # fmt: skip
+        if minimum > maximum:
+            raise adapt_where.error(f"minimum_jobs ({minimum}) is above maximum_jobs ({maximum})")
+    if jobs is None and maximum is None:
+        jobs = 1
+    return ClusterConfig(
+        kind=kind, cores=cores, memory=memory, walltime=text("walltime"), queue=text("queue"),
+        account=text("account"), job_extra_directives=extra, processes=processes, jobs=jobs,
+        minimum_jobs=minimum, maximum_jobs=maximum,
+        options=check.optional(data, "options", where, _plain_mapping, {}),
+    )  # fmt: skip
+
+
+def _describe_executor(executor: ExecutorConfig) -> dict[str, Any]:
+    shown: dict[str, Any] = {
+        "kind": executor.kind, "workers": executor.workers, "options": executor.options,
+    }  # fmt: skip
+    if executor.kind == "dask":
+        shown["threads_per_worker"] = executor.threads_per_worker
+        shown["address"] = executor.address
+        if executor.cluster is not None:
+            cluster = asdict(executor.cluster)
+            cluster["job_extra_directives"] = list(executor.cluster.job_extra_directives)
+            shown["cluster"] = cluster
+    return shown
 
 
 def _plain_mapping(value: Any, where: Where) -> dict[str, Any]:

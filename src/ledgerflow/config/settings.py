@@ -73,7 +73,29 @@ class DatabaseConfig:
 #: The executors ledgerflow implements, by name: the one list read by the configuration
 #: check, ``ledgerflow run --executor`` and the registry in :mod:`ledgerflow.engine.executor`
 #: (each name is a module of :mod:`ledgerflow.executors`).
-EXECUTOR_KINDS = ("local", "threads", "processes")
+EXECUTOR_KINDS = ("local", "threads", "processes", "dask")
+
+
+#: The batch schedulers a ``dask`` executor can start its workers under (via dask-jobqueue).
+CLUSTER_KINDS = ("slurm", "pbs", "sge", "lsf")
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """A dask-jobqueue cluster (``executor.cluster``): each batch job runs Dask workers."""
+
+    kind: str
+    cores: int
+    memory: str
+    walltime: str | None = None
+    queue: str | None = None
+    account: str | None = None
+    job_extra_directives: tuple[str, ...] = ()
+    processes: int | None = None  # worker processes per job (dask-jobqueue's default if None)
+    jobs: int | None = None  # scale: {jobs: N}
+    minimum_jobs: int | None = None  # adapt: {minimum_jobs, maximum_jobs}
+    maximum_jobs: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # passed on to the cluster class
 
 
 @dataclass(frozen=True)
@@ -81,6 +103,9 @@ class ExecutorConfig:
     kind: str = "local"
     workers: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    threads_per_worker: int | None = None  # dask: threads in each worker process
+    address: str | None = None  # dask: an existing scheduler, ``tcp://host:8786``
+    cluster: ClusterConfig | None = None  # dask: workers as batch jobs
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,281 @@
+"""The ``dask`` executor: jobs run on the workers of a ``dask.distributed`` cluster.
+
+Three ways to get a cluster (``executor:`` in ``ledgerflow.yml``, see docs/cluster.md):
+
+- nothing set: a ``LocalCluster`` started for the run (``workers`` processes with
+  ``threads_per_worker`` threads each) and closed at its end, however it ends;
+- ``address: tcp://host:8786``: an existing scheduler (left running);
+- ``cluster: {kind: slurm|pbs|sge|lsf, ...}``: a dask-jobqueue cluster whose batch jobs run
+  the workers, scaled to ``scale.jobs`` or adapting between ``adapt`` bounds.
+
+Workers only compute. Each job travels pickled; the worker puts the run's module paths on
+``sys.path`` before it unpickles it (so the task's module imports there as it does here),
+runs it with :func:`~ledgerflow.engine.worker.run_job` and returns the outcome, its value
+pickled on the worker so that a value that cannot travel fails its task by name. The
+scheduler process stays the only writer of the ledger; tasks that use ``context.session``
+open their own database session on the worker with the user credentials.
+
+A worker that dies while running a job fails that job with "worker lost" (a started
+``LocalCluster`` does not run a job again after it killed a worker: the task's own
+``retries`` decide).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import pickle
+import queue
+from typing import TYPE_CHECKING, Any
+
+from ledgerflow.engine.executor import Executor, Job, Outcome, WorkerEnv
+from ledgerflow.errors import ConfigError, LedgerflowError, MissingExtraError
+from ledgerflow.executors.threads import failed_outcome
+
+if TYPE_CHECKING:
+    from ledgerflow.config.settings import ClusterConfig, ExecutorConfig
+
+log = logging.getLogger(__name__)
+
+#: How long to wait for a scheduler to answer, and for a started cluster's workers.
+CONNECT_TIMEOUT = 30.0
+#: The dask-jobqueue class for each ``cluster.kind``.
+JOBQUEUE_CLASSES = {
+    "slurm": "SLURMCluster",
+    "pbs": "PBSCluster",
+    "sge": "SGECluster",
+    "lsf": "LSFCluster",
+}
+WORKER_LOST = "worker lost"
+#: For a started cluster: a job whose worker died fails at once (the task's own retries
+#: decide what follows), and a worker holds only the jobs it runs, so that no job merely
+#: queued behind the one that killed it is blamed for its death.
+LOCAL_SCHEDULER_CONFIG = {
+    "distributed.scheduler.allowed-failures": 0,
+    "distributed.scheduler.worker-saturation": 1.0,
+}
+
+
+def require_dask() -> None:
+    """Raise :class:`MissingExtraError` when dask.distributed is not installed."""
+    for module in ("dask", "distributed"):
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtraError("the dask executor", "dask", module)
+
+
+# -- on the scheduler ----------------------------------------------------------------------
+
+
+class DaskExecutor(Executor):
+    """Jobs as Dask futures; finished ones are queued by the futures' callbacks."""
+
+    name = "dask"
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        address: str | None = None,
+        threads_per_worker: int | None = None,
+        cluster: ClusterConfig | None = None,
+    ) -> None:
+        require_dask()
+        self._explicit_workers = workers
+        super().__init__(workers=workers)
+        self.address = address
+        self.threads_per_worker = threads_per_worker
+        self.cluster_config = cluster
+        self._client: Any = None
+        self._cluster: Any = None
+        self._futures: dict[str, Any] = {}
+        self._done: queue.SimpleQueue[tuple[Job, Any]] = queue.SimpleQueue()
+
+    def default_workers(self) -> int:
+        return min(os.cpu_count() or 1, 4)
+
+    @property
+    def capacity(self) -> int:
+        threads = self.threads_per_worker or 1
+        return max(self.workers * threads * 2, 2)
+
+    # -- starting and stopping
+
+    def start(self, env: WorkerEnv) -> None:
+        config = env.settings.executor
+        if config.kind == "dask":
+            self._apply(config)
+        self._env = env
+        self._futures = {}
+        self._done = queue.SimpleQueue()
+        try:
+            self._client = self._connect()
+            from ledgerflow.executors._dask_worker import RunPlugin, module_paths, plugin_name
+
+            self._plugin = plugin_name(env.run_id)
+            self._client.register_plugin(RunPlugin(env, module_paths()), name=self._plugin)
+        except BaseException:
+            self._close(cancel=True)
+            raise
+
+    def _apply(self, config: ExecutorConfig) -> None:
+        """Settings from ``executor:`` that were not given to the constructor."""
+        if self.address is None and self.cluster_config is None:
+            self.address = config.address
+            self.cluster_config = config.cluster
+        if self.threads_per_worker is None:
+            self.threads_per_worker = config.threads_per_worker
+
+    def _connect(self) -> Any:
+        from distributed import Client
+
+        if self.address is not None:
+            try:
+                return Client(self.address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+            except OSError as exc:
+                raise LedgerflowError(
+                    f"cannot reach the Dask scheduler at {self.address}: {exc}",
+                    hint="start it (`dask scheduler`) or fix executor.address",
+                )
+        if self.cluster_config is not None:
+            self._cluster = jobqueue_cluster(self.cluster_config)
+        else:
+            self._cluster = self._local_cluster()
+        return Client(self._cluster, set_as_default=False)
+
+    def _local_cluster(self) -> Any:
+        import dask
+        from distributed import LocalCluster
+
+        try:
+            with dask.config.set(LOCAL_SCHEDULER_CONFIG):
+                return LocalCluster(
+                    n_workers=self.workers,
+                    threads_per_worker=self.threads_per_worker or 1,
+                    processes=True,
+                    dashboard_address=None,
+                    scheduler_port=0,
+                    silence_logs=logging.ERROR,
+                )
+        except Exception as exc:
+            raise LedgerflowError(
+                f"the Dask LocalCluster could not start its {self.workers} worker(s): {exc}",
+                hint="a script that starts a run on the dask executor must do it under "
+                "`if __name__ == '__main__':` (each worker process imports the script)",
+            )
+
+    @property
+    def dashboard_link(self) -> str | None:
+        return getattr(self._client, "dashboard_link", None)
+
+    def shutdown(self, *, cancel: bool = False) -> None:
+        self._close(cancel=cancel)
+
+    def _close(self, *, cancel: bool) -> None:
+        client, cluster = self._client, self._cluster
+        self._client = self._cluster = None
+        futures = list(self._futures.values())
+        self._futures.clear()
+        try:
+            if client is not None:
+                if futures:
+                    client.cancel(futures)
+                if cluster is None and not cancel:  # a shared cluster: free this run's state
+                    try:
+                        client.unregister_worker_plugin(self._plugin)
+                    except Exception:
+                        log.debug("could not close the run on the Dask workers", exc_info=True)
+                client.close()
+        finally:
+            if cluster is not None:
+                cluster.close()
+
+    # -- jobs
+
+    def submit(self, job: Job) -> None:
+        from ledgerflow.errors import SerializationError
+
+        try:
+            data = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+        except LedgerflowError:
+            raise
+        except Exception as exc:
+            raise SerializationError(
+                f"the arguments of task {job.task.fullname} cannot be sent to a Dask worker: {exc}"
+            )
+        from ledgerflow.executors._dask_worker import run_on_worker
+
+        future = self._client.submit(
+            run_on_worker, self._env.run_id, job.id, data, key=f"{job.task.name}-{job.id}",
+            pure=False,
+        )  # fmt: skip
+        self._futures[job.id] = future
+        future.add_done_callback(lambda f, job=job: self._done.put((job, f)))
+
+    def _outcome(self, job: Job, future: Any) -> Outcome:
+        from ledgerflow.executors._dask_worker import PickledValue
+
+        try:
+            outcome: Outcome = future.result(timeout=CONNECT_TIMEOUT)
+        except Exception as exc:  # the task's own exceptions are in its outcome
+            if type(exc).__name__ == "KilledWorker":
+                return failed_outcome(job, exc, f"{WORKER_LOST}: the Dask worker running it died")
+            return failed_outcome(job, exc, "the Dask cluster could not run it")
+        if isinstance(outcome.value, PickledValue):
+            outcome.value = pickle.loads(outcome.value.data)
+        return outcome
+
+    def _take(self, first: tuple[Job, Any] | None) -> list[Outcome]:
+        pairs = [] if first is None else [first]
+        while True:
+            try:
+                pairs.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        outcomes = []
+        for job, future in pairs:
+            if self._futures.pop(job.id, None) is None:
+                continue  # cancelled at shutdown
+            outcomes.append(self._outcome(job, future))
+        return outcomes
+
+    def collect(self, timeout: float) -> list[Outcome]:
+        if not self._futures:
+            return []
+        try:
+            first = self._done.get(timeout=timeout)
+        except queue.Empty:
+            return []
+        return self._take(first)
+
+    def take_finished(self) -> list[Outcome]:
+        return self._take(None)
+
+
+def jobqueue_cluster(config: ClusterConfig) -> Any:
+    """A dask-jobqueue cluster for ``executor.cluster``, scaled or adaptive as configured."""
+    if importlib.util.find_spec("dask_jobqueue") is None:
+        raise MissingExtraError(f"a {config.kind} cluster", "dask", "dask_jobqueue")
+    import dask_jobqueue
+
+    cls = getattr(dask_jobqueue, JOBQUEUE_CLASSES[config.kind])
+    kwargs: dict[str, Any] = {"cores": config.cores, "memory": config.memory}
+    for key in ("walltime", "queue", "account", "processes"):
+        value = getattr(config, key)
+        if value is not None:
+            kwargs[key] = value
+    if config.job_extra_directives:
+        kwargs["job_extra_directives"] = list(config.job_extra_directives)
+    kwargs.update(config.options)
+    try:
+        cluster = cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"executor.cluster ({config.kind}): {exc}")
+    if config.maximum_jobs is not None:
+        cluster.adapt(minimum_jobs=config.minimum_jobs or 0, maximum_jobs=config.maximum_jobs)
+    else:
+        cluster.scale(jobs=1 if config.jobs is None else config.jobs)
+    return cluster
+
+
+EXECUTOR = DaskExecutor
