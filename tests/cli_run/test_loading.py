@@ -201,7 +201,7 @@ def test_run_help_by_module_and_by_file(package: str, tmp_path: Path, order: str
 def test_run_help_without_target_documents_the_engine_options(capsys: pytest.CaptureFixture[str]) -> None:
     exit_code, out, _ = cli(["run", "--help"], capsys)
     assert exit_code == 0
-    for option in ("--no-cache", "--rerun", "--executor [local|threads|processes]", "--workers",
+    for option in ("--no-cache", "--rerun", "--executor [local|threads|processes|dask]", "--workers",
                    "--tag KEY=VALUE", "--dry-run", "--quiet", "--json"):
         assert option in out
     assert "Usage: ledgerflow run [OPTIONS] TARGET [TASK OPTIONS]" in out
