@@ -23,8 +23,6 @@ from ledgerflow.engine.executor import get_executor
 from ledgerflow.errors import ConfigError, MissingExtraError
 from ledgerflow.testing.pipelines import LedgerRows
 
-pytestmark = pytest.mark.dask
-
 
 @task
 def die() -> int:
@@ -46,6 +44,7 @@ def fine(i: int) -> int:
     return i + 1
 
 
+@pytest.mark.dask
 def test_a_killed_worker_fails_its_task_run_with_worker_lost(
     ledger_settings: Settings, ledger: LedgerRows
 ) -> None:
@@ -63,6 +62,7 @@ def test_a_killed_worker_fails_its_task_run_with_worker_lost(
     assert sorted(r["status"] for r in rows if r["task_name"] == fine.fullname) == ["done"] * 4
 
 
+@pytest.mark.dask
 def test_a_task_with_retries_runs_again_on_a_new_worker_after_its_worker_died(
     ledger_settings: Settings, ledger: LedgerRows, tmp_path: Path
 ) -> None:
@@ -115,6 +115,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@pytest.mark.dask
 def test_ctrl_c_interrupts_the_run_and_closes_the_cluster(
     ledger_settings: Settings, ledger: LedgerRows, tmp_path: Path
 ) -> None:
@@ -195,6 +196,7 @@ def test_dask_settings_are_read_and_checked() -> None:
             settings_from_mapping({**BASE, "executor": section})
 
 
+@pytest.mark.dask
 def test_a_slurm_cluster_is_built_by_dask_jobqueue_from_the_settings() -> None:
     """The batch script dask-jobqueue would submit (no Slurm needed: nothing is submitted)."""
     from ledgerflow.executors.dask import jobqueue_cluster
