@@ -149,6 +149,54 @@ def test_ctrl_c_interrupts_the_run_and_closes_the_cluster(
     assert not [s for s in statuses if s[1] == "running"]
 
 
+@task
+def sleepy(marker: str, after: int) -> int:
+    Path(marker).write_text("started")
+    time.sleep(120)
+    return 0
+
+
+@pytest.mark.dask
+def test_a_lost_scheduler_ends_the_run_interrupted(
+    ledger_settings: Settings, ledger: LedgerRows, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+    import threading
+
+    from distributed import LocalCluster
+
+    from ledgerflow.executors import dask as dask_executor
+
+    monkeypatch.setattr(dask_executor, "CONNECT_TIMEOUT", 2.0)  # how long the client retries
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None,
+                           silence_logs=logging.CRITICAL)  # fmt: skip
+    marker = tmp_path / "started"
+
+    def lose_the_scheduler() -> None:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cluster.close()
+
+    closer = threading.Thread(target=lose_the_scheduler, daemon=True)
+    closer.start()
+    try:
+        executor = dask_executor.DaskExecutor(address=cluster.scheduler_address)
+        started = time.monotonic()
+        result = ledgerflow.execute(
+            sleepy(str(marker), fine(1)), settings=ledger_settings, executor=executor
+        )
+        assert time.monotonic() - started < 60
+    finally:
+        closer.join(timeout=60)
+        cluster.close()
+    assert result.status == "interrupted"
+    (run,) = ledger.rows("lf_run")
+    assert run["status"] == "interrupted"
+    statuses = {(r["task_name"].rsplit(".", 1)[1], r["status"]) for r in ledger.rows("lf_task_run")}
+    assert statuses == {("fine", "done"), ("sleepy", "interrupted")}
+
+
 # -- configuration -------------------------------------------------------------------------
 
 BASE = {"databases": {"default": {"dialect": "sqlite", "path": "l.db"}}}

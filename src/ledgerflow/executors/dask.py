@@ -90,6 +90,8 @@ class DaskExecutor(Executor):
         self._cluster: Any = None
         self._futures: dict[str, Any] = {}
         self._done: queue.SimpleQueue[tuple[Job, Any]] = queue.SimpleQueue()
+        self._kept: list[Outcome] = []  # collected when the scheduler was lost
+        self._lost = False
 
     def default_workers(self) -> int:
         return min(os.cpu_count() or 1, 4)
@@ -108,6 +110,8 @@ class DaskExecutor(Executor):
         self._env = env
         self._futures = {}
         self._done = queue.SimpleQueue()
+        self._kept = []
+        self._lost = False
         try:
             self._client = self._connect()
             from ledgerflow.executors._dask_worker import RunPlugin, module_paths, plugin_name
@@ -177,14 +181,15 @@ class DaskExecutor(Executor):
         futures = list(self._futures.values())
         self._futures.clear()
         try:
-            if client is not None:
+            if client is not None and client.status == "running":
                 if futures:
                     client.cancel(futures)
-                if cluster is None and not cancel:  # a shared cluster: free this run's state
+                if cluster is None:  # a shared cluster: free this run's state on its workers
                     try:
                         client.unregister_worker_plugin(self._plugin)
                     except Exception:
                         log.debug("could not close the run on the Dask workers", exc_info=True)
+            if client is not None:
                 client.close()
         finally:
             if cluster is not None:
@@ -232,12 +237,21 @@ class DaskExecutor(Executor):
                 pairs.append(self._done.get_nowait())
             except queue.Empty:
                 break
-        outcomes = []
+        outcomes, self._kept = self._kept, []
         for job, future in pairs:
-            if self._futures.pop(job.id, None) is None:
+            if job.id not in self._futures:
                 continue  # cancelled at shutdown
+            if future.status == "cancelled":  # not by this run: the scheduler went away
+                self._lost = True
+                continue  # the run ends interrupted, this job with it
+            del self._futures[job.id]
             outcomes.append(self._outcome(job, future))
         return outcomes
+
+    def _scheduler_lost(self) -> bool:
+        client = self._client
+        lost = client is None or client.status in ("closing", "closed", "failed")
+        return self._lost or lost
 
     def collect(self, timeout: float) -> list[Outcome]:
         if not self._futures:
@@ -245,8 +259,18 @@ class DaskExecutor(Executor):
         try:
             first = self._done.get(timeout=timeout)
         except queue.Empty:
-            return []
-        return self._take(first)
+            first = None
+        outcomes = self._take(first) if first is not None else []
+        if self._scheduler_lost():
+            # the client gave up reconnecting: end the run interrupted, like Ctrl-C, with
+            # what finished recorded (the scheduler takes it from take_finished)
+            self._kept = outcomes
+            log.error(
+                "lost the connection to the Dask scheduler%s; the run ends interrupted",
+                f" at {self.address}" if self.address else "",
+            )
+            raise KeyboardInterrupt
+        return outcomes
 
     def take_finished(self) -> list[Outcome]:
         return self._take(None)
