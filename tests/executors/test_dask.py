@@ -26,6 +26,7 @@ from ledgerflow.testing.pipelines import LedgerRows
 
 @task
 def die() -> int:
+    time.sleep(0.3)  # the other jobs are handed out meanwhile, some to this worker
     os.kill(os.getpid(), signal.SIGKILL)
     return 0
 
@@ -49,7 +50,7 @@ def test_a_killed_worker_fails_its_task_run_with_worker_lost(
     ledger_settings: Settings, ledger: LedgerRows
 ) -> None:
     result = ledgerflow.execute(
-        {"dies": die(), "fine": [fine(i) for i in range(4)]},
+        {"dies": die(), "fine": [fine(i) for i in range(12)]},
         settings=ledger_settings, executor="dask", workers=2,
     )  # fmt: skip
     assert result.status == "failed"
@@ -59,7 +60,7 @@ def test_a_killed_worker_fails_its_task_run_with_worker_lost(
     assert run["status"] == "failed" and run["executor"] == "dask"
     rows = ledger.rows("lf_task_run")
     assert not [r for r in rows if r["status"] == "running"]
-    assert sorted(r["status"] for r in rows if r["task_name"] == fine.fullname) == ["done"] * 4
+    assert sorted(r["status"] for r in rows if r["task_name"] == fine.fullname) == ["done"] * 12
 
 
 @pytest.mark.dask

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from ledgerflow.engine.executor import ErrorInfo, Job, Outcome, WorkerEnv, worker_label
+from ledgerflow.executors.dask import STARTED_TOPIC
 
 if TYPE_CHECKING:
     from ledgerflow.engine.worker import WorkerState
@@ -98,7 +99,9 @@ def run_on_worker(run_id: str, job_id: str, data: bytes) -> Outcome:
 
     from ledgerflow.engine.worker import run_job
 
-    label = worker_label(thread=get_worker().state.nthreads > 1)
+    worker = get_worker()
+    worker.log_event(STARTED_TOPIC, job_id)  # a job lost before this is sent again
+    label = worker_label(thread=worker.state.nthreads > 1)
     state = _STATES.get(run_id)
     if state is None:
         error = RuntimeError(f"the worker was not set up for run {run_id}")

@@ -17,7 +17,8 @@ open their own database session on the worker with the user credentials.
 
 A worker that dies while running a job fails that job with "worker lost" (a started
 ``LocalCluster`` does not run a job again after it killed a worker: the task's own
-``retries`` decide).
+``retries`` decide); jobs that were only waiting on that worker are sent again, once.
+A lost connection to the scheduler ends the run interrupted.
 """
 
 from __future__ import annotations
@@ -48,9 +49,12 @@ JOBQUEUE_CLASSES = {
     "lsf": "LSFCluster",
 }
 WORKER_LOST = "worker lost"
+#: The event a worker sends when it starts a job: a job lost with its worker before it
+#: started there is sent again, once, instead of failing with the job that killed it.
+STARTED_TOPIC = "ledgerflow-job-started"
 #: For a started cluster: a job whose worker died fails at once (the task's own retries
-#: decide what follows), and a worker holds only the jobs it runs, so that no job merely
-#: queued behind the one that killed it is blamed for its death.
+#: decide what follows), and jobs are held in the scheduler rather than queued on workers
+#: where that can be decided (Dask's "root-ish" tasks).
 LOCAL_SCHEDULER_CONFIG = {
     "distributed.scheduler.allowed-failures": 0,
     "distributed.scheduler.worker-saturation": 1.0,
@@ -92,14 +96,17 @@ class DaskExecutor(Executor):
         self._done: queue.SimpleQueue[tuple[Job, Any]] = queue.SimpleQueue()
         self._kept: list[Outcome] = []  # collected when the scheduler was lost
         self._lost = False
+        self._started: set[str] = set()  # jobs a worker reported starting
+        self._resent: set[str] = set()  # jobs sent again after their worker died
 
     def default_workers(self) -> int:
         return min(os.cpu_count() or 1, 4)
 
     @property
     def capacity(self) -> int:
-        threads = self.threads_per_worker or 1
-        return max(self.workers * threads * 2, 2)
+        # jobs wait in Dask's queues, so that workers are not idle between jobs
+        threads = self.workers * (self.threads_per_worker or 1)
+        return max(threads * 16, 64)
 
     # -- starting and stopping
 
@@ -118,6 +125,8 @@ class DaskExecutor(Executor):
 
             self._plugin = plugin_name(env.run_id)
             self._client.register_plugin(RunPlugin(env, module_paths()), name=self._plugin)
+            self._started, self._resent = set(), set()
+            self._client.subscribe_topic(STARTED_TOPIC, self._on_started)
         except BaseException:
             self._close(cancel=True)
             raise
@@ -184,6 +193,10 @@ class DaskExecutor(Executor):
             if client is not None and client.status == "running":
                 if futures:
                     client.cancel(futures)
+                try:
+                    client.unsubscribe_topic(STARTED_TOPIC)
+                except Exception:
+                    log.debug("could not unsubscribe from the workers' events", exc_info=True)
                 if cluster is None:  # a shared cluster: free this run's state on its workers
                     try:
                         client.unregister_worker_plugin(self._plugin)
@@ -211,17 +224,17 @@ class DaskExecutor(Executor):
         from ledgerflow.executors._dask_worker import run_on_worker
 
         future = self._client.submit(
-            run_on_worker, self._env.run_id, job.id, data, key=f"{job.task.name}-{job.id}",
+            run_on_worker, self._env.run_id, job.id, data, key=self._key(job),
             pure=False,
         )  # fmt: skip
         self._futures[job.id] = future
         future.add_done_callback(lambda f, job=job: self._done.put((job, f)))
 
-    def _outcome(self, job: Job, future: Any) -> Outcome:
+    def _outcome(self, job: Job, future: Any, fetched: Any = None) -> Outcome:
         from ledgerflow.executors._dask_worker import PickledValue
 
         try:
-            outcome: Outcome = future.result(timeout=CONNECT_TIMEOUT)
+            outcome: Outcome = fetched or future.result(timeout=CONNECT_TIMEOUT)
         except Exception as exc:  # the task's own exceptions are in its outcome
             if type(exc).__name__ == "KilledWorker":
                 return failed_outcome(job, exc, f"{WORKER_LOST}: the Dask worker running it died")
@@ -229,6 +242,35 @@ class DaskExecutor(Executor):
         if isinstance(outcome.value, PickledValue):
             outcome.value = pickle.loads(outcome.value.data)
         return outcome
+
+    def _key(self, job: Job) -> str:
+        again = "-again" if job.id in self._resent else ""  # a new key: the first one erred
+        return f"{job.task.name}-{job.id}{again}"
+
+    def _on_started(self, event: tuple[float, Any]) -> None:
+        """From the client's thread: a worker started a job."""
+        self._started.add(event[1])
+
+    def _innocent(self, job: Job, future: Any) -> bool:
+        """Whether a job lost with its worker never started there (it waited behind the
+        job that killed the worker): it is sent again, once, rather than failed."""
+        if future.status != "error" or job.id in self._started or job.id in self._resent:
+            return False
+        try:
+            problem = future.exception(timeout=CONNECT_TIMEOUT)
+        except Exception:
+            return False
+        return type(problem).__name__ == "KilledWorker"
+
+    def _fetch(self, futures: list[Any]) -> list[Any]:
+        """The outcomes of finished futures, in one round trip (None where it failed)."""
+        if len(futures) < 2:
+            return [None] * len(futures)
+        try:
+            fetched: list[Any] = self._client.gather(futures)
+        except Exception:  # one by one, to find which
+            return [None] * len(futures)
+        return fetched
 
     def _take(self, first: tuple[Job, Any] | None) -> list[Outcome]:
         pairs = [] if first is None else [first]
@@ -238,6 +280,7 @@ class DaskExecutor(Executor):
             except queue.Empty:
                 break
         outcomes, self._kept = self._kept, []
+        taken = []
         for job, future in pairs:
             if job.id not in self._futures:
                 continue  # cancelled at shutdown
@@ -245,7 +288,15 @@ class DaskExecutor(Executor):
                 self._lost = True
                 continue  # the run ends interrupted, this job with it
             del self._futures[job.id]
-            outcomes.append(self._outcome(job, future))
+            if self._innocent(job, future):
+                self._resent.add(job.id)
+                self.submit(job)
+                continue
+            taken.append((job, future))
+        finished = [f for _, f in taken if f.status == "finished"]
+        fetched = dict(zip(map(id, finished), self._fetch(finished)))
+        for job, future in taken:
+            outcomes.append(self._outcome(job, future, fetched.get(id(future))))
         return outcomes
 
     def _scheduler_lost(self) -> bool:
