@@ -4,7 +4,9 @@
     whose tasks build output paths with ``fastq.path.replace("fastq", "bam")``, and the
     ``dataflow`` sections it documents for ``sample4.vcf``;
 (b) the Outflow tutorial's ``Compute`` task, which queries ``context.session`` and reads
-    ``context.args.multiplier``.
+    ``context.args.multiplier``;
+(c) the Flask-SQLAlchemy tutorial's "play time" session, typed into ``ledgerflow shell``
+    (``db.session``, ``User.query.all()``, ``User.query.get(1)``, ``u.posts.all()``).
 """
 # ruff: noqa: UP006, UP032, UP035
 
@@ -13,10 +15,13 @@ from __future__ import annotations
 import importlib
 import logging
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, List, cast
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from sqlalchemy import select
 
@@ -24,7 +29,9 @@ import ledgerflow
 from ledgerflow import File, task
 from ledgerflow.cli.main import cli
 from ledgerflow.config.settings import Settings
-from ledgerflow.db import Database
+from ledgerflow.db import Database, query_session
+from ledgerflow.db.plugins import load_plugins
+from ledgerflow.errors import ContextError
 from ledgerflow.testing.projects import make_project, write_plugin
 
 # --------------------------------------------------------------------------- (a) redun genomics
@@ -251,3 +258,147 @@ def test_outflow_compute_task_queries_context_session_and_reads_context_args(
         "Result not found in database, computing result and inserting",
         "Result found in database",
     ]
+
+
+# --------------------------------------------------------------------------- (c) Flask play time
+
+MICROBLOG = """
+    from sqlalchemy import Column, DateTime, ForeignKey, Integer, String
+    from sqlalchemy.orm import relationship
+    from ledgerflow.db import Model
+
+    class User(Model):
+        id = Column(Integer, primary_key=True)
+        nickname = Column(String(64), index=True, unique=True)
+        email = Column(String(120), index=True, unique=True)
+        posts = relationship('Post', backref='author', lazy='dynamic')
+
+        def __repr__(self):
+            return '<User %r>' % (self.nickname)
+
+    class Post(Model):
+        id = Column(Integer, primary_key = True)
+        body = Column(String(140))
+        timestamp = Column(DateTime)
+        user_id = Column(Integer, ForeignKey('user.id'))
+
+        def __repr__(self):
+            return '<Post %r>' % (self.body)
+"""
+
+# The tutorial's "play time" session as typed at its prompt; ``from app import db, models``
+# is the one line left out: the shell has both names ready.
+PLAY_TIME = """\
+u = models.User(nickname='john', email='john@email.com')
+db.session.add(u)
+db.session.commit()
+u = models.User(nickname='susan', email='susan@email.com')
+db.session.add(u)
+db.session.commit()
+users = models.User.query.all()
+users
+for u in users:
+    print(u.id,u.nickname)
+
+u = models.User.query.get(1)
+u
+import datetime
+u = models.User.query.get(1)
+p = models.Post(body='my first post!', timestamp=datetime.datetime.utcnow(), author=u)
+db.session.add(p)
+db.session.commit()
+u = models.User.query.get(1)
+u
+posts = u.posts.all()
+posts
+for p in posts:
+    print(p.id,p.author.nickname,p.body)
+
+u = models.User.query.get(2)
+u
+u.posts.all()
+models.User.query.order_by('nickname desc').all()
+"""
+PLAY_TIME_OUTPUT = [
+    "[<User 'john'>, <User 'susan'>]",
+    "1 john",
+    "2 susan",
+    "<User 'john'>",
+    "<User 'john'>",
+    "[<Post 'my first post!'>]",
+    "1 john my first post!",
+    "<User 'susan'>",
+    "[]",
+    "[<User 'susan'>, <User 'john'>]",
+]
+CLEAN_UP = """\
+users = models.User.query.all()
+for u in users:
+    db.session.delete(u)
+
+posts = models.Post.query.all()
+for p in posts:
+    db.session.delete(p)
+
+db.session.commit()
+"""
+
+
+def test_flask_play_time_session_in_ledgerflow_shell(
+    tmp_path: Path, database_entry: dict[str, Any], fresh_models: None
+) -> None:
+    write_plugin(tmp_path, "app", MICROBLOG)
+    settings = make_project(tmp_path, database_entry, plugins=["app"])
+    cli_output(settings, "db", "upgrade", "heads")
+    cli_output(settings, "db", "make-migrations", "--plugin", "app", "-m", "users and posts")
+    cli_output(settings, "db", "upgrade")
+
+    def shell(stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ledgerflow", "--config", str(settings.path), "shell", *args],
+            input=stdin, capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+        )
+
+    played = shell(PLAY_TIME, "--plain")
+    assert played.returncode == 0 and "Traceback" not in played.stderr, played.stderr
+    assert "models: Post, User" in played.stderr  # the banner
+    printed = [re.sub(r"^((>>>|\.\.\.) ?)+", "", line).strip()  # the console's prompts
+               for line in played.stdout.splitlines()]
+    assert [line for line in printed if line] == PLAY_TIME_OUTPUT
+
+    with Database(settings) as db, db.engine().connect() as conn:  # committed, on disk
+        rows = conn.execute(sa.text('SELECT u.nickname, p.body FROM post p JOIN "user" u '
+                                    "ON u.id = p.user_id")).all()
+        assert [tuple(r) for r in rows] == [("john", "my first post!")]
+
+    unsaved = shell("", "-c", "db.session.add(User(nickname='x', email='x@x')); db.session.flush()")
+    assert unsaved.returncode == 0, unsaved.stderr  # not committed: dropped at exit
+    counted = shell("", "-c", "print(len(User.query.all()), len(Post.query.all()))")
+    assert counted.stdout.split() == ["2", "1"]
+    cleaned = shell(CLEAN_UP, "--plain")
+    assert cleaned.returncode == 0 and "Traceback" not in cleaned.stderr, cleaned.stderr
+    assert shell("", "-c", "print(User.query.count())").stdout.split() == ["0"]
+
+    broken = shell("", "-c", "User.query.get(1)\nnope()")
+    assert broken.returncode == 1
+    assert broken.stderr.strip().splitlines()[-1] == (
+        "Error: NameError: name 'nope' is not defined (line 2)")
+
+
+def test_model_query_needs_a_session(
+    tmp_path: Path, database_entry: dict[str, Any], fresh_models: None
+) -> None:
+    write_plugin(tmp_path, "app", MICROBLOG)
+    settings = make_project(tmp_path, database_entry, plugins=["app"])
+    cli_output(settings, "db", "upgrade", "heads")
+    cli_output(settings, "db", "make-migrations", "--plugin", "app", "-m", "users and posts")
+    cli_output(settings, "db", "upgrade")
+    load_plugins(settings)
+    user = importlib.import_module("app.models").User
+    with pytest.raises(ContextError, match="User.query has no session to query"):
+        user.query.all()
+    with Database(settings) as db, db.transaction() as session, query_session(session):
+        session.add(user(nickname="ann", email="ann@example.com"))
+        session.flush()
+        assert [u.nickname for u in user.query.filter_by(nickname="ann")] == ["ann"]
+        assert user.query.get(1).email == "ann@example.com"

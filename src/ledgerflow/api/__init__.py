@@ -94,6 +94,7 @@ if TYPE_CHECKING:
         preview,
         run,
     )
+    from ledgerflow.api.shell import ShellDatabase, shell_banner, shell_namespace
     from ledgerflow.ledger.status import SHOWN_ORDER
     from ledgerflow.ledger.tags import run_tags
 
@@ -140,6 +141,9 @@ _HOMES: dict[str, str] = {
     "show": "ledgerflow.api.reading",
     "tag": "ledgerflow.api.reading",
     "untag": "ledgerflow.api.reading",
+    "ShellDatabase": "ledgerflow.api.shell",
+    "shell_banner": "ledgerflow.api.shell",
+    "shell_namespace": "ledgerflow.api.shell",
     "CacheClearReport": "ledgerflow.api.records",
     "CacheReport": "ledgerflow.api.records",
     "cache_clear": "ledgerflow.api.records",
@@ -194,6 +198,7 @@ __all__ = [
     "RunLog",
     "RunObserver",
     "RunResult",
+    "ShellDatabase",
     "TagChange",
     "TagInfo",
     "Target",
@@ -235,6 +240,8 @@ __all__ = [
     "runs",
     "runs_page",
     "runs_per_day",
+    "shell_banner",
+    "shell_namespace",
     "show",
     "stale_seconds",
     "tag",

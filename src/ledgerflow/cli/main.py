@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "query": ("ledgerflow.cli.ledger", "query", "Find task runs by task, status, tag, file, time or run."),
     "tag": ("ledgerflow.cli.ledger", "tag", "Add (or --remove) KEY=VALUE tags on a record."),
     "dataflow": ("ledgerflow.cli.ledger", "dataflow", "How a value or file was derived (or, --downstream, what came of it)."),
+    "shell": ("ledgerflow.cli.shell", "shell", "Python with the project's models and a session on every database."),
     "dashboard": ("ledgerflow.cli.dashboard", "dashboard", "Serve a web dashboard of runs, graphs, timelines, dataflow and the cache."),
 }
 

@@ -21,9 +21,9 @@ if TYPE_CHECKING:
         update,
         upsert,
     )
-    from ledgerflow.db.model import Model, snake_case
+    from ledgerflow.db.model import Model, ModelQuery, snake_case
     from ledgerflow.db.naming import NAMING_CONVENTION
-    from ledgerflow.db.session import RoutingSession
+    from ledgerflow.db.session import RoutingSession, query_session
 
 #: public name -> the module that defines it
 _HOMES: dict[str, str] = {
@@ -31,12 +31,14 @@ _HOMES: dict[str, str] = {
     "Database": "ledgerflow.db.database",
     "Helpers": "ledgerflow.db.helpers",
     "Model": "ledgerflow.db.model",
+    "ModelQuery": "ledgerflow.db.model",
     "Page": "ledgerflow.db.helpers",
     "RoutingSession": "ledgerflow.db.session",
     "bulk_insert": "ledgerflow.db.helpers",
     "find": "ledgerflow.db.helpers",
     "get_or_create": "ledgerflow.db.helpers",
     "paginate": "ledgerflow.db.helpers",
+    "query_session": "ledgerflow.db.session",
     "snake_case": "ledgerflow.db.model",
     "update": "ledgerflow.db.helpers",
     "upsert": "ledgerflow.db.helpers",
@@ -47,12 +49,14 @@ __all__ = [
     "Database",
     "Helpers",
     "Model",
+    "ModelQuery",
     "Page",
     "RoutingSession",
     "bulk_insert",
     "find",
     "get_or_create",
     "paginate",
+    "query_session",
     "snake_case",
     "update",
     "upsert",

@@ -5,6 +5,10 @@
 model to another database of ``ledgerflow.yml``. The table records its bind and the module
 that defined it in ``Table.info`` so sessions route it and migrations give it to the
 plugin that owns it.
+
+``User.query`` is a query on the model in the current session (``ledgerflow shell`` opens
+one; elsewhere ``with query_session(session):``), as Flask-SQLAlchemy's ``Model.query``:
+``User.query.all()``, ``User.query.get(1)``, ``User.query.filter_by(nickname="john")``.
 """
 
 from __future__ import annotations
@@ -12,13 +16,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase, declared_attr
+from sqlalchemy import MetaData, text
+from sqlalchemy.orm import DeclarativeBase, Query, declared_attr
 
 from ledgerflow.config.settings import DEFAULT_BIND
 from ledgerflow.db.naming import NAMING_CONVENTION
 from ledgerflow.db.naming import bind_of as bind_of  # where tests and plugins found it
-from ledgerflow.errors import ModelError
+from ledgerflow.db.session import current_query_session
+from ledgerflow.errors import ContextError, ModelError
 from ledgerflow.hashing import combine, fingerprint, hash_value
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -58,6 +63,32 @@ class _TableRegistry:
 _registry = _TableRegistry()
 
 
+class ModelQuery(Query[Any]):
+    """``Model.query``: a SQLAlchemy ``Query`` whose ``get(id)`` reads by primary key and
+    whose ``order_by`` also takes SQL text (``order_by("nickname desc")``)."""
+
+    def get(self, ident: Any) -> Any:
+        entity: Any = self.column_descriptions[0]["entity"]
+        return self.session.get(entity, ident)
+
+    def order_by(self, *clauses: Any) -> ModelQuery:  # type: ignore[override]
+        return super().order_by(*(text(c) if isinstance(c, str) else c for c in clauses))
+
+
+class _QueryProperty:
+    """``Model.query``: a :class:`ModelQuery` on the class in the current query session."""
+
+    def __get__(self, obj: object, cls: type[Any]) -> ModelQuery:
+        session = current_query_session()
+        if session is None:
+            raise ContextError(
+                f"{cls.__name__}.query has no session to query",
+                hint="use it in `ledgerflow shell`, or inside `with ledgerflow.db."
+                "query_session(session):`; a task has `context.session.query(...)`",
+            )
+        return ModelQuery(cls, session=session)
+
+
 class Model(DeclarativeBase):
     """Base class of every user table.
 
@@ -69,6 +100,7 @@ class Model(DeclarativeBase):
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     __abstract__ = True
+    query = _QueryProperty()
 
     @declared_attr.directive
     @classmethod

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, Table
@@ -45,3 +47,21 @@ def _tables_of(clause: Any) -> Iterator[Table]:
     for from_ in getattr(clause, "get_final_froms", list)():
         if isinstance(from_, Table):
             yield from_
+
+
+_QUERY_SESSION: ContextVar[Session | None] = ContextVar("ledgerflow_query_session", default=None)
+
+
+def current_query_session() -> Session | None:
+    """The session ``Model.query`` uses here, if any (see :func:`query_session`)."""
+    return _QUERY_SESSION.get()
+
+
+@contextmanager
+def query_session(session: Session) -> Iterator[Session]:
+    """Within the block, ``Model.query`` (``User.query.all()``) queries in ``session``."""
+    token = _QUERY_SESSION.set(session)
+    try:
+        yield session
+    finally:
+        _QUERY_SESSION.reset(token)
