@@ -276,3 +276,47 @@ def test_without_the_extra_one_line_says_what_to_install(monkeypatch: pytest.Mon
     text = str(info.value)
     assert "the dask executor needs the Python package 'distributed'" in text
     assert "pip install 'ledgerflow[dask]'" in text and "\n" not in text
+
+
+def _slurm_is_running() -> bool:
+    import shutil
+
+    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
+        return False
+    out = subprocess.run(["sinfo", "-h", "-o", "%a"], capture_output=True, text=True)
+    return out.returncode == 0 and "up" in out.stdout
+
+
+@task
+def where() -> str:
+    return os.environ.get("SLURM_JOB_ID", "")
+
+
+@pytest.mark.slurm
+@pytest.mark.dask
+def test_workers_run_as_slurm_jobs_and_task_runs_name_their_job(
+    ledger_settings: Settings, ledger: LedgerRows
+) -> None:
+    """Needs a running Slurm (sbatch, sinfo on PATH, a default partition); skipped without."""
+    if ledger_settings.databases["default"].dialect != "sqlite":
+        pytest.skip("one database is enough to check the batch path")
+    if not _slurm_is_running():
+        pytest.skip("no Slurm controller answers sinfo")
+    from ledgerflow.executors.dask import DaskExecutor
+
+    cluster = settings_from_mapping(
+        {**BASE, "executor": {"kind": "dask", "cluster": {
+            "kind": "slurm", "cores": 1, "memory": "1GB", "processes": 1,
+            "walltime": "00:10:00", "scale": {"jobs": 2}}}}
+    ).executor.cluster  # fmt: skip
+    executor = DaskExecutor(workers=2, cluster=cluster)
+    result = ledgerflow.execute(
+        [where(), fine(1), fine(2)], settings=ledger_settings, executor=executor
+    )
+    assert result.status == "done"
+    job = result.value[0]
+    assert job.isdigit()
+    rows = ledger.rows("lf_task_run")
+    (row,) = [r for r in rows if r["task_name"] == where.fullname]
+    assert row["worker"].endswith(f" slurm-job:{job}")
+    assert all(" slurm-job:" in r["worker"] for r in rows)

@@ -77,6 +77,24 @@ class RunPlugin(WorkerPlugin):  # type: ignore[misc]
             state.close()
 
 
+#: The environment variable naming the batch job a worker runs in, per batch system.
+BATCH_JOB_VARIABLES = (
+    ("slurm", "SLURM_JOB_ID"),
+    ("pbs", "PBS_JOBID"),
+    ("lsf", "LSB_JOBID"),
+    ("sge", "JOB_ID"),  # with SGE_ROOT set
+)
+
+
+def batch_job() -> str:
+    """`` slurm-job:123`` when the worker runs in a batch job, else ``""``."""
+    for kind, variable in BATCH_JOB_VARIABLES:
+        value = os.environ.get(variable)
+        if value and (kind != "sge" or "SGE_ROOT" in os.environ):
+            return f" {kind}-job:{value}"
+    return ""
+
+
 class PickledValue:
     """A task's value pickled on the worker (so one that cannot travel fails there, by name)."""
 
@@ -101,7 +119,7 @@ def run_on_worker(run_id: str, job_id: str, data: bytes) -> Outcome:
 
     worker = get_worker()
     worker.log_event(STARTED_TOPIC, job_id)  # a job lost before this is sent again
-    label = worker_label(thread=worker.state.nthreads > 1)
+    label = worker_label(thread=worker.state.nthreads > 1) + batch_job()
     state = _STATES.get(run_id)
     if state is None:
         error = RuntimeError(f"the worker was not set up for run {run_id}")

@@ -53,12 +53,8 @@ WORKER_LOST = "worker lost"
 #: started there is sent again, once, instead of failing with the job that killed it.
 STARTED_TOPIC = "ledgerflow-job-started"
 #: For a started cluster: a job whose worker died fails at once (the task's own retries
-#: decide what follows), and jobs are held in the scheduler rather than queued on workers
-#: where that can be decided (Dask's "root-ish" tasks).
-LOCAL_SCHEDULER_CONFIG = {
-    "distributed.scheduler.allowed-failures": 0,
-    "distributed.scheduler.worker-saturation": 1.0,
-}
+#: decide what follows).
+LOCAL_SCHEDULER_CONFIG = {"distributed.scheduler.allowed-failures": 0}
 
 
 def require_dask() -> None:
@@ -341,6 +337,7 @@ def jobqueue_cluster(config: ClusterConfig) -> Any:
             kwargs[key] = value
     if config.job_extra_directives:
         kwargs["job_extra_directives"] = list(config.job_extra_directives)
+    kwargs["scheduler_options"] = {"dashboard_address": None}  # as for a LocalCluster
     kwargs.update(config.options)
     try:
         cluster = cls(**kwargs)
