@@ -10,8 +10,9 @@ Three ways to get a cluster (``executor:`` in ``ledgerflow.yml``, see docs/clust
 
 Workers only compute. Each job travels pickled; the worker puts the run's module paths on
 ``sys.path`` before it unpickles it (so the task's module imports there as it does here),
-runs it with :func:`~ledgerflow.engine.worker.run_job` and returns the outcome, its value
-pickled on the worker so that a value that cannot travel fails its task by name. The
+runs it with :func:`~ledgerflow.engine.worker.run_job` and returns the outcome, whose value
+was pickled once on the worker (into nothing) so that a value that cannot travel fails its
+task by name. The
 scheduler process stays the only writer of the ledger; tasks that use ``context.session``
 open their own database session on the worker with the user credentials.
 
@@ -227,16 +228,12 @@ class DaskExecutor(Executor):
         future.add_done_callback(lambda f, job=job: self._done.put((job, f)))
 
     def _outcome(self, job: Job, future: Any, fetched: Any = None) -> Outcome:
-        from ledgerflow.executors._dask_worker import PickledValue
-
         try:
             outcome: Outcome = fetched or future.result(timeout=CONNECT_TIMEOUT)
         except Exception as exc:  # the task's own exceptions are in its outcome
             if type(exc).__name__ == "KilledWorker":
                 return failed_outcome(job, exc, f"{WORKER_LOST}: the Dask worker running it died")
             return failed_outcome(job, exc, "the Dask cluster could not run it")
-        if isinstance(outcome.value, PickledValue):
-            outcome.value = pickle.loads(outcome.value.data)
         return outcome
 
     def _key(self, job: Job) -> str:
