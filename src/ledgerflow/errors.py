@@ -117,9 +117,15 @@ class RunFailedError(LedgerflowError):
 
 
 class RunInterruptedError(LedgerflowError):
-    """A run was interrupted (Ctrl-C or a signal)."""
+    """A run was interrupted (Ctrl-C, SIGTERM or SIGHUP): exit code 128 + the signal's
+    number (130 after Ctrl-C, 143 after SIGTERM, 129 after SIGHUP)."""
 
     exit_code = 130
+
+    def __init__(self, message: str, *, hint: str | None = None, signum: int | None = None):
+        super().__init__(message, hint=hint)
+        if signum is not None:
+            self.exit_code = 128 + signum
 
 
 class NotFoundError(LedgerflowError):

@@ -1,72 +1,98 @@
-"""Ctrl-C (SIGINT) on a real process ends the run ``interrupted`` on every executor."""
+"""Ctrl-C, SIGTERM and SIGHUP on a real process end the run ``interrupted`` on every executor."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import textwrap
-import time
-from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ledgerflow.config.settings import Settings
 from ledgerflow.testing.pipelines import LedgerRows
 
 CHILD = """
-import sys, time
-from ledgerflow import task, run
+import sys
+from ledgerflow import run
 from ledgerflow.errors import RunInterruptedError
-
-@task
-def quick(i: int) -> int:
-    return i
-
-@task
-def slow(x: int) -> int:
-    time.sleep(600)
-    return x
-
-@task
-def main() -> list[int]:
-    return [quick(1), slow(quick(2))]
+from pipeline_file import main
 
 try:
     run(main(), config=sys.argv[1], executor=sys.argv[2], workers=2)
-except RunInterruptedError:
-    sys.exit(130)
+except RunInterruptedError as exc:
+    print(exc.message, file=sys.stderr)
+    sys.exit(exc.exit_code)
 """
 
+CASES = [
+    ("local", signal.SIGINT), ("threads", signal.SIGINT), ("processes", signal.SIGINT),
+    ("local", signal.SIGTERM), ("threads", signal.SIGHUP), ("processes", signal.SIGTERM),
+]  # fmt: skip
 
-@pytest.mark.parametrize("executor", ["local", "threads", "processes"])
-def test_sigint_interrupts_the_run_and_keeps_finished_work(
-    executor: str, ledger_settings: Settings, ledger: LedgerRows, tmp_path: Path
-) -> None:
-    script = tmp_path / "interrupted_pipeline.py"
-    script.write_text(textwrap.dedent(CHILD))
-    env = {**os.environ, "LEDGERFLOW_HEARTBEAT_INTERVAL": "0.2"}
-    child = subprocess.Popen(
-        [sys.executable, str(script), str(ledger_settings.path), executor], env=env, cwd=tmp_path
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not any(
-            r["status"] == "running" and r["task_name"].endswith("slow")
-            for r in ledger.rows("lf_task_run")
-        ):
-            assert time.monotonic() < deadline and child.poll() is None
-            time.sleep(0.1)
-        child.send_signal(signal.SIGINT)
-        assert child.wait(timeout=30) == 130
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+
+def _assert_interrupted(ledger: LedgerRows, executor: str) -> None:
     (run,) = ledger.rows("lf_run")
     assert run["status"] == "interrupted" and run["executor"] == executor
     statuses = {(r["task_name"].rsplit(".", 1)[1], r["status"]) for r in ledger.rows("lf_task_run")}
     assert ("slow", "interrupted") in statuses and ("main", "interrupted") in statuses
     assert ("quick", "done") in statuses
     assert ledger.count("lf_cache_entry") == 2  # quick(1), quick(2)
+
+
+@pytest.mark.parametrize(("executor", "signum"), CASES, ids=[f"{e}-{s.name}" for e, s in CASES])
+def test_a_signal_interrupts_the_run_and_keeps_finished_work(
+    executor: str, signum: signal.Signals, children: Any, ledger: LedgerRows
+) -> None:
+    script = children.write("interrupted_pipeline.py", CHILD)
+    child = children.python(script, str(children.settings.path), executor)
+    children.wait_until(children.slow_task_running, child)
+    child.send_signal(signum)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == 128 + signum, err
+    assert f"interrupted by {signum.name}" in err
+    _assert_interrupted(ledger, executor)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_ledgerflow_run_exits_128_plus_the_signal_with_one_line(
+    signum: signal.Signals, children: Any, ledger: LedgerRows
+) -> None:
+    child = children.cli("run", "pipeline_file.py:main", "-q")
+    children.wait_until(children.slow_task_running, child)
+    child.send_signal(signum)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == 128 + signum
+    run_id = ledger.rows("lf_run")[0]["id"]
+    assert err.strip().splitlines() == [
+        f"Error: run {run_id[:8]} interrupted by {signum.name} "
+        "(finished tasks are recorded and cached)"
+    ]
+    _assert_interrupted(ledger, "local")
+
+
+def test_an_ignored_sighup_stays_ignored(children: Any, ledger: LedgerRows) -> None:
+    """Under ``nohup`` (SIGHUP ignored) a hang-up does not stop the run."""
+    children.write(
+        "hangup.py",
+        """
+        import os, signal, time
+        from ledgerflow import task
+
+        @task
+        def main() -> int:
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.3)
+            return 1
+        """,
+    )
+    code = (
+        "import signal, sys; signal.signal(signal.SIGHUP, signal.SIG_IGN)\n"
+        "from ledgerflow.cli.main import main; main(sys.argv[1:])\n"
+    )
+    config = str(children.settings.path)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "--config", config, "run", "hangup.py:main", "-q"],
+        env=children.env, cwd=children.root, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert [r["status"] for r in ledger.rows("lf_run")] == ["done"]

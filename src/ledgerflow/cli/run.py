@@ -119,8 +119,8 @@ def run(ctx: click.Context, target: str | None, no_cache: bool, rerun: tuple[str
             rerun=rerun, tags=tags or None, dry_run=dry_run, observer=progress,
             command_line=_command_line(ctx),
         )
-    except KeyboardInterrupt:
-        raise _interrupted(progress.run_id) from None
+    except KeyboardInterrupt as exc:  # before the run began, or after it was recorded
+        raise _interrupted(progress.run_id, getattr(exc, "signum", None)) from None
     finally:
         progress.close()
     _report(result, quiet=quiet, as_json=as_json, dry_run=dry_run,
@@ -150,7 +150,7 @@ def _report(result: Any, *, quiet: bool, as_json: bool, dry_run: bool,
     for failure in result.failures:
         click.echo(failure_block(failure), err=True)
     if result.status == "interrupted":
-        raise _interrupted(result.run_id)
+        raise _interrupted(result.run_id, result.signal)
     if result.status == "failed":
         raise RunFailedError(
             summary_line(result.run_id, "failed", result.duration, result.counts, retried),
@@ -162,9 +162,13 @@ def _report(result: Any, *, quiet: bool, as_json: bool, dry_run: bool,
         echo(summary_line(result.run_id, result.status, result.duration, result.counts, retried))
 
 
-def _interrupted(run_id: str | None) -> RunInterruptedError:
+def _interrupted(run_id: str | None, signum: int | None) -> RunInterruptedError:
+    from ledgerflow.engine.interrupts import signal_name
+
+    by = f" by {signal_name(signum)}" if signum is not None else ""
+    what = f"run {short_id(run_id)}" if run_id else "the run"
     return RunInterruptedError(
-        f"run {short_id(run_id)} interrupted", hint="finished tasks are recorded and cached"
+        f"{what} interrupted{by}", hint="finished tasks are recorded and cached", signum=signum
     )
 
 

@@ -44,6 +44,9 @@ class RunResult:
     counts: dict[str, int] = field(default_factory=dict)
     duration: float = 0.0
     plan: list[PlanEntry] | None = None
+    #: The signal that interrupted the run (``signal.SIGTERM``...); None after a plain Ctrl-C
+    #: from another thread, and for runs that were not interrupted.
+    signal: int | None = None
 
     @property
     def ok(self) -> bool:

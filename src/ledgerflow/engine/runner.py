@@ -6,18 +6,16 @@ import json
 import logging
 import os
 import shlex
-import signal
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ledgerflow.engine import checks
 from ledgerflow.engine.expr import find_calls, substitute
+from ledgerflow.engine.interrupts import Interrupts, signal_name
 from ledgerflow.engine.results import Failure, RunObserver, RunResult
 from ledgerflow.engine.runinfo import git_commit, host_name, user_name
 from ledgerflow.engine.task import Call
@@ -97,22 +95,6 @@ class _Guarded:
         return call
 
 
-@contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Hold a Ctrl-C that arrives while the ledger is being closed, then raise it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        raise KeyboardInterrupt
-
-
 def _executor(settings: Settings, executor: str | Executor | None, workers: int | None) -> Executor:
     from ledgerflow.engine.executor import get_executor
 
@@ -174,6 +156,8 @@ class _Run:
         self.executor = executor
         self.observer = _Guarded(observer) if observer is not None else None
         self.run_id = uuid.uuid4().hex
+        self.interrupts = Interrupts()
+        self.signal: int | None = None  # the signal that interrupted the run
 
     def _run_row(self, expr: Any, command_line: str | None, config_hash: str) -> dict[str, Any]:
         from ledgerflow._version import __version__
@@ -219,7 +203,7 @@ class _Run:
         # a bad signing key is one configuration error before anything is recorded
         key = load_signing_key(settings.root)
         started = time.monotonic()
-        with open_workspace(settings, defer_values=True) as space:
+        with self.interrupts.installed(), open_workspace(settings, defer_values=True) as space:
             reap_stale_runs(space.engine)
             recorder = Recorder(space.engine)
             try:
@@ -229,6 +213,7 @@ class _Run:
                     run_id=self.run_id, recorder=recorder, values=values,
                     cache=space.reader if cache else None, executor=self.executor, rerun=rerun,
                     observer=self.observer,  # type: ignore[arg-type]
+                    interrupts=self.interrupts,
                 )  # fmt: skip
                 with task_surroundings(settings):
                     status, value = self._record(
@@ -243,6 +228,7 @@ class _Run:
             failures=list(scheduler.failures),
             counts=dict(scheduler.counts),
             duration=time.monotonic() - started,
+            signal=self.signal if status == "interrupted" else None,
         )
         if self.observer is not None:
             self.observer.run_finished(result)
@@ -287,10 +273,13 @@ class _Run:
                 if not scheduler.interrupted:
                     scheduler.finish_unfinished()
                 heartbeat.stop()  # no flush from its thread from now on
-                with _sigint_deferred():
-                    status, root, result_hash = self._outcome(scheduler, expr, value, values)
-                    recorder.end_run(self.run_id, status, root, result_hash)
-                    recorder.flush(final=True)
+                recorder.flush(final=True)  # every task run; then the run's end is decided
+                interrupted = scheduler.interrupted or self.interrupts.requested
+                self.signal = self.interrupts.settle(interrupted)
+                scheduler.interrupted = interrupted
+                status, root, result_hash = self._outcome(scheduler, expr, value, values)
+                recorder.end_run(self.run_id, status, root, result_hash)
+                recorder.flush(final=True)
             except BaseException:
                 self._abandon(recorder, scheduler)
                 raise
@@ -321,6 +310,8 @@ class _Run:
 
     def _abandon(self, recorder: Any, scheduler: Any) -> None:
         """The engine itself failed: record what can be, and end the run ``failed``."""
+        if self.signal is None:
+            self.signal = self.interrupts.settle(scheduler.interrupted)
         try:
             status = "interrupted" if scheduler.interrupted else "failed"
             recorder.end_run(self.run_id, status, None, None)
@@ -346,7 +337,8 @@ def run(
     """Run ``expr`` and return its concrete value (the plan for a dry run).
 
     Raises :class:`~ledgerflow.errors.RunFailedError` when a task failed (its message lists
-    every failure) and :class:`~ledgerflow.errors.RunInterruptedError` after Ctrl-C.
+    every failure) and :class:`~ledgerflow.errors.RunInterruptedError` after Ctrl-C, SIGTERM
+    or SIGHUP (its ``exit_code`` is 128 + the signal's number: 130, 143, 129).
     """
     result = execute(
         expr, config=config, settings=settings, executor=executor, workers=workers,
@@ -372,9 +364,11 @@ def failure_report(failures: list[Failure], counts: Mapping[str, int]) -> str:
 def raise_for_status(result: RunResult) -> None:
     """Raise RunFailedError / RunInterruptedError for a run that did not end ``done``."""
     if result.status == "interrupted":
+        by = f" by {signal_name(result.signal)}" if result.signal is not None else ""
         error: RunFailedError | RunInterruptedError = RunInterruptedError(
-            f"run {result.run_id} was interrupted; finished work is recorded and cached",
+            f"run {result.run_id} was interrupted{by}; finished work is recorded and cached",
             hint="run it again to continue from the cache",
+            signum=result.signal,
         )
     elif result.status == "failed":
         n = len(result.failures)

@@ -22,6 +22,7 @@ from ledgerflow.engine.executor import ErrorInfo, Job, Outcome
 from ledgerflow.engine.expr import ATOMS, find_calls, substitute
 from ledgerflow.engine.failing import Failing
 from ledgerflow.engine.graph import Graph
+from ledgerflow.engine.interrupts import Interrupts
 from ledgerflow.engine.node import UNLOADED, Node, Relay
 from ledgerflow.engine.results import Failure
 from ledgerflow.engine.task import Call, Task, rerun_covers
@@ -62,6 +63,7 @@ class Scheduler(Failing):
         executor: Executor,
         rerun: Iterable[str] = (),
         observer: RunObserver | None = None,
+        interrupts: Interrupts | None = None,
     ) -> None:
         self.run_id = run_id
         self.recorder = recorder
@@ -71,6 +73,8 @@ class Scheduler(Failing):
         self.rerun = frozenset(rerun)
         self._reruns: dict[int, bool] = {}
         self.observer = observer
+        #: Signals are noted there and acted on at the loop's next turn (never mid-write).
+        self.interrupts = interrupts if interrupts is not None else Interrupts()
         self.graph = Graph(recorder, values, cache)
         self.nodes = self.graph.nodes
         self.order = self.graph.order
@@ -120,7 +124,9 @@ class Scheduler(Failing):
     def _loop(self) -> None:
         executor = self.executor
         running = self.running
+        check = self.interrupts.check
         while True:
+            check()
             if self.ready:
                 self._dispatch_ready()
             capacity = executor.capacity
@@ -153,10 +159,12 @@ class Scheduler(Failing):
 
     @contextmanager
     def _idle(self) -> Iterator[None]:
-        """A task's code runs in this thread: let the heartbeat flush meanwhile."""
+        """A task's code runs in this thread: let the heartbeat flush meanwhile, and let a
+        signal stop the task at once."""
         self._drop_lock()
         try:
-            yield
+            with self.interrupts.raising():
+                yield
         finally:
             self._take_lock()
 

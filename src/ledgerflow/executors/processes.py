@@ -3,15 +3,22 @@
 Worker processes receive the run's settings (plain data) and open their own database
 engines when a task uses ``context.session``. Results come back pickled; a result that
 cannot be pickled fails its task with a message that names the task and the type.
-Workers ignore Ctrl-C: the scheduler decides, and stops them.
+Workers ignore SIGINT, SIGTERM and SIGHUP (sent to the whole process group by a terminal,
+``kill -- -PGID`` or a service manager): the scheduler decides, records the run
+``interrupted`` and kills them (SIGKILL; their tasks' results would be discarded). Workers die with the process that started them, however
+it ends (even SIGKILL): on Linux the kernel kills them (``PR_SET_PDEATHSIG``); elsewhere, and
+as a second guard, a thread in each worker ends it once its parent is gone.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 import signal
 import sys
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -20,13 +27,46 @@ from ledgerflow.engine.executor import ErrorInfo, Executor, Job, Outcome, Worker
 from ledgerflow.executors.threads import failed_outcome
 
 _STATE: Any = None
+#: Seconds between two checks of the worker's watch thread that its parent is alive.
+PARENT_CHECK_EVERY = 0.5
+#: Whether workers ask the kernel to kill them when their parent dies (Linux only).
+USE_PDEATHSIG = sys.platform.startswith("linux")
+_PR_SET_PDEATHSIG = 1
 
 
-def _init_process(env: WorkerEnv) -> None:
+def _die_with_parent_linux() -> bool:
+    """Ask the kernel to SIGKILL this process when its parent ends; whether that worked."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent: int) -> None:
+    """Until this process's parent changes (it died: the worker was re-parented), wait."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_EVERY)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _init_process(env: WorkerEnv, parent: int) -> None:
     from ledgerflow.engine.worker import WorkerState
 
     global _STATE
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGTERM", "SIGHUP"):  # not the parent's handlers, copied by fork
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    if USE_PDEATHSIG:
+        _die_with_parent_linux()
+    threading.Thread(
+        target=_watch_parent, args=(parent,), name="ledgerflow-parent-watch", daemon=True
+    ).start()
+    if os.getppid() != parent:  # the parent died before the guards were in place
+        os._exit(1)
     _STATE = WorkerState(env)
 
 
@@ -79,7 +119,7 @@ class ProcessExecutor(Executor):
             max_workers=self.workers,
             mp_context=multiprocessing.get_context(method),
             initializer=_init_process,
-            initargs=(self._env,),
+            initargs=(self._env, os.getpid()),
         )
 
     def submit(self, job: Job) -> None:
@@ -117,11 +157,18 @@ class ProcessExecutor(Executor):
 
     def shutdown(self, *, cancel: bool = False) -> None:
         if cancel:
-            processes = getattr(self._pool, "_processes", None) or {}
-            for process in list(processes.values()):
-                process.terminate()
+            _stop_workers(list((getattr(self._pool, "_processes", None) or {}).values()))
         self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
         self._futures.clear()
+
+
+def _stop_workers(processes: list[Any]) -> None:
+    """Kill every worker (they ignore SIGTERM) and reap it."""
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+    for process in processes:
+        process.join(2.0)
 
 
 EXECUTOR = ProcessExecutor
