@@ -116,6 +116,18 @@ class RunFailedError(LedgerflowError):
     exit_code = 1
 
 
+def signal_name(signum: int | None) -> str:
+    """``SIGTERM`` for ``signal.SIGTERM``; ``SIGINT`` for None (a plain Ctrl-C)."""
+    import signal
+
+    if signum is None:
+        return "SIGINT"
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
 class RunInterruptedError(LedgerflowError):
     """A run was interrupted (Ctrl-C, SIGTERM or SIGHUP): exit code 128 + the signal's
     number (130 after Ctrl-C, 143 after SIGTERM, 129 after SIGHUP)."""

@@ -18,7 +18,13 @@ from ledgerflow.cli.output import cli_settings, echo, print_json, print_table
 from ledgerflow.cli.params import TaskCommand
 from ledgerflow.cli.progress import RunProgress, failure_block, short_id, summary_line
 from ledgerflow.config.settings import EXECUTOR_KINDS
-from ledgerflow.errors import LedgerflowError, RunFailedError, RunInterruptedError, UsageError
+from ledgerflow.errors import (
+    LedgerflowError,
+    RunFailedError,
+    RunInterruptedError,
+    UsageError,
+    signal_name,
+)
 
 PREVIEW_CHARS = 120
 PLAN_LINES = 50
@@ -163,8 +169,6 @@ def _report(result: Any, *, quiet: bool, as_json: bool, dry_run: bool,
 
 
 def _interrupted(run_id: str | None, signum: int | None) -> RunInterruptedError:
-    from ledgerflow.engine.interrupts import signal_name
-
     by = f" by {signal_name(signum)}" if signum is not None else ""
     what = f"run {short_id(run_id)}" if run_id else "the run"
     return RunInterruptedError(

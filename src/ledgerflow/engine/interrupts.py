@@ -17,19 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from ledgerflow.errors import signal_name
+
 #: The signals that interrupt a run.
 SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
-
-
-def signal_name(signum: int | None) -> str:
-    if signum is None:
-        return "SIGINT"
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
 
 
 class RunInterrupt(KeyboardInterrupt):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ledgerflow.engine import checks
 from ledgerflow.engine.expr import find_calls, substitute
-from ledgerflow.engine.interrupts import Interrupts, signal_name
+from ledgerflow.engine.interrupts import Interrupts
 from ledgerflow.engine.results import Failure, RunObserver, RunResult
 from ledgerflow.engine.runinfo import git_commit, host_name, user_name
 from ledgerflow.engine.task import Call
@@ -25,7 +25,7 @@ from ledgerflow.engine.workspace import (
     project_directory,
     resolve_settings,
 )
-from ledgerflow.errors import RunFailedError, RunInterruptedError
+from ledgerflow.errors import RunFailedError, RunInterruptedError, signal_name
 from ledgerflow.ledger.status import run_status
 from ledgerflow.ledger.tags import Tags, run_tags
 
