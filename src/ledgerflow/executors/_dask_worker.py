@@ -20,11 +20,13 @@ from typing import TYPE_CHECKING, Any
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from ledgerflow.engine.executor import ErrorInfo, Job, Outcome, WorkerEnv, worker_label
-from ledgerflow.executors.dask import STARTED_TOPIC
 
 if TYPE_CHECKING:
     from ledgerflow.engine.worker import WorkerState
 
+#: The event a worker sends when it starts a job: a job lost with its worker before it
+#: started there is sent again, once, instead of failing with the job that killed it.
+STARTED_TOPIC = "ledgerflow-job-started"
 _STATES: dict[str, WorkerState] = {}
 _LOCK = threading.Lock()
 

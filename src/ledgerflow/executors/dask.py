@@ -50,9 +50,6 @@ JOBQUEUE_CLASSES = {
     "lsf": "LSFCluster",
 }
 WORKER_LOST = "worker lost"
-#: The event a worker sends when it starts a job: a job lost with its worker before it
-#: started there is sent again, once, instead of failing with the job that killed it.
-STARTED_TOPIC = "ledgerflow-job-started"
 #: For a started cluster: a job whose worker died fails at once (the task's own retries
 #: decide what follows).
 LOCAL_SCHEDULER_CONFIG = {"distributed.scheduler.allowed-failures": 0}
@@ -118,7 +115,12 @@ class DaskExecutor(Executor):
         self._lost = False
         try:
             self._client = self._connect()
-            from ledgerflow.executors._dask_worker import RunPlugin, module_paths, plugin_name
+            from ledgerflow.executors._dask_worker import (
+                STARTED_TOPIC,
+                RunPlugin,
+                module_paths,
+                plugin_name,
+            )
 
             self._plugin = plugin_name(env.run_id)
             self._client.register_plugin(RunPlugin(env, module_paths()), name=self._plugin)
@@ -191,6 +193,8 @@ class DaskExecutor(Executor):
                 if futures:
                     client.cancel(futures)
                 try:
+                    from ledgerflow.executors._dask_worker import STARTED_TOPIC
+
                     client.unsubscribe_topic(STARTED_TOPIC)
                 except Exception:
                     log.debug("could not unsubscribe from the workers' events", exc_info=True)
