@@ -7,11 +7,11 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from ledgerflow import migrations
+from ledgerflow.testing.databases import sqlite_database
 from ledgerflow.testing.projects import make_project
 
 #: What each example prints, in order.
@@ -41,10 +41,9 @@ def test_the_page_has_its_examples() -> None:
 
 
 @pytest.mark.parametrize("number", range(len(EXAMPLES)))
-def test_example_runs(number: int, tmp_path: Path, database_entry: dict[str, Any]) -> None:
-    if database_entry.get("dialect") != "sqlite":
-        pytest.skip("the examples are checked on SQLite")
-    settings = make_project(tmp_path, database_entry)
+def test_example_runs(number: int, tmp_path: Path) -> None:
+    """On SQLite only: the examples are about tasks, not the database."""
+    settings = make_project(tmp_path, sqlite_database(tmp_path))
     migrations.upgrade(settings)
     script = tmp_path / "example.py"
     script.write_text(EXAMPLES[number], encoding="utf-8")
