@@ -215,11 +215,10 @@ def immutable() -> Iterator[list[Path]]:
         subprocess.run(["chattr", "-i", str(path)], check=False)
 
 
+@pytest.mark.parametrize("database_dialect", ["sqlite"])  # a read-only file is a SQLite case
 def test_run_on_a_read_only_ledger_is_one_line(
     project: Settings, unique: str, capsys: pytest.CaptureFixture[str], immutable: list[Path]
 ) -> None:
-    if project.default.dialect != "sqlite":
-        pytest.skip("a read-only ledger file is a SQLite case")
     ledger = project.default.path
     assert ledger is not None
     made = subprocess.run(["chattr", "+i", str(ledger)], capture_output=True, text=True)

@@ -294,12 +294,11 @@ def where() -> str:
 
 @pytest.mark.slurm
 @pytest.mark.dask
+@pytest.mark.parametrize("database_dialect", ["sqlite"])  # one database is enough for the batch path
 def test_workers_run_as_slurm_jobs_and_task_runs_name_their_job(
     ledger_settings: Settings, ledger: LedgerRows
 ) -> None:
     """Needs a running Slurm (sbatch, sinfo on PATH, a default partition); skipped without."""
-    if ledger_settings.databases["default"].dialect != "sqlite":
-        pytest.skip("one database is enough to check the batch path")
     if not _slurm_is_running():
         pytest.skip("no Slurm controller answers sinfo")
     from ledgerflow.executors.dask import DaskExecutor
