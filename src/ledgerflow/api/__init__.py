@@ -95,6 +95,7 @@ if TYPE_CHECKING:
         run,
     )
     from ledgerflow.api.shell import ShellDatabase, shell_banner, shell_namespace
+    from ledgerflow.db.times import format_duration
     from ledgerflow.ledger.status import SHOWN_ORDER
     from ledgerflow.ledger.tags import run_tags
 
@@ -116,6 +117,7 @@ _HOMES: dict[str, str] = {
     "Candidate": "ledgerflow.api.reading",
     "FileInfo": "ledgerflow.api.reading",
     "LOG_GROUP_AT": "ledgerflow.api.reading",
+    "format_duration": "ledgerflow.db.times",
     "LogEntry": "ledgerflow.api.reading",
     "LogGroup": "ledgerflow.api.reading",
     "LogLine": "ledgerflow.api.reading",
@@ -214,6 +216,7 @@ __all__ = [
     "explain",
     "export",
     "export_prov",
+    "format_duration",
     "import_",
     "ledger",
     "load_target",

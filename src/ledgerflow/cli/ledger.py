@@ -39,18 +39,6 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else ""
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 60:
-        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
-
-
 def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{counts[s]} {s}" for s in TASK_RUN_STATUSES if counts.get(s))
 
@@ -90,7 +78,7 @@ def runs(ctx: click.Context, status: str | None, task: str | None, tags: tuple[s
         return
     print_table(
         ("id", "status", "started", "duration", "task runs", "entry"),
-        [(r.short, r.status, _when(r.started_at), _duration(r.duration), _counts(r.counts), _entry(r))
+        [(r.short, r.status, _when(r.started_at), api.format_duration(r.duration), _counts(r.counts), _entry(r))
          for r in found],
     )
 
@@ -105,7 +93,7 @@ def _task_label(tr: Any) -> Text:
     label.append("  ")
     label.append_text(status_text(tr.status))
     if tr.duration is not None:
-        label.append(f"  {_duration(tr.duration)}")
+        label.append(f"  {api.format_duration(tr.duration)}")
     if tr.cached_from:
         label.append(f"  (cache of run {tr.cached_from[:8]})", style="cyan")
     if tr.attempt > 1:
@@ -184,7 +172,7 @@ def log(ctx: click.Context, run: str | None, depth: int | None, limit: int, expa
     info = found.run
     head = Text(f"run {info.short} {info.entry_task} ")
     head.append_text(status_text(info.status))
-    head.append(f"  started {_when(info.started_at)}  {_duration(info.duration)}  {_counts(info.counts)}")
+    head.append(f"  started {_when(info.started_at)}  {api.format_duration(info.duration)}  {_counts(info.counts)}")
     lines = [head, *_tree_lines(found.task_runs)]
     if sys.stdout.isatty():
         out = console()
@@ -213,7 +201,7 @@ def _show_run(run: Any, failures: list[Any]) -> None:
     _field("command", run.command_line)
     _field("started", _when(run.started_at))
     _field("ended", _when(run.ended_at))
-    _field("duration", _duration(run.duration))
+    _field("duration", api.format_duration(run.duration))
     _field("task runs", _counts(run.counts))
     _field("host", f"{run.user or '?'}@{run.host or '?'} pid {run.pid}")
     _field("executor", run.executor)
@@ -235,7 +223,7 @@ def _show_task_run(tr: Any) -> None:
     _field("parent", tr.parent_id)
     _field("call", tr.call_hash)
     _field("started", _when(tr.started_at))
-    _field("duration", _duration(tr.duration))
+    _field("duration", api.format_duration(tr.duration))
     _field("attempt", tr.attempt if tr.attempt > 1 else None)
     _field("worker", tr.worker)
     _field("tags", " ".join(map(str, tr.tags)))
@@ -343,7 +331,7 @@ def query(ctx: click.Context, task: str | None, status: str | None, tags: tuple[
         return
     print_table(
         ("id", "run", "status", "started", "duration", "call"),
-        [(tr.short, tr.run_id[:8], tr.status, _when(tr.started_at), _duration(tr.duration),
+        [(tr.short, tr.run_id[:8], tr.status, _when(tr.started_at), api.format_duration(tr.duration),
           _cut(tr.call_display()) + (f"  {tr.exception_type}: {_cut(tr.exception_message or '', 40)}"
                                      if tr.exception_type else ""))
          for tr in found],

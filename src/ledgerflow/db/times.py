@@ -31,3 +31,16 @@ def utc(moment: datetime | None) -> datetime | None:
 def naive_utc(moment: datetime) -> datetime:
     """``moment`` in UTC without its offset (how SQLite stores it)."""
     return utc(moment).replace(tzinfo=None)
+
+
+def format_duration(seconds: float | None) -> str:
+    """A duration as people read it: ``0.42 s``, ``12.3 s``, ``4m 05s``, ``2h 07m`` (``""`` if None)."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"

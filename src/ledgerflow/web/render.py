@@ -22,18 +22,6 @@ def when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
 
 
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 60:
-        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
-
-
 def size(n: int | None) -> str:
     if n is None:
         return ""
@@ -73,7 +61,7 @@ def make_environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=when, duration=duration, size=size, cut=cut, entry_arguments=entry_arguments,
+    env.filters.update(when=when, duration=api.format_duration, size=size, cut=cut, entry_arguments=entry_arguments,
                        path_url=path_url)
     env.globals.update(RUN_STATUSES=api.RUN_STATUSES, TASK_RUN_STATUSES=api.TASK_RUN_STATUSES, version=__version__,
                        urlencode=urlencode)
