@@ -49,6 +49,7 @@ class Run(LedgerBase):
     library_version: Mapped[str | None]
     root_call_hash: Mapped[str | None]
     result_hash: Mapped[str | None]
+    writer: Mapped[str | None]
 
 
 class TaskDef(LedgerBase):
@@ -78,6 +79,7 @@ class Value(LedgerBase):
     store_key: Mapped[str | None]
     signature: Mapped[str | None]
     created_at: Mapped[datetime]
+    writer: Mapped[str | None]
 
 
 class ValueEdge(LedgerBase):
@@ -194,4 +196,41 @@ class CacheEntry(LedgerBase):
     value_hash: Mapped[str]
     run_id: Mapped[str | None]  # run that produced it
     created_at: Mapped[datetime]
+    writer: Mapped[str | None]
 
+
+
+class ValueChunk(LedgerBase):
+    """A piece of a large value kept in the ledger database itself; ``seq`` orders them."""
+
+    __table__ = tables.value_chunk
+    key: Mapped[str]
+    seq: Mapped[int]
+    data: Mapped[bytes]
+
+
+class Claim(LedgerBase):
+    """A lease on an uncached call: the run computing it, until ``expires_at`` (the
+    database's clock) unless its heartbeat extends it. ``fence`` grows each time the call
+    changes hands; a result is committed only under the current fence."""
+
+    __table__ = tables.claim
+    task_hash: Mapped[str]
+    args_hash: Mapped[str]
+    run_id: Mapped[str]
+    fence: Mapped[int]
+    claimed_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    host: Mapped[str | None]
+    pid: Mapped[int | None]
+
+
+class Written(LedgerBase):
+    """A row a call wrote through its session (bind, table, primary key as JSON): the
+    call's cached result stays valid only while the row exists."""
+
+    __table__ = tables.written
+    call_hash: Mapped[str]
+    bind: Mapped[str]
+    table_name: Mapped[str]
+    row_key: Mapped[str]

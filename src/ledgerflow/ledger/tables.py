@@ -75,6 +75,7 @@ run = Table(
     _optional("library_version", String(32)),
     _optional("root_call_hash", HASH),
     _optional("result_hash", HASH),
+    _optional("writer", String(255)),  # database role (PostgreSQL) or OS user that started it
     Index("ix_lf_run_started_at", "started_at"),
     Index("ix_lf_run_status_started_at", "status", "started_at"),
     Index("ix_lf_run_entry_task", "entry_task"),
@@ -106,6 +107,7 @@ value = Table(
     _optional("store_key", String(255)),
     _optional("signature", String(64)),
     _required("created_at", WHEN),
+    _optional("writer", String(255)),  # database role (PostgreSQL) or OS user that wrote it
 )
 
 #: A container value (list, tuple, dict, dataclass) holds a value at a position.
@@ -227,7 +229,42 @@ cache_entry = Table(
     _required("value_hash", HASH, ForeignKey("lf_value.hash")),
     _optional("run_id", ID),  # run that produced it
     _required("created_at", WHEN),
+    _optional("writer", String(255)),  # database role (PostgreSQL) or OS user that wrote it
     Index("ix_lf_cache_entry_value_hash", "value_hash"),
+)
+
+#: A large value kept in the ledger database itself, in ordered chunks.
+value_chunk = Table(
+    "lf_value_chunk", metadata,
+    _required("key", String(128), primary_key=True),
+    _required("seq", Integer, primary_key=True),
+    _required("data", LargeBinary),
+)
+
+#: A lease on an uncached call: the run computing it, until ``expires_at`` (the database's
+#: clock) unless its heartbeat extends it. ``fence`` grows each time the call changes hands;
+#: a result is committed only under the current fence.
+claim = Table(
+    "lf_claim", metadata,
+    _required("task_hash", HASH, primary_key=True),
+    _required("args_hash", HASH, primary_key=True),
+    _required("run_id", ID),
+    _required("fence", Integer),
+    _required("claimed_at", WHEN),
+    _required("expires_at", WHEN),
+    _optional("host", String(255)),
+    _optional("pid", Integer),
+    Index("ix_lf_claim_run_id", "run_id"),
+)
+
+#: A row a call wrote through its session (bind, table, primary key as JSON): its cached
+#: result stays valid only while the row exists.
+written = Table(
+    "lf_written", metadata,
+    _required("call_hash", HASH, primary_key=True),
+    _required("bind", String(64), primary_key=True),
+    _required("table_name", String(255), primary_key=True),
+    _required("row_key", Text, primary_key=True),
 )
 
 LEDGER_TABLES = tuple(metadata.tables)
