@@ -4,7 +4,9 @@ What a team sharing one ledger needs:
 
 - ``writer`` on runs, values and cache entries: the database role (PostgreSQL) or the
   operating-system user (SQLite) that wrote the row, so a reader can decide whose pickles
-  it trusts and the user role can update only its own runs;
+  it trusts and the user role can update only its own runs. On PostgreSQL a trigger sets
+  it to ``current_user`` on insert and keeps it on update, whatever the client sent, so no
+  role can write a row in another's name;
 - ``lf_value_chunk``: large values kept in the ledger database itself, in ordered chunks;
 - ``lf_claim``: leases so that each uncached call is computed by one run at a time, with a
   fencing number that grows each time a call changes hands;
@@ -25,9 +27,32 @@ branch_labels = None
 depends_on = None
 
 
+WRITTEN_BY = ("lf_run", "lf_value", "lf_cache_entry")
+
+SET_WRITER = """
+CREATE OR REPLACE FUNCTION lf_set_writer() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        NEW.writer := current_user;
+    ELSE
+        NEW.writer := OLD.writer;
+    END IF;
+    RETURN NEW;
+END
+$$
+"""
+
+
 def upgrade() -> None:
-    for table in ("lf_run", "lf_value", "lf_cache_entry"):
+    for table in WRITTEN_BY:
         op.add_column(table, sa.Column("writer", sa.String(length=255), nullable=True))
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(SET_WRITER)
+        for table in WRITTEN_BY:
+            op.execute(
+                f"CREATE TRIGGER {table}_writer BEFORE INSERT OR UPDATE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION lf_set_writer()"
+            )
 
     op.create_table(
         "lf_value_chunk",
@@ -65,6 +90,10 @@ def downgrade() -> None:
     op.drop_table("lf_written")
     op.drop_table("lf_claim")
     op.drop_table("lf_value_chunk")
+    if op.get_bind().dialect.name == "postgresql":
+        for table in WRITTEN_BY:
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_writer ON {table}")
+        op.execute("DROP FUNCTION IF EXISTS lf_set_writer()")
     # plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+): no table copy, so the views stay
-    for table in ("lf_cache_entry", "lf_value", "lf_run"):
+    for table in WRITTEN_BY:
         op.drop_column(table, "writer")
