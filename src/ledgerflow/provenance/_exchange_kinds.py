@@ -153,6 +153,11 @@ _EXPECTED: dict[str, tuple[type, Callable[[Any], Any] | None, str]] = {
 }
 
 
+#: Facts about a row in one database, not about the record: who wrote it there. An import
+#: is written by the importer (on PostgreSQL the server sets it), so it never travels.
+LOCAL_COLUMNS = frozenset({"writer"})
+
+
 class Kind:
     """One record kind: its table, natural key and column codecs. Rows are tuples in
     :attr:`columns` order."""
@@ -162,7 +167,10 @@ class Kind:
         self.table = table
         self.mutable = name in MUTABLE_KINDS
         self.keyless = name == "log_record"
-        columns = [c for c in table.columns if not (self.keyless and c.key == "id")]
+        columns = [
+            c for c in table.columns
+            if not (self.keyless and c.key == "id") and c.key not in LOCAL_COLUMNS
+        ]
         self.fields = tuple(Field.of(c) for c in columns)
         self.columns = tuple(f.name for f in self.fields)
         self.index = {name: i for i, name in enumerate(self.columns)}
