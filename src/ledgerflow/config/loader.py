@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -17,7 +18,9 @@ from ledgerflow.config import _checks as check
 from ledgerflow.config._yaml import Where, interpolate, load_yaml
 from ledgerflow.config.settings import (
     CLUSTER_KINDS,
+    DEFAULT_BIND,
     EXECUTOR_KINDS,
+    LEDGER_STORE,
     REDACTED,
     CacheConfig,
     ClusterConfig,
@@ -115,7 +118,10 @@ def settings_from_mapping(
     databases = _databases(raw_databases, root.child("databases", raw_databases), base)
     plugins = _plugins(data.get("plugins"), root.child("plugins", data.get("plugins")))
     executor = _executor(data.get("executor"), root.child("executor", data.get("executor")))
-    values = _values(data.get("values"), root.child("values", data.get("values")), base)
+    values = _values(
+        data.get("values"), root.child("values", data.get("values")), base,
+        databases[DEFAULT_BIND].dialect if DEFAULT_BIND in databases else "sqlite",
+    )  # fmt: skip
     cache = _cache(data.get("cache"), root.child("cache", data.get("cache")))
     logs = _logs(data.get("logs"), root.child("logs", data.get("logs")))
     dashboard = _dashboard(data.get("dashboard"), root.child("dashboard", data.get("dashboard")))
@@ -124,7 +130,7 @@ def settings_from_mapping(
         "databases": {name: _describe_db(db) for name, db in databases.items()},
         "plugins": list(plugins),
         "executor": _describe_executor(executor),
-        "values": {"inline_max_bytes": values.inline_max_bytes, "store": str(values.store)},
+        "values": _describe_values(values),
         "cache": {"file_hash": cache.file_hash},
         "logs": {"max_bytes": logs.max_bytes, "echo": logs.echo},
         "auto_migrate": auto_migrate,
@@ -421,15 +427,49 @@ def _plain(value: Any, key: str) -> Any:
     return check.mask(key, str(value)) if isinstance(value, str) else value
 
 
-def _values(value: Any, where: Where, base: Path) -> ValuesConfig:
-    data = check.section(value, where, ("inline_max_bytes", "store"))
+def _values(value: Any, where: Where, base: Path, dialect: str) -> ValuesConfig:
+    data = check.section(value, where, ("inline_max_bytes", "store", "store_options"))
     default = ValuesConfig()
     limit = check.optional(data, "inline_max_bytes", where, check.integer_from(0), None)
     store = check.optional(data, "store", where, check.path_text, None)
+    options = check.optional(data, "store_options", where, _plain_mapping, {})
     return ValuesConfig(
         inline_max_bytes=default.inline_max_bytes if limit is None else limit,
-        store=check.absolute(store or str(default.store), base),
+        store=_value_store(store, base, dialect, where.child("store", store)),
+        store_options=options,
     )
+
+
+#: ``scheme://`` at the start of a ``values.store`` that names a URL rather than a folder.
+_URL_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+
+
+def _value_store(text: str | None, base: Path, dialect: str, where: Where) -> Path | str:
+    """A folder (``Path``), ``"ledger"`` or an object store URL, from ``values.store``.
+
+    Unset: ``.ledgerflow/values`` beside the configuration file."""
+    if text is None:
+        return check.absolute(str(ValuesConfig().store), base)
+    if text == LEDGER_STORE:
+        return LEDGER_STORE
+    scheme = _URL_SCHEME.match(text)
+    if scheme is None:
+        return check.absolute(text, base)
+    if scheme.group(1).lower() == "file":
+        path = urllib.parse.unquote(urllib.parse.urlsplit(text).path)
+        if not path:
+            raise where.error("a file:// URL needs a path, e.g. file:///shared/ledgerflow-values")
+        return check.absolute(path, base)
+    return text
+
+
+def _describe_values(values: ValuesConfig) -> dict[str, Any]:
+    shown: dict[str, Any] = {
+        "inline_max_bytes": values.inline_max_bytes, "store": hide_url_passwords(str(values.store)),
+    }  # fmt: skip
+    if values.store_options:
+        shown["store_options"] = values.store_options
+    return shown
 
 
 def _cache(value: Any, where: Where) -> CacheConfig:

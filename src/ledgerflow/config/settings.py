@@ -108,10 +108,22 @@ class ExecutorConfig:
     cluster: ClusterConfig | None = None  # dask: workers as batch jobs
 
 
+#: ``values.store`` naming the ledger database itself (chunks in ``lf_value_chunk``).
+LEDGER_STORE = "ledger"
+
+
 @dataclass(frozen=True)
 class ValuesConfig:
+    """Where values over ``inline_max_bytes`` live (``values:``).
+
+    ``store`` is a local folder (a ``Path``; ``file://`` URLs become one), ``"ledger"`` (the
+    ledger database itself) or an object store URL such as ``s3://bucket/prefix``, opened
+    with fsspec and ``store_options``. :func:`ledgerflow.values.open_store` opens it.
+    """
+
     inline_max_bytes: int = 1_048_576
-    store: Path = Path(".ledgerflow/values")
+    store: Path | str = Path(".ledgerflow/values")
+    store_options: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)

@@ -21,15 +21,17 @@ from ledgerflow.engine.expr import ATOMS
 from ledgerflow.errors import IntegrityError, LedgerflowError, SerializationError
 from ledgerflow.hashing import hash_value
 from ledgerflow.values import (
-    DirectoryStore,
     File,
     decode,
     decode_verified,
     encode,
     load_signing_key,
+    open_store,
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from ledgerflow.config.settings import Settings
     from ledgerflow.ledger.recorder import Recorder
     from ledgerflow.values import ValueStore
@@ -50,12 +52,13 @@ class Values:
         recorder: Recorder | None = None,
         stored: Callable[[str], bool] | None = None,
         key: bytes | None = None,
+        engine: Engine | None = None,
     ) -> None:
         self.settings = settings
+        self._engine = engine  # the ledger's, for a store kept in the ledger database
         self.recorder = recorder
         self.stored = stored  # asks the ledger whether a value is there already
         self.inline_max = settings.values.inline_max_bytes
-        self._store_root = settings.root / settings.values.store
         self._store: ValueStore | None = None
         self._key = key  # loaded on first use when not given
         self._memo: dict[int, tuple[Any, str]] = {}
@@ -71,7 +74,7 @@ class Values:
     @property
     def store(self) -> ValueStore:
         if self._store is None:
-            self._store = DirectoryStore(self._store_root)
+            self._store = open_store(self.settings, engine=self._engine)
         return self._store
 
     # -- hashing -----------------------------------------------------------------------

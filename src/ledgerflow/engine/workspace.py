@@ -101,8 +101,10 @@ class Workspace:
         from ledgerflow.engine.valuing import Values
 
         if recorder is None:
-            return Values(self.settings, key=key)
-        return Values(self.settings, recorder, stored=self.reader.value_stored, key=key)
+            return Values(self.settings, key=key, engine=self.engine)
+        return Values(
+            self.settings, recorder, stored=self.reader.value_stored, key=key, engine=self.engine
+        )
 
 
 @contextmanager

@@ -83,11 +83,10 @@ class ImportReport:
 
 
 def value_store(settings: Settings) -> Any:
-    """The project's value store (a :class:`ledgerflow.values.DirectoryStore`)."""
-    from ledgerflow.values import DirectoryStore
+    """The project's value store (:func:`ledgerflow.values.open_store`)."""
+    from ledgerflow.values import open_store
 
-    root = Path(settings.values.store)
-    return DirectoryStore(root if root.is_absolute() else settings.root / root)
+    return open_store(settings)
 
 
 def cutoff(since: timedelta | datetime | None) -> datetime | None:
