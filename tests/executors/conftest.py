@@ -3,6 +3,10 @@
 Tests marked ``dask`` need the test extra's dask.distributed and dask-jobqueue: skipped without
 it on a developer's machine (with the command to install it), failed when ``CI=true``.
 ``children`` starts pipelines in child processes (for the signal tests) and stops them.
+``local_slurm`` (session) starts a single-node Slurm for the tests marked ``slurm`` (see
+:mod:`ledgerflow.testing.slurm`; needs root and Debian's ``slurm-wlm`` and ``munge``, which
+``.ci/run`` installs): skipped without them on a developer's machine, failed when ``CI=true``,
+as is any test marked ``slurm`` that ends skipped there.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +25,7 @@ import pytest
 from ledgerflow.config.settings import Settings
 from ledgerflow.testing.pipelines import LedgerRows
 from ledgerflow.testing.plugin import ci_enabled
+from ledgerflow.testing.slurm import LocalSlurm, SlurmUnavailable, start_local_slurm
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +38,41 @@ def _dask_installed(request: pytest.FixtureRequest) -> None:
         if ci_enabled():
             pytest.fail(f"{reason} (dask tests must run when CI=true)", pytrace=False)
         pytest.skip(reason)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.skipped and ci_enabled() and item.get_closest_marker("slurm") is not None:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"a Slurm test was skipped while CI=true (skip reason: {reason})"
+    return report
+
+
+@pytest.fixture(scope="session")
+def local_slurm() -> Iterator[LocalSlurm]:
+    """A single-node Slurm for the session, its commands found through ``SLURM_CONF``."""
+    try:
+        slurm = start_local_slurm()
+    except SlurmUnavailable as exc:
+        reason = str(exc)
+    else:
+        reason = ""
+    if reason:
+        if ci_enabled():
+            pytest.fail(f"Slurm is required when CI=true: {reason}", pytrace=False)
+        pytest.skip(reason)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in slurm.environment().items():
+            patch.setenv(name, value)
+        try:
+            yield slurm
+        finally:
+            slurm.stop()
 
 
 #: A pipeline whose ``slow`` call sleeps until the run is stopped.

@@ -22,6 +22,7 @@ from ledgerflow.config.settings import Settings
 from ledgerflow.engine.executor import get_executor
 from ledgerflow.errors import ConfigError, MissingExtraError
 from ledgerflow.testing.pipelines import LedgerRows
+from ledgerflow.testing.slurm import LocalSlurm
 
 
 @task
@@ -278,15 +279,6 @@ def test_without_the_extra_one_line_says_what_to_install(monkeypatch: pytest.Mon
     assert "pip install 'ledgerflow[dask]'" in text and "\n" not in text
 
 
-def _slurm_is_running() -> bool:
-    import shutil
-
-    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
-        return False
-    out = subprocess.run(["sinfo", "-h", "-o", "%a"], capture_output=True, text=True)
-    return out.returncode == 0 and "up" in out.stdout
-
-
 @task
 def where() -> str:
     return os.environ.get("SLURM_JOB_ID", "")
@@ -296,26 +288,34 @@ def where() -> str:
 @pytest.mark.dask
 @pytest.mark.parametrize("database_dialect", ["sqlite"])  # one database is enough for the batch path
 def test_workers_run_as_slurm_jobs_and_task_runs_name_their_job(
-    ledger_settings: Settings, ledger: LedgerRows
+    local_slurm: LocalSlurm, ledger_settings: Settings, ledger: LedgerRows, tmp_path: Path
 ) -> None:
-    """Needs a running Slurm (sbatch, sinfo on PATH, a default partition); skipped without."""
-    if not _slurm_is_running():
-        pytest.skip("no Slurm controller answers sinfo")
+    """Two Dask workers, each a job of a real (single-node) Slurm, run the pipeline."""
     from ledgerflow.executors.dask import DaskExecutor
 
+    logs = tmp_path / "jobs"
     cluster = settings_from_mapping(
         {**BASE, "executor": {"kind": "dask", "cluster": {
             "kind": "slurm", "cores": 1, "memory": "1GB", "processes": 1,
-            "walltime": "00:10:00", "scale": {"jobs": 2}}}}
+            "walltime": "00:10:00", "queue": local_slurm.partition, "scale": {"jobs": 2},
+            "options": {"log_directory": str(logs)}}}}
     ).executor.cluster  # fmt: skip
     executor = DaskExecutor(workers=2, cluster=cluster)
     result = ledgerflow.execute(
-        [where(), fine(1), fine(2)], settings=ledger_settings, executor=executor
+        [where(), *(fine(i) for i in range(6))], settings=ledger_settings, executor=executor
     )
-    assert result.status == "done"
+    assert result.status == "done", result.failures
     job = result.value[0]
     assert job.isdigit()
+    # Slurm ran that job: its output file is the one sbatch was told to write.
+    assert (logs / f"dask-worker-{job}.out").exists(), sorted(p.name for p in logs.iterdir())
     rows = ledger.rows("lf_task_run")
     (row,) = [r for r in rows if r["task_name"] == where.fullname]
     assert row["worker"].endswith(f" slurm-job:{job}")
-    assert all(" slurm-job:" in r["worker"] for r in rows)
+    jobs = {r["worker"].rsplit(" slurm-job:", 1)[1] for r in rows}
+    assert all(j.isdigit() and (logs / f"dask-worker-{j}.out").exists() for j in jobs)
+    assert len(rows) == 7 and all(" slurm-job:" in r["worker"] for r in rows)
+    deadline = time.monotonic() + 30  # the run cancels its jobs when it ends
+    while local_slurm.jobs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert local_slurm.jobs() == []

@@ -338,7 +338,9 @@ def jobqueue_cluster(config: ClusterConfig) -> Any:
             kwargs[key] = value
     if config.job_extra_directives:
         kwargs["job_extra_directives"] = list(config.job_extra_directives)
-    kwargs["scheduler_options"] = {"dashboard_address": None}  # as for a LocalCluster
+    # No dashboard, as for a LocalCluster; the scheduler's small HTTP server (health checks)
+    # takes a free port, so that runs on one login node do not compete for 8787.
+    kwargs["scheduler_options"] = {"dashboard": False, "dashboard_address": ":0"}
     kwargs.update(config.options)
     try:
         cluster = cls(**kwargs)
