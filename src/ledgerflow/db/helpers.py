@@ -16,6 +16,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from ledgerflow.db import _fastpath
+from ledgerflow.db.tracking import tracker_of
 from ledgerflow.errors import UsageError
 
 M = TypeVar("M")
@@ -52,15 +53,25 @@ def get_or_create(
     if not filter_by:
         raise UsageError("get_or_create needs filter_by: the columns that identify the row")
     found = session.scalars(select(model).filter_by(**filter_by).limit(1)).first()
-    if found is not None:
-        return found, False
-    values = {**(defaults or {}), **filter_by}
-    stmt = _dialect_insert(session, model).values(values).on_conflict_do_nothing().returning(model)
-    created = session.scalars(stmt, execution_options={"populate_existing": True}).first()
-    if created is not None:
-        return created, True
-    found = session.scalars(select(model).filter_by(**filter_by).limit(1)).one()
+    if found is None:
+        values = {**(defaults or {}), **filter_by}
+        stmt = _dialect_insert(session, model).values(values).on_conflict_do_nothing()
+        created = session.scalars(
+            stmt.returning(model), execution_options={"populate_existing": True}
+        ).first()
+        if created is not None:
+            _note_object(session, created)
+            return created, True
+        found = session.scalars(select(model).filter_by(**filter_by).limit(1)).one()
+    _note_object(session, found)  # the caller relies on this row as if it wrote it
     return found, False
+
+
+def _note_object(session: Session, obj: Any) -> None:
+    """Tell the session's write tracker (a task's session has one) about ``obj``."""
+    tracker = tracker_of(session)
+    if tracker is not None:
+        tracker.note_object(obj)
 
 
 def _batches(rows: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -83,9 +94,12 @@ def bulk_insert(
     table = model.__table__  # type: ignore[attr-defined]
     connection = session.connection(bind_arguments={"mapper": model.__mapper__})  # type: ignore[attr-defined]
     writer = _fastpath.writer_for(connection, table)
+    tracker = tracker_of(session)
     total = 0
     for batch in _batches(rows, batch_size):
         total += writer.write(batch)
+        if tracker is not None:
+            tracker.note_rows(table, batch)
     return total
 
 

@@ -19,6 +19,7 @@ from ledgerflow.errors import ContextError
 if TYPE_CHECKING:
     from ledgerflow.config.settings import Settings
     from ledgerflow.db import Database, Helpers, RoutingSession
+    from ledgerflow.db.tracking import WriteTracker, WrittenRow
 
 
 class TaskLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -67,6 +68,7 @@ class TaskContext:
         "_helpers",
         "_logger",
         "_session",
+        "_tracker",
         "args",
         "config",
         "log_records",
@@ -98,6 +100,7 @@ class TaskContext:
         self._database = database
         self._session: RoutingSession | None = None
         self._helpers: Helpers | None = None
+        self._tracker: WriteTracker | None = None
 
     @property
     def logger(self) -> TaskLogger:
@@ -110,7 +113,10 @@ class TaskContext:
         if self._session is None:
             if self._database is None:
                 raise ContextError("this run has no database to open a session on")
+            from ledgerflow.db.tracking import track
+
             self._session = self._database().session()
+            self._tracker = track(self._session)  # what it writes keeps the cache honest
         return self._session
 
     @property
@@ -120,6 +126,10 @@ class TaskContext:
 
             self._helpers = Helpers(self.session)
         return self._helpers
+
+    def written(self) -> list[WrittenRow]:
+        """The rows the task's session committed: ``(bind, table, primary key JSON)``."""
+        return self._tracker.rows() if self._tracker is not None else []
 
     def close(self, success: bool) -> None:
         """Commit (on success) or roll back the session, then close it."""

@@ -55,6 +55,8 @@ class Outcome:
     duration: float = 0.0
     worker: str = ""
     logs: list[LogEntry] = field(default_factory=list)
+    #: rows the task committed through its session: (bind, table, primary key JSON or None)
+    written: list[tuple[str, str, str | None]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ def explain(expr: Any, *, config: Any = None, settings: Settings | None = None) 
     with open_workspace(settings) as space:
         reap_stale_runs(space.engine)
         with task_surroundings(settings):
-            planner = Planner(space.values(), space.reader, frozenset())
+            planner = Planner(space.values(), space.reader, frozenset(), space.written())
             planner.plan(expr)
             node = planner.nodes[id(expr)]
             with space.engine.connect() as conn:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ledgerflow.config.settings import Settings
     from ledgerflow.engine.cache import CacheReader
     from ledgerflow.engine.valuing import Values
+    from ledgerflow.engine.written import WrittenRows
 
 
 class PlanNode:
@@ -65,10 +66,17 @@ class PlanNode:
 class Planner:
     """Walks the static graph of an expression against the cache, without running anything."""
 
-    def __init__(self, values: Values, reader: CacheReader | None, rerun: frozenset[str]) -> None:
+    def __init__(
+        self,
+        values: Values,
+        reader: CacheReader | None,
+        rerun: frozenset[str],
+        written: WrittenRows | None = None,
+    ) -> None:
         self.values = values
         self.reader = reader
         self.rerun = rerun
+        self.written = written  # checks that the rows cached calls wrote still exist
         self.nodes: dict[int, PlanNode] = {}
         self.order: list[PlanNode] = []
 
@@ -124,10 +132,14 @@ class Planner:
             if lookups:
                 assert self.reader is not None
                 hits = self.reader.lookup([(n.task.hash, n.args_hash) for n in lookups])
+                gone = self.written.check(hits.values()) if self.written is not None else {}
                 for node in lookups:
                     hit = hits.get((node.task.hash, node.args_hash))
                     if hit is None:
                         node.status, node.reason = "run", "no cached result"
+                        continue
+                    if hit.call_hash in gone:
+                        node.status, node.reason = "run", gone[hit.call_hash]
                         continue
                     ok, value, why = self.values.load_checked(
                         hit.value_hash, hit.format, hit.inline, hit.store_key, hit.signature
@@ -161,7 +173,7 @@ def dry_run(expr: Any, settings: Settings, *, cache: bool, rerun: frozenset[str]
     started = time.monotonic()
     with open_workspace(settings) as space, task_surroundings(settings):
         reader = space.reader if cache else None
-        nodes = Planner(space.values(), reader, rerun).plan(expr)
+        nodes = Planner(space.values(), reader, rerun, space.written()).plan(expr)
     entries = [PlanEntry(n.task.fullname, n.preview(), n.status, n.reason) for n in nodes]  # type: ignore[arg-type]
     counts = {"cached": 0, "run": 0}
     for entry in entries:

@@ -213,7 +213,7 @@ class _Run:
                     run_id=self.run_id, recorder=recorder, values=values,
                     cache=space.reader if cache else None, executor=self.executor, rerun=rerun,
                     observer=self.observer,  # type: ignore[arg-type]
-                    interrupts=self.interrupts,
+                    interrupts=self.interrupts, written=space.written(self.run_id),
                 )  # fmt: skip
                 with task_surroundings(settings):
                     status, value = self._record(

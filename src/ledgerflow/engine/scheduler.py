@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ledgerflow.engine.executor import Executor
     from ledgerflow.engine.results import RunObserver
     from ledgerflow.engine.valuing import Values
+    from ledgerflow.engine.written import WrittenRows
     from ledgerflow.ledger.recorder import Recorder
 
 #: Seconds the loop waits for outcomes of a pool before its housekeeping turn.
@@ -64,6 +65,7 @@ class Scheduler(Failing):
         rerun: Iterable[str] = (),
         observer: RunObserver | None = None,
         interrupts: Interrupts | None = None,
+        written: WrittenRows | None = None,
     ) -> None:
         self.run_id = run_id
         self.recorder = recorder
@@ -73,6 +75,8 @@ class Scheduler(Failing):
         self.rerun = frozenset(rerun)
         self._reruns: dict[int, bool] = {}
         self.observer = observer
+        #: rows calls wrote through their sessions: recorded, and checked for cache hits
+        self.written = written
         #: Signals are noted there and acted on at the loop's next turn (never mid-write).
         self.interrupts = interrupts if interrupts is not None else Interrupts()
         self.graph = Graph(recorder, values, cache)
@@ -259,8 +263,11 @@ class Scheduler(Failing):
         if lookups:
             assert self.cache is not None
             hits = self.cache.lookup([n.key for n in lookups])  # type: ignore[misc]
+            gone = self.written.check(hits.values()) if self.written is not None else {}
             for node in lookups:
                 hit = hits.get(node.key)  # type: ignore[arg-type]
+                if hit is not None and hit.call_hash in gone:
+                    node.miss_reason, hit = gone[hit.call_hash], None
                 if hit is not None and self._use_hit(node, hit):
                     continue
                 self._queue(node)
@@ -407,6 +414,8 @@ class Scheduler(Failing):
             else:
                 self._fail(node, outcome.error)
             return
+        if self.written is not None:
+            self.written.wrote(node, outcome.written)
         value = outcome.value
         calls = find_calls(value) if type(value) not in ATOMS else None
         if not calls:
@@ -451,6 +460,8 @@ class Scheduler(Failing):
         call_hash = combine(node.task_hash, node.args_hash, digest)
         edges = [c.call_hash for c in node.children if c.call_hash is not None]
         self.recorder.call((call_hash, node.task_hash, node.args_hash, digest, now), edges)
+        if self.written is not None:
+            self.written.finished(node, call_hash, self.recorder)
         if node.task.cache:
             self.recorder.cache_entry(
                 (node.task_hash, node.args_hash, call_hash, digest, self.run_id, now)

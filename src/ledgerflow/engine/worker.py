@@ -92,6 +92,7 @@ def run_job(job: Job, state: WorkerState, worker: str) -> Outcome:
         else:
             try:
                 ctx.close(success=True)
+                outcome.written = ctx.written()
             except Exception as exc:
                 outcome.error = error_info(exc, skip_frames=0)
                 outcome.value = None

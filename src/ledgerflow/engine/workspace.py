@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ledgerflow.db import Database
     from ledgerflow.engine.cache import CacheReader
     from ledgerflow.engine.valuing import Values
+    from ledgerflow.engine.written import WrittenRows
     from ledgerflow.ledger.recorder import Recorder
 
 ConfigArg = str | os.PathLike[str] | Mapping[str, Any] | None
@@ -105,6 +106,12 @@ class Workspace:
         return Values(
             self.settings, recorder, stored=self.reader.value_stored, key=key, engine=self.engine
         )
+
+    def written(self, run_id: str = "") -> WrittenRows:
+        """Records the rows calls of ``run_id`` write and checks those of cache hits."""
+        from ledgerflow.engine.written import WrittenRows
+
+        return WrittenRows(self.database, self.engine, run_id)
 
 
 @contextmanager

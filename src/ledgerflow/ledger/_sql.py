@@ -201,6 +201,7 @@ TASK_RUN = (
 TASK_RUN_MUTABLE = TASK_RUN[5:]
 LOG_RECORD = ("run_id", "task_run_id", "created_at", "level", "logger", "message")
 TAG = ("entity_id", "key", "value", "entity_kind", "created_at")
+WRITTEN = ("call_hash", "bind", "table_name", "row_key")
 RUN_END = ("status", "ended_at", "heartbeat_at", "root_call_hash", "result_hash")
 
 
@@ -233,3 +234,4 @@ class LedgerStatements:
         self.log_record = s.insert(T["lf_log_record"], LOG_RECORD)
         self.tag = s.insert(T["lf_tag"], TAG, conflict=())
         self.run_end = s.update(T["lf_run"], RUN_END, "id")
+        self.written = s.insert(T["lf_written"], WRITTEN, conflict=())

@@ -72,6 +72,7 @@ class Recorder:
         self._call_edges: list[tuple[Any, ...]] = []
         self._cache_entries: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._tags: list[tuple[Any, ...]] = []
+        self._written_rows: list[tuple[Any, ...]] = []
         # keys already written by this recorder
         self._known_values: set[str] = set()
         self._known_args: set[str] = set()
@@ -142,6 +143,12 @@ class Recorder:
     def cache_entry(self, row: tuple[Any, ...]) -> None:
         self._cache_entries[(row[0], row[1])] = row
         self._pending += 1
+
+    def written(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Rows a call wrote through its session: (call hash, bind, table, row key)."""
+        before = len(self._written_rows)
+        self._written_rows.extend(rows)
+        self._pending += len(self._written_rows) - before
 
     def tags(self, rows: Iterable[tuple[Any, ...]]) -> None:
         rows = list(rows)
@@ -223,6 +230,7 @@ class Recorder:
             (sql.call, self._calls.values()),
             (sql.call_edge, self._call_edges),
             (sql.cache_entry, self._cache_entries.values()),
+            (sql.written, self._written_rows),
             (sql.task_run, runs),
             (sql.task_run_update, updates),
             (sql.log_record, self._logs),
@@ -287,6 +295,7 @@ class Recorder:
         self._call_edges = []
         self._logs = []
         self._tags = []
+        self._written_rows = []
         self._run_end = None
         self._new_runs.update(deferred)
         self._born = {key: self._born[key] for key in deferred}

@@ -1,0 +1,158 @@
+"""Cached results that wrote rows stay honest (both dialects).
+
+A task writing rows through ``context.session`` / ``context.db`` has them recorded in
+``lf_written``; its cache hit is used only while they exist, checked in one query per table.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from ledgerflow import migrations
+from ledgerflow.cli.main import main
+from ledgerflow.config import load_settings
+from ledgerflow.db import Database
+from ledgerflow.testing.projects import fresh_models  # noqa: F401  (fixture)
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+MAIN = "tuto.data_reduction.tasks:main"
+PLUGIN = "tuto.data_reduction"
+
+
+@pytest.fixture
+def tutorial(tmp_path: Path, migrated_database_entry: dict[str, Any], isolated_imports: None,
+             fresh_models: None, monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: F811
+    """A migrated copy of examples/ (the tutorial's plugin) whose database is the test's."""
+    root = tmp_path / "examples"
+    shutil.copytree(EXAMPLES, root, ignore=shutil.ignore_patterns(
+        "ledgerflow.db*", "out", ".ledgerflow", "__pycache__", "quickstart.sh", "genomics"))
+    config = yaml.safe_load((root / "ledgerflow.yml").read_text())
+    config["databases"]["default"] = migrated_database_entry
+    (root / "ledgerflow.yml").write_text(yaml.safe_dump(config))
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("LEDGERFLOW_CONFIG", raising=False)
+    migrations.upgrade(load_settings(root / "ledgerflow.yml"))
+    return root
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+        raise SystemExit(0)
+    out, err = capsys.readouterr()
+    assert exit_info.value.code in (0, None), f"ledgerflow {' '.join(args)}: {out}{err}"
+    return out
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
+    return json.loads(cli(capsys, "run", *args, "--json"))  # type: ignore[no-any-return]
+
+
+def statuses(root: Path, run_id: str) -> dict[str, list[str]]:
+    """task name -> the statuses of its task runs in the run."""
+    found: dict[str, list[str]] = {}
+    with Database(load_settings(root / "ledgerflow.yml")) as db, db.engine().connect() as conn:
+        for name, status in conn.execute(
+            sa.text("SELECT task_name, status FROM lf_task_run WHERE run_id = :r"), {"r": run_id}
+        ):
+            found.setdefault(name.rpartition(".")[2], []).append(status)
+    return {name: sorted(s) for name, s in found.items()}
+
+
+def results(root: Path) -> list[tuple[int, int]]:
+    with Database(load_settings(root / "ledgerflow.yml")) as db, db.engine().connect() as conn:
+        return sorted(
+            (row[0], row[1])
+            for row in conn.execute(sa.text("SELECT input_value, result FROM computation_result"))
+        )
+
+
+@pytest.fixture
+def plugin_queries(tutorial: Path) -> Iterator[list[str]]:
+    """Every statement any engine sends that reads computation_result."""
+    seen: list[str] = []
+
+    def listen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "computation_result" in statement and statement.lstrip().upper().startswith("SELECT"):
+            seen.append(statement)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", listen)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", listen)
+
+
+def test_tutorial_downgrade_upgrade_reruns_the_calls_that_wrote_rows(
+    tutorial: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = run_json(capsys, MAIN, "--n", "3", "--multiplier", "2")
+    assert first["status"] == "done" and first["result"] == "[0, 20, 40]"
+    assert results(tutorial) == [(0, 0), (10, 20), (20, 40)]
+    second = run_json(capsys, MAIN, "--n", "3", "--multiplier", "2")
+    assert second["counts"]["done"] == 0  # rows intact: all from the cache
+
+    cli(capsys, "db", "downgrade", f"{PLUGIN}@base", "--yes")
+    cli(capsys, "db", "upgrade")
+    assert results(tutorial) == []
+
+    explained = cli(capsys, "explain", MAIN, "--n", "3", "--multiplier", "2")
+    assert "3 rows of computation_result (bind default) are gone" in explained
+
+    third = run_json(capsys, MAIN, "--n", "3", "--multiplier", "2")
+    assert third["status"] == "done" and third["result"] == "[0, 20, 40]"
+    assert results(tutorial) == [(0, 0), (10, 20), (20, 40)]
+    ran = statuses(tutorial, third["run_id"])
+    assert ran["compute"] == ["done"] * 3
+    assert ran["main"] == ["done"]
+    assert ran["generate"] == ["cached"] * 3  # wrote nothing: unaffected
+    fourth = run_json(capsys, MAIN, "--n", "3", "--multiplier", "2")
+    assert fourth["counts"]["done"] == 0  # the rerun's rows count from now on
+
+
+def test_deleting_one_row_reruns_only_the_call_that_wrote_it(
+    tutorial: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_json(capsys, MAIN, "--n", "4", "--multiplier", "3")
+    with Database(load_settings(tutorial / "ledgerflow.yml")) as db, db.engine().begin() as conn:
+        conn.execute(sa.text("DELETE FROM computation_result WHERE input_value = 20"))
+
+    explained = cli(capsys, "explain", MAIN, "--n", "4", "--multiplier", "3")
+    assert "1 row of computation_result (bind default) is gone" in explained
+
+    again = run_json(capsys, MAIN, "--n", "4", "--multiplier", "3")
+    ran = statuses(tutorial, again["run_id"])
+    assert ran["compute"] == ["cached", "cached", "cached", "done"]
+    assert ran["main"] == ["done"]  # its cached value stood for the deleted row too
+    assert results(tutorial) == [(0, 0), (10, 30), (20, 60), (30, 90)]
+
+
+def test_the_check_is_one_query_per_table_not_per_call(
+    tutorial: Path, capsys: pytest.CaptureFixture[str], plugin_queries: list[str]
+) -> None:
+    run_json(capsys, MAIN, "--n", "30", "--multiplier", "5")
+    plugin_queries.clear()
+    again = run_json(capsys, MAIN, "--n", "30", "--multiplier", "5")
+    assert again["counts"]["done"] == 0
+    # main's hit checks the 30 rows its calls wrote: one query for the table, not 30
+    assert len(plugin_queries) == 1, plugin_queries
+
+    cli(capsys, "db", "downgrade", f"{PLUGIN}@base", "--yes")
+    cli(capsys, "db", "upgrade")
+    plugin_queries.clear()
+    rerun = run_json(capsys, MAIN, "--n", "30", "--multiplier", "5")
+    ran = statuses(tutorial, rerun["run_id"])
+    assert ran["compute"] == ["done"] * 30
+    checks = [q for q in plugin_queries if "id_computation_result IN" in q]
+    # main's hit, then the 30 hits of compute together (compute's own reads filter by
+    # input_value, not by the primary key)
+    assert len(checks) == 2, plugin_queries
