@@ -97,8 +97,8 @@ def test_public_names_resolve_to_their_homes() -> None:
 
 
 def test_run_and_runs_load_no_orm_and_no_alembic(tmp_path: Path) -> None:
-    """A run off a terminal needs SQLAlchemy Core only; listing runs adds rich for the table
-    (and neither loads the ORM)."""
+    """A run off a terminal needs SQLAlchemy Core only (no ORM); listing runs reads over the
+    driver alone: rich for the table, no SQLAlchemy at all."""
     from ledgerflow import migrations
     from ledgerflow.testing.projects import make_project
 
@@ -113,8 +113,12 @@ def test_run_and_runs_load_no_orm_and_no_alembic(tmp_path: Path) -> None:
     assert loaded == ["sqlalchemy"]
 
     loaded, printed = _run(_CLI.format(argv=["runs"]), cwd=tmp_path)
-    assert "one.one()" in printed
-    assert loaded == ["rich", "sqlalchemy"]
+    assert "one.one()" in printed and "1 done" in printed
+    assert loaded == ["rich"]
+
+    loaded, printed = _run(_CLI.format(argv=["runs", "--json", "--task", "one", "--since", "1d"]), cwd=tmp_path)
+    assert '"entry_task": "one.one"' in printed
+    assert "sqlalchemy" not in loaded
 
 
 LAZY_PACKAGES = ["ledgerflow", "ledgerflow.db", "ledgerflow.migrations"]

@@ -104,6 +104,12 @@ def runs(
     from ledgerflow.config.settings import Settings
 
     if isinstance(source, Settings):  # without building a Ledger: no ORM to load
+        from ledgerflow.provenance.fastlist import list_runs
+
+        found = list_runs(source, status=status, task=task, tag=tag, since=since, until=until,
+                          limit=limit, offset=offset)
+        if found is not None:  # over the driver alone: no SQLAlchemy to load
+            return found
         from ledgerflow.provenance.reader import list_project_runs
 
         return list_project_runs(source, status=status, task=task, tag=tag, since=since,

@@ -11,8 +11,6 @@ PostgreSQL: psycopg 3; the *user* role at run time, the *admin* role for migrati
 from __future__ import annotations
 
 import os
-import sqlite3
-import urllib.parse
 from typing import Any, Literal
 
 from sqlalchemy import URL, Engine, create_engine, event
@@ -20,11 +18,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 
 from ledgerflow.config.settings import DatabaseConfig, hide_url_passwords
+from ledgerflow.db.driver import SQLITE_BUSY_TIMEOUT_MS as SQLITE_BUSY_TIMEOUT_MS
+from ledgerflow.db.driver import Absent as _Absent
+from ledgerflow.db.driver import sqlite_reader as _sqlite_reader
 from ledgerflow.errors import ConfigError, ConnectionFailedError, MigrationError, MissingExtraError
 
 Role = Literal["user", "admin"]
-
-SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 
 def database_url(db: DatabaseConfig, role: Role = "user") -> URL:
@@ -83,10 +82,6 @@ def create_bind_engine(
     return engine
 
 
-class _Absent(sqlite3.Connection):
-    """An empty in-memory stand-in for a SQLite ledger file that does not exist yet."""
-
-
 def _replace_stand_ins(engine: Engine, path: str) -> None:
     """Once the file exists, a pooled stand-in is dropped and the file opened instead."""
 
@@ -94,28 +89,6 @@ def _replace_stand_ins(engine: Engine, path: str) -> None:
     def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         if isinstance(dbapi_connection, _Absent) and os.path.exists(path):
             raise DisconnectionError("the ledger file has been created since")
-
-
-def _sqlite_reader(path: str) -> Any:
-    """Connections that only read: ``mode=ro``, so a ledger on a read-only file or directory
-    can be read. A WAL ledger in a directory we may not write has no shared-memory file we
-    could create; it is then opened ``immutable`` (nobody can be writing it either)."""
-    uri = f"file:{urllib.parse.quote(path)}?mode=ro"
-
-    def connect() -> sqlite3.Connection:
-        if not os.path.exists(path):  # a reader never creates the file: it reads as empty
-            return sqlite3.connect(":memory:", check_same_thread=False, factory=_Absent)
-        try:
-            connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            connection.execute("SELECT 1 FROM sqlite_master LIMIT 1")  # opens the WAL index
-            return connection
-        except sqlite3.OperationalError:
-            folder = os.path.dirname(os.path.abspath(path))
-            if os.access(folder, os.W_OK):
-                raise
-            return sqlite3.connect(f"{uri}&immutable=1", uri=True, check_same_thread=False)
-
-    return connect
 
 
 def _setup_sqlite(engine: Engine, begin: str, *, read_only: bool = False) -> None:

@@ -11,16 +11,12 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, update
-
 from ledgerflow.db.times import utcnow
 from ledgerflow.ledger.status import INTERRUPTED, RUNNING, UNFINISHED
-from ledgerflow.ledger.tables import run as runs
-from ledgerflow.ledger.tables import task_run as task_runs
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -53,6 +49,10 @@ class Heartbeat:
         self._thread.start()
 
     def beat(self) -> None:
+        from sqlalchemy import update
+
+        from ledgerflow.ledger.tables import run as runs
+
         stmt = (
             update(runs)
             .where(runs.c.id == self.run_id, runs.c.status == RUNNING)
@@ -91,6 +91,29 @@ def _process_gone(host: str | None, pid: int | None) -> bool:
     return False
 
 
+#: The query :func:`dead_runs` reads its rows from (also run over a bare driver connection).
+RUNNING_RUNS_SQL = f"SELECT id, heartbeat_at, started_at, host, pid FROM lf_run WHERE status = '{RUNNING}'"
+
+
+def dead_runs(
+    rows: Iterable[tuple[str, datetime | None, datetime | None, str | None, int | None]],
+    *,
+    now: datetime | None = None,
+    stale_after: float | None = None,
+) -> list[str]:
+    """The ids of the ``running`` runs (rows of id, heartbeat, start, host, pid; naive times
+    are UTC) whose heartbeat is too old or whose process on this host is gone."""
+    cutoff = (now or utcnow()) - timedelta(seconds=STALE_AFTER if stale_after is None else stale_after)
+    dead = []
+    for run_id, heartbeat_at, started_at, host, pid in rows:
+        last = heartbeat_at or started_at
+        if last is not None and last.tzinfo is None:
+            last = last.replace(tzinfo=UTC)
+        if (last is not None and last < cutoff) or _process_gone(host, pid):
+            dead.append(run_id)
+    return dead
+
+
 def reap_stale_runs(
     engine: Engine,
     *,
@@ -103,20 +126,18 @@ def reap_stale_runs(
     ``engine`` finds them; ``writer`` (default: ``engine``) marks them, so a reader looks
     with a read-only engine and writes only when there is something to mark.
     """
+    from sqlalchemy import select, update
+
+    from ledgerflow.ledger.tables import run as runs
+    from ledgerflow.ledger.tables import task_run as task_runs
+
     now = now or utcnow()
-    cutoff = now - timedelta(seconds=STALE_AFTER if stale_after is None else stale_after)
     with engine.connect() as conn:
         rows = conn.execute(
             select(runs.c.id, runs.c.heartbeat_at, runs.c.started_at, runs.c.host, runs.c.pid)
             .where(runs.c.status == RUNNING)
         ).all()
-    dead = []
-    for run_id, heartbeat_at, started_at, host, pid in rows:
-        last = heartbeat_at or started_at
-        if last is not None and last.tzinfo is None:
-            last = last.replace(tzinfo=UTC)
-        if (last is not None and last < cutoff) or _process_gone(host, pid):
-            dead.append(run_id)
+    dead = dead_runs(rows, now=now, stale_after=stale_after)
     if not dead:
         return []
     with (writer or engine).begin() as conn:

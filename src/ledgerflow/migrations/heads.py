@@ -9,11 +9,10 @@ revision files cannot be read without it (then it also names what is wrong with 
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ledgerflow.config.settings import Settings
-from ledgerflow.db.engines import create_bind_engine, database_url, scrub
 from ledgerflow.db.plugins import Plugin, load_plugins
 from ledgerflow.errors import DatabaseError, MigrationError, SchemaOutdatedError, SchemaTooNewError
 from ledgerflow.migrations.branches import (
@@ -73,13 +72,36 @@ def ensure_current(settings: Settings, *, auto_migrate: bool | None = None) -> N
         raise problem
 
 
+def heads_are_current(settings: Settings, read_heads_of: Callable[[str], tuple[str, ...] | None]) -> bool:
+    """Whether every database is at the head of every branch it needs, each version table
+    read by ``read_heads_of(bind)`` (sorted revisions, None without the table).
+
+    False whenever :func:`ensure_current` has more to say (an outdated or too new
+    database, revision files that need Alembic to be read): call it then.
+    """
+    plugins = load_plugins(settings)
+    for name in binds_of(settings, None):
+        known = known_revisions(name, branches_for(name, plugins))
+        if known is None:
+            return False
+        if known.heads and compare_heads(settings, known, read_heads_of(name)) is not None:
+            return False
+    return True
+
+
+#: The query that reads a database's revisions (each a row of one column).
+HEADS_SQL = f"SELECT version_num FROM {VERSION_TABLE}"
+
+
 def read_heads(engine: Engine) -> tuple[str, ...] | None:
     """The revisions in the version table, or None when the table does not exist."""
     from sqlalchemy.exc import DBAPIError
 
+    from ledgerflow.db.engines import scrub
+
     with engine.connect() as connection:
         try:
-            rows = connection.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").all()
+            rows = connection.exec_driver_sql(HEADS_SQL).all()
         except DBAPIError as exc:
             if _missing_table(exc):
                 return None
@@ -109,6 +131,8 @@ def _runtime_engine(settings: Settings, bind: str) -> Engine:
     connection; on PostgreSQL in autocommit mode, so a check is the pool's ping and the
     ``SELECT``, no ``BEGIN``/``ROLLBACK``. Keyed by process id: a forked worker never reuses its parent's socket.
     """
+    from ledgerflow.db.engines import create_bind_engine, database_url
+
     db = settings.databases[bind]
     key = (os.getpid(), database_url(db, "user"))
     engine = _engines.get(key)

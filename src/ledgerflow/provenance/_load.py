@@ -7,7 +7,6 @@ page, never one per record.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ from ledgerflow.provenance.records import (
     TagInfo,
     TaskRunInfo,
     ValueInfo,
+    duration_between,
 )
 
 if TYPE_CHECKING:
@@ -58,53 +58,12 @@ def counts_for(session: Any, run_ids: Sequence[str]) -> dict[str, dict[str, int]
     return found
 
 
-def _duration(started: Any, ended: Any) -> float | None:
-    if started is None or ended is None:
-        return None
-    return round((utc(ended) - utc(started)).total_seconds(), 6)  # type: ignore[operator]
-
-
-def _entry_arguments(text: str | None) -> dict[str, Any] | None:
-    """The run's entry arguments, stored as a JSON object of previews."""
-    if text is None:
-        return None
-    try:
-        found = json.loads(text)
-    except ValueError:
-        return {"(unreadable)": text}
-    return found if isinstance(found, dict) else {"(unreadable)": text}
-
-
 def runs(session: Any, rows: Sequence[Any]) -> list[RunInfo]:
     """RunInfo for run rows (Core rows or ORM objects), through a session or a connection."""
     ids = [row.id for row in rows]
     counts = counts_for(session, ids)
     tags = tags_for(session, ids)
-    return [
-        RunInfo(
-            id=row.id,
-            status=row.status,
-            entry_task=row.entry_task,
-            arguments=_entry_arguments(row.arguments),
-            command_line=row.command_line,
-            started_at=utc(row.started_at),
-            ended_at=utc(row.ended_at),
-            duration=_duration(row.started_at, row.ended_at),
-            heartbeat_at=utc(row.heartbeat_at),
-            host=row.host,
-            user=row.user,
-            pid=row.pid,
-            executor=row.executor,
-            config_hash=row.config_hash,
-            code_version=row.code_version,
-            library_version=row.library_version,
-            root_call_hash=row.root_call_hash,
-            result_hash=row.result_hash,
-            counts=dict(sorted(counts.get(row.id, {}).items())),
-            tags=tags.get(row.id, ()),
-        )
-        for row in rows
-    ]
+    return [RunInfo.from_row(row, counts.get(row.id, {}), tags.get(row.id, ())) for row in rows]
 
 
 def values(session: Session, hashes: Iterable[str], *, with_tags: bool = False) -> dict[str, ValueInfo]:
@@ -191,7 +150,7 @@ def task_runs(session: Session, rows: Sequence[TaskRun], *, with_logs: bool = Fa
             cached_from=row.cached_from,
             started_at=utc(row.started_at),
             ended_at=utc(row.ended_at),
-            duration=row.duration if row.duration is not None else _duration(row.started_at, row.ended_at),
+            duration=row.duration if row.duration is not None else duration_between(row.started_at, row.ended_at),
             worker=row.worker,
             exception_type=row.exception_type,
             exception_message=row.exception_message,

@@ -16,11 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from ledgerflow.db.chunks import chunks
-from ledgerflow.ledger import tables as t
-from ledgerflow.provenance import _load
 from ledgerflow.provenance.records import RunInfo, TaskRunInfo
 
 if TYPE_CHECKING:
@@ -171,6 +167,10 @@ def _planned_size(planned: list[Any]) -> int:
 
 
 def _light_tree(session: Session, run_id: str) -> tuple[list[_Light], int]:
+    from sqlalchemy import select
+
+    from ledgerflow.ledger import tables as t
+
     stmt = (
         select(t.task_run.c.id, t.task_run.c.parent_id, t.task_run.c.task_name, t.task_run.c.status)
         .where(t.task_run.c.run_id == run_id)
@@ -207,7 +207,10 @@ def run_log(
     plan = _Plan(expand=expand, depth=depth, limit=limit)
     planned = plan.level(roots, 0) if depth is None or depth > 0 else []
     loaded: dict[str, TaskRunInfo] = {}
+    from sqlalchemy import select
+
     from ledgerflow.ledger.schema import TaskRun  # task runs are loaded as ORM objects
+    from ledgerflow.provenance import _load
 
     rows_by_id: dict[str, TaskRun] = {}
     for chunk in chunks(plan.wanted):

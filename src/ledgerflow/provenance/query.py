@@ -1,79 +1,29 @@
 """Turning user filters (status, task, tags, file globs, time windows) into SQL.
 
-Pure helpers: they parse and validate what a user typed (from Python or the CLI) and
-return SQLAlchemy conditions or statements on the Core tables (so listing runs needs no
+What a user typed is parsed and checked by :mod:`ledgerflow.provenance.filters`; these
+helpers return SQLAlchemy conditions or statements on the Core tables (so listing runs needs no
 ORM); :class:`~ledgerflow.provenance.ledger.Ledger` runs them. Every bad input is a :class:`~ledgerflow.errors.UsageError` naming the option.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, false, or_, select, union
 
-from ledgerflow.errors import UsageError
 from ledgerflow.ledger import tables as t
-from ledgerflow.ledger import tags as tag_rules
 from ledgerflow.ledger.status import RUN_STATUSES, TASK_RUN_STATUSES
-
-TimeLike = datetime | date | str
-TagFilter = tag_rules.Tags
-
-_SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
-_SPAN_FULL = re.compile(r"(?:\s*\d+(?:\.\d+)?\s*[wdhms]\s*)+", re.IGNORECASE)
-_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
-TIME_FORMS = "a span like 30m, 3h, 2d, 1w (ago), or a date/time like 2026-11-01 or 2026-11-01T08:30"
-
-
-def parse_time(value: TimeLike, *, option: str = "since", now: datetime | None = None) -> datetime:
-    """A moment in UTC from a datetime, a date, ``"2d"`` (ago) or an ISO date/time.
-
-    Naive datetimes and dates are taken in the local time zone.
-    """
-    if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.astimezone()
-        return moment.astimezone(UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day).astimezone().astimezone(UTC)
-    if not isinstance(value, str) or not value.strip():
-        raise UsageError(f"--{option}: expected {TIME_FORMS}, got {value!r}")
-    text = value.strip()
-    if _SPAN_FULL.fullmatch(text):
-        span = timedelta()
-        for amount, unit in _SPAN.findall(text):
-            span += timedelta(**{_UNITS[unit.lower()]: float(amount)})
-        return (now or datetime.now(UTC)) - span
-    try:
-        moment = datetime.fromisoformat(text.replace(" ", "T", 1) if " " in text else text)
-    except ValueError:
-        raise UsageError(
-            f"--{option}: cannot read {value!r} as a time", hint=f"use {TIME_FORMS}"
-        ) from None
-    return parse_time(moment, option=option)
-
-
-def parse_statuses(value: str | Iterable[str] | None, allowed: tuple[str, ...], *, option: str = "status") -> tuple[str, ...]:
-    """``"failed"``, ``"failed,skipped"`` or a list of them, each checked against ``allowed``."""
-    if value is None:
-        return ()
-    items = value.split(",") if isinstance(value, str) else [v for item in value for v in str(item).split(",")]
-    statuses = tuple(dict.fromkeys(s.strip().lower() for s in items if s.strip()))
-    for status in statuses:
-        if status not in allowed:
-            raise UsageError(
-                f"--{option}: unknown status {status!r}", hint=f"use one of {', '.join(allowed)}"
-            )
-    return statuses
-
-
-def parse_tags(value: TagFilter | None, *, option: str = "tag") -> list[tuple[str, str | None]]:
-    """Every tag filter in ``value``: ``key=value``, or ``key`` for any value."""
-    return tag_rules.parse_tags(value, option=option, need_value=False)
+from ledgerflow.provenance.filters import TIME_FORMS as TIME_FORMS
+from ledgerflow.provenance.filters import TagFilter as TagFilter
+from ledgerflow.provenance.filters import TimeLike as TimeLike
+from ledgerflow.provenance.filters import glob_to_like as glob_to_like
+from ledgerflow.provenance.filters import parse_statuses as parse_statuses
+from ledgerflow.provenance.filters import parse_tags as parse_tags
+from ledgerflow.provenance.filters import parse_time as parse_time
+from ledgerflow.provenance.filters import task_patterns
 
 
 def tagged(tags: list[tuple[str, str | None]]) -> list[Select[Any]]:
@@ -83,21 +33,6 @@ def tagged(tags: list[tuple[str, str | None]]) -> list[Select[Any]]:
         condition = t.tag.c.key == key if value is None else and_(t.tag.c.key == key, t.tag.c.value == value)
         selects.append(select(t.tag.c.entity_id).where(condition))
     return selects
-
-
-def glob_to_like(pattern: str) -> str:
-    """A shell glob (``*``, ``?``) as a SQL LIKE pattern escaped with ``\\``."""
-    out = []
-    for char in pattern:
-        if char in "%_\\":
-            out.append("\\" + char)
-        elif char == "*":
-            out.append("%")
-        elif char == "?":
-            out.append("_")
-        else:
-            out.append(char)
-    return "".join(out)
 
 
 def path_candidates(path: str | Path, root: Path) -> list[str]:
@@ -139,14 +74,9 @@ def holders_of_files(pattern: str | Path, root: Path) -> Select[Any]:
 
 def task_condition(column: Any, name: str) -> ColumnElement[bool]:
     """A task name: exact, or the last part of a dotted / ``module:task`` name, or a glob."""
-    if "*" in name or "?" in name:
-        return column.like(glob_to_like(name), escape="\\")
-    escaped = glob_to_like(name)
-    return or_(
-        column == name,
-        column.like("%." + escaped, escape="\\"),
-        column.like("%:" + escaped, escape="\\"),
-    )
+    exact, likes = task_patterns(name)
+    matches = [column.like(like, escape="\\") for like in likes]
+    return or_(column == exact, *matches) if exact is not None else or_(*matches)
 
 
 def runs_statement(

@@ -11,8 +11,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ledgerflow.db.database import Database
-from ledgerflow.errors import DatabaseError, UsageError
+from ledgerflow.errors import DatabaseError
 from ledgerflow.provenance import _load
+from ledgerflow.provenance.filters import check_page as check_page
 from ledgerflow.provenance.query import TagFilter, TimeLike, runs_statement
 
 if TYPE_CHECKING:
@@ -53,15 +54,6 @@ def read_only_failure(exc: BaseException) -> bool:
     return any(word in text for word in (
         "readonly database", "read-only", "unable to open database file", "permission denied",
     ))
-
-
-def check_page(limit: int | None, offset: int) -> tuple[int | None, int]:
-    """``limit`` and ``offset`` after checking them (``--limit``, ``--offset``)."""
-    if limit is not None and (not isinstance(limit, int) or limit < 0):
-        raise UsageError(f"--limit must be a positive number, got {limit!r}")
-    if not isinstance(offset, int) or offset < 0:
-        raise UsageError(f"--offset must be zero or more, got {offset!r}")
-    return limit, offset
 
 
 def list_runs(

@@ -11,9 +11,12 @@ listings leave the relations that cost an extra query per record as ``None``
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
+
+from ledgerflow.db.times import utc
 
 Kind = Literal["run", "task_run", "call", "value", "file"]
 
@@ -22,6 +25,24 @@ KINDS: tuple[Kind, ...] = ("run", "task_run", "call", "value", "file")
 
 
 
+
+
+def duration_between(started: datetime | None, ended: datetime | None) -> float | None:
+    """Seconds from ``started`` to ``ended`` (naive times are UTC), None unless both are set."""
+    if started is None or ended is None:
+        return None
+    return round((utc(ended) - utc(started)).total_seconds(), 6)
+
+
+def entry_arguments(text: str | None) -> dict[str, Any] | None:
+    """A run's entry arguments, stored as a JSON object of previews."""
+    if text is None:
+        return None
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return {"(unreadable)": text}
+    return found if isinstance(found, dict) else {"(unreadable)": text}
 
 
 def _plain(obj: Any) -> Any:
@@ -152,6 +173,33 @@ class RunInfo(_Record):
     @property
     def task_runs_total(self) -> int:
         return sum(self.counts.values())
+
+    @classmethod
+    def from_row(cls, row: Any, counts: dict[str, int], tags: tuple[TagInfo, ...]) -> RunInfo:
+        """The record of an ``lf_run`` row (a Core row, an ORM object or anything with its
+        columns as attributes, times as datetimes), its task-run counts and its tags."""
+        return cls(
+            id=row.id,
+            status=row.status,
+            entry_task=row.entry_task,
+            arguments=entry_arguments(row.arguments),
+            command_line=row.command_line,
+            started_at=utc(row.started_at),
+            ended_at=utc(row.ended_at),
+            duration=duration_between(row.started_at, row.ended_at),
+            heartbeat_at=utc(row.heartbeat_at),
+            host=row.host,
+            user=row.user,
+            pid=row.pid,
+            executor=row.executor,
+            config_hash=row.config_hash,
+            code_version=row.code_version,
+            library_version=row.library_version,
+            root_call_hash=row.root_call_hash,
+            result_hash=row.result_hash,
+            counts=dict(sorted(counts.items())),
+            tags=tags,
+        )
 
 
 @dataclass(frozen=True)
