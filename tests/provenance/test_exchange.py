@@ -21,7 +21,7 @@ from ledgerflow.errors import ImportRecordsError, SchemaOutdatedError
 from ledgerflow.ledger.schema import LEDGER_TABLES, Value
 from ledgerflow.provenance.cache import cache_list
 from ledgerflow.provenance.exchange import export, import_, pull, push, value_store
-from ledgerflow.provenance.prov import prov_document
+from ledgerflow.provenance.prov import prov_document, serialize_prov
 from ledgerflow.testing.projects import make_project
 from ledgerflow.testing.workload import LedgerWriter, Workload, generate_workload
 
@@ -297,8 +297,9 @@ def test_push_needs_a_migrated_target(tmp_path: Path, migrated_database_entry: d
 
 
 def test_prov_json_of_a_file(source: Settings) -> None:
-    doc = prov_document(source, "out/run0/s1.vcf")
-    entities = {e["prov:label"] for e in doc["entity"].values() if e["prov:type"] == "lf:File"}
+    doc = json.loads(serialize_prov(prov_document(source, "out/run0/s1.vcf")))
+    file_type = {"$": "lf:File", "type": "prov:QUALIFIED_NAME"}
+    entities = {e["prov:label"] for e in doc["entity"].values() if e["prov:type"] == file_type}
     assert {"out/run0/s1.vcf", "out/run0/s1.bam", "data/run0/s1.fastq", "data/ref.fa"} <= entities
     labels = sorted(a["prov:label"] for a in doc["activity"].values())
     assert labels == ["align", "call_variants"]
@@ -320,7 +321,7 @@ def test_prov_json_of_a_deep_value(source: Settings) -> None:
     with database.engine().connect() as conn:
         deep = conn.execute(text("SELECT result_hash FROM lf_run WHERE entry_task = 'chain'")).scalar_one()
     database.dispose()
-    doc = prov_document(source, deep[:12])
+    doc = json.loads(serialize_prov(prov_document(source, deep[:12])))
     assert f"lf:value_{deep}" in doc["entity"]
     steps = [a for a in doc["activity"].values() if a["prov:label"] == "step"]
     assert len(steps) == 6  # the chain call only passes its last step's result on

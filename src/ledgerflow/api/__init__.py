@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from ledgerflow.api.records import (
         CacheClearReport,
         CacheReport,
+        ProvExport,
         cache_clear,
         cache_list,
         export,
@@ -152,6 +153,7 @@ _HOMES: dict[str, str] = {
     "cache_list": "ledgerflow.api.records",
     "export": "ledgerflow.api.records",
     "export_prov": "ledgerflow.api.records",
+    "ProvExport": "ledgerflow.api.records",
     "import_": "ledgerflow.api.records",
     "prune": "ledgerflow.api.records",
     "pull": "ledgerflow.api.records",
@@ -195,6 +197,7 @@ __all__ = [
     "LogGroup",
     "LogLine",
     "PlanEntry",
+    "ProvExport",
     "Record",
     "RunInfo",
     "RunLog",

@@ -7,11 +7,9 @@ first (``--yes`` when not on a terminal) and offer ``--dry-run``.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import click
@@ -63,46 +61,38 @@ def _print_report(report: Any, verb: str, where: str, as_json: bool) -> None:
     )
 
 
-@click.command(short_help="Write runs' records (or a value's PROV-JSON) to a file.")
+@click.command(short_help="Write runs' records, or a value's W3C PROV, to a file.")
 @click.argument("runs", nargs=-1, metavar="[RUN]...")
 @click.option("--since", default=None, help=_SINCE_HELP)
 @click.option("-o", "--output", "output", default="-", show_default=True, metavar="FILE",
-              help="File to write; - writes to stdout.")
+              help="File to write (whole or not at all); - writes to stdout.")
 @click.option("--prov", "prov_target", default=None, metavar="VALUE|PATH",
-              help="Write the W3C PROV-JSON provenance of one value (id or prefix) or file instead.")
+              help="Write the W3C PROV provenance of one value (id or prefix) or file instead.")
+@click.option("--prov-format", default="json", show_default=True, metavar="json|provn|xml|turtle",
+              help="PROV-JSON, PROV-N, PROV-XML or PROV-O in Turtle (with --prov).")
 @click.pass_context
 def export(ctx: click.Context, runs: Sequence[str], since: str | None, output: str,
-           prov_target: str | None) -> None:
+           prov_target: str | None, prov_format: str) -> None:
     """Write every record the RUNs reach as JSON lines (all runs when none is given).
 
     Content-addressed records are written once; values kept in the value store carry their
-    bytes. Load the file elsewhere with `ledgerflow import`.
+    bytes. Load the file elsewhere with `ledgerflow import`. With --prov, write how one value
+    or file was made as a W3C PROV document instead (the prov extra).
     """
     settings = cli_settings(ctx)
     to_stdout = output == "-"
     if prov_target is not None:
         if runs or since:
             raise UsageError("--prov exports one value's provenance: give no RUN and no --since")
-        document = api.export_prov(settings, prov_target)
-        text = json.dumps(document, indent=2, sort_keys=True) + "\n"
-        if to_stdout:
-            click.echo(text, nl=False)
-        else:
-            _write_text(Path(output), text)
-        _status(f"Wrote the PROV-JSON provenance of {prov_target} to {output}: "
-                f"{len(document.get('entity', {}))} entities, "
-                f"{len(document.get('activity', {}))} activities.", to_stdout)
+        done = api.export_prov(settings, prov_target, format=prov_format, output=output)
+        _status(f"Wrote the {done.label} provenance of {prov_target} to {done.output}: "
+                f"{done.entities} entities, {done.activities} activities.", to_stdout)
         return
+    if prov_format != "json":
+        raise UsageError("--prov-format goes with --prov VALUE|PATH")
     with _progress("exporting") as progress:
         count = api.export(settings, runs or None, since=since, output=output, progress=progress)
     _status(f"Exported {count} record(s) to {'stdout' if to_stdout else output}.", to_stdout)
-
-
-def _write_text(path: Path, text: str) -> None:
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
 
 @click.command("import", short_help="Add the records of an export file to the ledger.")

@@ -136,21 +136,10 @@ def _reader(database: Database, bind: str) -> contextlib.AbstractContextManager[
     return conn
 
 
-@contextlib.contextmanager
-def _output(out: str | os.PathLike[str] | IO[str]) -> Iterator[IO[str]]:
-    if hasattr(out, "write"):
-        yield out  # type: ignore[misc]
-        return
-    if os.fspath(out) == "-":  # type: ignore[arg-type]
-        yield sys.stdout
-        return
-    path = Path(out)  # type: ignore[arg-type]
-    try:
-        with path.open("w", encoding="utf-8", newline="\n") as stream:
-            yield stream
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+def _output(out: str | os.PathLike[str] | IO[str]) -> contextlib.AbstractContextManager[IO[str]]:
+    from ledgerflow.provenance._atomic import atomic_stream
+
+    return atomic_stream(out)
 
 
 def export(

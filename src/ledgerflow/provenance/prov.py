@@ -1,6 +1,7 @@
-"""The provenance of a value or file as a W3C PROV-JSON document.
+"""The provenance of a value or file as a W3C PROV document, in PROV-JSON, PROV-N, PROV-XML
+or PROV-O (Turtle), built with the ``prov`` package's model (the ``prov`` extra).
 
-Mapping (https://www.w3.org/submissions/prov-json/):
+Mapping (https://www.w3.org/TR/prov-dm/):
 
 * entities — values and files (``lf:value_<hash>``, ``lf:file_<hash>``);
 * activities — the task runs that executed the calls producing them (``lf:task_run_<id>``);
@@ -22,7 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
@@ -32,6 +34,7 @@ from ledgerflow.db import Database
 from ledgerflow.db.chunks import chunks
 from ledgerflow.db.model import DEFAULT_BIND
 from ledgerflow.db.times import utc
+from ledgerflow.errors import MissingExtraError, UsageError
 from ledgerflow.ledger.schema import (
     Argument,
     CallEdge,
@@ -43,13 +46,65 @@ from ledgerflow.ledger.schema import (
     ValueEdge,
 )
 
-__all__ = ["PROV_NAMESPACE", "prov_document"]
+if TYPE_CHECKING:
+    from prov.model import ProvDocument
+
+__all__ = [
+    "PROV_FORMATS", "PROV_NAMESPACE", "parse_prov", "prov_document", "prov_format", "serialize_prov",
+]
 
 PROV_NAMESPACE = "urn:ledgerflow:"
 
+#: ``--prov-format`` name -> (the ``prov`` serializer, its options, what it is called)
+PROV_FORMATS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "json": ("json", {"indent": 2, "sort_keys": True}, "PROV-JSON"),
+    "provn": ("provn", {}, "PROV-N"),
+    "xml": ("xml", {}, "PROV-XML"),
+    "turtle": ("rdf", {"rdf_format": "turtle"}, "PROV-O (Turtle)"),
+}
 
-def _time(moment: datetime | None) -> str | None:
-    return None if moment is None else utc(moment).isoformat()
+
+def _prov_model() -> ModuleType:
+    try:
+        import prov.model
+    except ImportError:
+        raise MissingExtraError("the W3C PROV export", "prov", "prov") from None
+    return prov.model
+
+
+def prov_format(name: str) -> tuple[str, dict[str, Any], str]:
+    """The ``prov`` serializer, its options and the format's name; an unknown name is a
+    UsageError."""
+    found = PROV_FORMATS.get(name)
+    if found is None:
+        raise UsageError(f"unknown PROV format {name!r}",
+                         hint=f"choose one of {', '.join(PROV_FORMATS)}")
+    return found
+
+
+def serialize_prov(document: ProvDocument, format: str = "json") -> str:
+    """The document as text in one of :data:`PROV_FORMATS` (``json``, ``provn``, ``xml``,
+    ``turtle``)."""
+    serializer, options, _ = prov_format(format)
+    text = document.serialize(format=serializer, **options)
+    text = text.decode("utf-8") if isinstance(text, bytes) else text
+    return text if text.endswith("\n") else text + "\n"
+
+
+def parse_prov(text: str, format: str = "json") -> ProvDocument:
+    """A document read back from :func:`serialize_prov`'s output (PROV-N has no reader in the
+    ``prov`` package: a UsageError)."""
+    serializer, options, label = prov_format(format)
+    if serializer == "provn":
+        raise UsageError(f"{label} cannot be read back", hint="the prov package only writes it")
+    options = {k: v for k, v in options.items() if k == "rdf_format"}
+    document: ProvDocument = _prov_model().ProvDocument.deserialize(
+        content=text, format=serializer, **options)
+    return document
+
+
+def _time(moment: datetime | None) -> datetime | None:
+    return None if moment is None else utc(moment)
 
 
 def _rows(conn: Connection, columns: Iterable[Any], key: Any, keys: Iterable[Any], *where: Any) -> list[Any]:
@@ -64,8 +119,11 @@ class _Ref(str):
 
 
 class _Document:
+    """Nodes and (deduplicated) relations, rendered into a ``prov`` document at the end, when
+    every value's entity id (value or file) is known."""
+
     def __init__(self) -> None:
-        self.nodes: dict[str, dict[str, Any]] = {}
+        self.nodes: dict[str, dict[str, dict[str, Any]]] = {}
         self._relations: dict[tuple[str, ...], tuple[str, dict[str, Any]]] = {}
 
     def node(self, section: str, ident: str, attributes: dict[str, Any]) -> None:
@@ -76,16 +134,40 @@ class _Document:
         key = (section, *(f"{k}={v}" for k, v in sorted(members.items())))
         self._relations.setdefault(key, (section, members))
 
-    def render(self, entity_ids: dict[str, str]) -> dict[str, Any]:
-        doc: dict[str, Any] = {"prefix": {"lf": PROV_NAMESPACE}, **self.nodes}
-        counts: dict[str, int] = {}
-        for section, members in self._relations.values():
-            n = counts[section] = counts.get(section, 0) + 1
-            doc.setdefault(section, {})[f"_:{section}{n}"] = {
-                f"prov:{k}": entity_ids.get(v, f"lf:value_{v}") if isinstance(v, _Ref) else v
-                for k, v in members.items()
-                if v is not None
-            }
+    def render(self, entity_ids: dict[str, str]) -> ProvDocument:
+        model = _prov_model()
+        doc = model.ProvDocument()
+        lf = doc.add_namespace("lf", PROV_NAMESPACE)
+        types = {"lf:File": lf["File"], "lf:Value": lf["Value"], "prov:Person": model.PROV["Person"]}
+
+        def attributes(raw: dict[str, Any]) -> dict[str, Any]:
+            return {k: types.get(v, v) if k == "prov:type" else v for k, v in raw.items()}
+
+        for ident, attrs in self.nodes.get("entity", {}).items():
+            doc.entity(ident, attributes(attrs))
+        for ident, attrs in self.nodes.get("activity", {}).items():
+            rest = {k: v for k, v in attrs.items() if k not in ("prov:startTime", "prov:endTime")}
+            doc.activity(ident, attrs.get("prov:startTime"), attrs.get("prov:endTime"), rest)
+        for ident, attrs in self.nodes.get("agent", {}).items():
+            doc.agent(ident, attributes(attrs))
+
+        def ref(value: Any) -> Any:
+            return entity_ids.get(value, f"lf:value_{value}") if isinstance(value, _Ref) else value
+
+        for section, raw in self._relations.values():
+            m = {k: ref(v) for k, v in raw.items()}
+            if section == "used":
+                doc.used(m["activity"], m["entity"], None, None, {"prov:role": m["role"]})
+            elif section == "wasGeneratedBy":
+                doc.wasGeneratedBy(m["entity"], m["activity"], m.get("time"))
+            elif section == "hadMember":
+                doc.hadMember(m["collection"], m["entity"])
+            elif section == "wasInformedBy":
+                doc.wasInformedBy(m["informed"], m["informant"])
+            elif section == "wasStartedBy":
+                doc.wasStartedBy(m["activity"], None, m["starter"])
+            elif section == "wasAssociatedWith":
+                doc.wasAssociatedWith(m["activity"], m["agent"])
         return doc
 
 
@@ -100,7 +182,7 @@ class _Walk:
         self.uses: list[tuple[str, str]] = []
         self.activities: dict[str, Any] = {}
 
-    def run(self, root: str) -> dict[str, Any]:
+    def run(self, root: str) -> ProvDocument:
         seen = {root}
         frontier = {root}
         while frontier:
@@ -232,10 +314,11 @@ def _rank(row: Any) -> tuple[int, str]:
     return (0 if row.status == "done" else 1, started)
 
 
-def prov_document(settings: Settings, target: str, *, bind: str = DEFAULT_BIND) -> dict[str, Any]:
-    """The PROV-JSON document of a value (id or prefix) or a file (path the ledger knows)."""
+def prov_document(settings: Settings, target: str, *, bind: str = DEFAULT_BIND) -> ProvDocument:
+    """The PROV document of a value (id or prefix) or a file (path the ledger knows)."""
     from ledgerflow.provenance.ids import resolve
 
+    _prov_model()  # a missing extra is said before the ledger is opened
     database = Database(settings, read_only=True)
     try:
         with database.engine(bind).connect() as conn:
