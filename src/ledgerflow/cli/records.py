@@ -61,7 +61,7 @@ def _print_report(report: Any, verb: str, where: str, as_json: bool) -> None:
     )
 
 
-@click.command(short_help="Write runs' records, or a value's W3C PROV, to a file.")
+@click.command(short_help="Write runs' records (or a value's W3C PROV) to a file.")
 @click.argument("runs", nargs=-1, metavar="[RUN]...")
 @click.option("--since", default=None, help=_SINCE_HELP)
 @click.option("-o", "--output", "output", default="-", show_default=True, metavar="FILE",
