@@ -156,3 +156,115 @@ def test_the_check_is_one_query_per_table_not_per_call(
     # main's hit, then the 30 hits of compute together (compute's own reads filter by
     # input_value, not by the primary key)
     assert len(checks) == 2, plugin_queries
+
+
+WRITERS = '''
+from sqlalchemy import insert, select
+
+from ledgerflow import context, task
+from tuto.data_reduction.models import ComputationResult as R
+
+
+def row(key: int, i: int) -> dict[str, int]:
+    return {"id_computation_result": key + i, "input_value": key + i, "multiplier": -1, "result": i}
+
+
+@task
+def by_add(i: int) -> int:
+    context.session.add(R(**row(1000, i)))
+    return i
+
+
+@task
+def by_core(i: int) -> int:
+    context.session.connection().execute(insert(R.__table__).values(**row(2000, i)))
+    return i
+
+
+@task
+def by_bulk(i: int) -> int:
+    context.db.bulk_insert(R, [row(3000, i)])
+    return i
+
+
+@task
+def by_upsert(i: int) -> int:
+    context.db.upsert(R, [row(4000, i)], on=["id_computation_result"])
+    return i
+
+
+@task
+def rolled_back(i: int) -> int:
+    context.session.add(R(**row(5000, i)))
+    context.session.flush()
+    context.session.rollback()
+    return i
+
+
+@task
+def reader(i: int) -> int:
+    context.session.execute(select(R).limit(1)).all()
+    return i
+
+
+@task
+def main(n: int = 2) -> list[int]:
+    return [
+        f(i) for i in range(n)
+        for f in (by_add, by_core, by_bulk, by_upsert, rolled_back, reader)
+    ]
+'''
+
+
+def written_keys(root: Path) -> dict[str, set[int]]:
+    """task name -> the computation_result keys recorded for its calls."""
+    sql = sa.text(
+        "SELECT d.name, w.table_name, w.row_key FROM lf_written w "
+        "JOIN lf_call c ON c.hash = w.call_hash JOIN lf_task_def d ON d.hash = c.task_hash"
+    )
+    found: dict[str, set[int]] = {}
+    with Database(load_settings(root / "ledgerflow.yml")) as db, db.engine().connect() as conn:
+        for name, table, text_key in conn.execute(sql):
+            assert table == "computation_result"
+            key = json.loads(text_key)["key"]
+            found.setdefault(name, set()).add(key["id_computation_result"])
+    return found
+
+
+@pytest.mark.parametrize("executor", ["local", "threads", "processes", "dask"])
+def test_each_way_of_writing_is_recorded_and_checked(
+    tutorial: Path, capsys: pytest.CaptureFixture[str], executor: str
+) -> None:
+    (tutorial / "writers.py").write_text(WRITERS)
+    first = run_json(capsys, "writers.py:main", "--executor", executor)
+    assert first["status"] == "done", first
+    keys = written_keys(tutorial)
+    assert keys.pop("main") == {1000, 1001, 2000, 2001, 3000, 3001, 4000, 4001}
+    assert keys == {
+        "by_add": {1000, 1001}, "by_core": {2000, 2001},
+        "by_bulk": {3000, 3001}, "by_upsert": {4000, 4001},
+    }  # neither the rolled-back insert nor the reader recorded anything
+
+    with Database(load_settings(tutorial / "ledgerflow.yml")) as db, db.engine().begin() as conn:
+        conn.execute(sa.text(
+            "DELETE FROM computation_result WHERE id_computation_result IN (1001, 2000, 3001, 4000)"
+        ))
+    again = run_json(capsys, "writers.py:main", "--executor", executor)
+    ran = statuses(tutorial, again["run_id"])
+    assert ran == {
+        "main": ["done"],
+        "by_add": ["cached", "done"], "by_core": ["cached", "done"],
+        "by_bulk": ["cached", "done"], "by_upsert": ["cached", "done"],
+        "rolled_back": ["cached", "cached"], "reader": ["cached", "cached"],
+    }
+    assert run_json(capsys, "writers.py:main", "--executor", executor)["counts"]["done"] == 0
+
+
+def test_explain_says_the_table_is_gone(tutorial: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_json(capsys, MAIN, "--n", "2", "--multiplier", "7")
+    settings = load_settings(tutorial / "ledgerflow.yml")
+    with Database(settings, role="admin") as db, db.engine().begin() as conn:
+        conn.execute(sa.text("DROP TABLE computation_result"))  # behind the migrations' back
+    explained = cli(capsys, "explain", MAIN, "--n", "2", "--multiplier", "7")
+    assert "main: would run" in explained
+    assert "table computation_result (bind default) is gone" in explained
