@@ -11,8 +11,12 @@ sub-calls rely on, since its cached value stands for theirs.
 (its *generation*, named by the run). A cache hit is used only while one generation of its
 call is complete. The check is batched: for the hits that became ready together, one query
 reads their ``lf_written`` rows, then one query per table (per :data:`CHECK_PARAMS` keys)
-asks the plugin's database which of those keys still exist. Tasks whose calls never wrote
-a row cost one query per run in all (asked once per task).
+asks the plugin's database which of those keys still exist.
+
+A task some of whose calls wrote rows is marked by one more row, ``(task hash, "", "",
+"task")``, so that a run learns which tasks need the check by looking up task hashes (one
+query for the tasks met together), whatever the number of their calls: a task that never
+wrote costs nothing more.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ if TYPE_CHECKING:
 CHUNK = 400
 #: Bound parameters per existence query on a plugin table.
 CHECK_PARAMS = 10_000
+#: ``lf_written.row_key`` of the row marking a task (its hash as call_hash, empty bind and table).
+TASK_MARK = "task"
 #: Driver messages and SQLSTATEs of a table (or key column) that no longer exists.
 _MISSING = ("no such table", "no such column", "does not exist")
 _MISSING_STATES = ("42P01", "42703")
@@ -60,6 +66,7 @@ class WrittenRows:
         #: queries this object sent (ledger and plugin databases)
         self.queries = 0
         self._writes: dict[str, bool] = {}  # task hash -> whether any call of it wrote rows
+        self._marked: set[str] = set()  # task hashes marked as writers by this run
         self._outcomes: dict[int, list[WrittenRow]] = {}  # id(node) -> rows its task wrote
         #: call hash -> the rows its value relies on (computed now, or checked for a hit)
         self.rows_of: dict[str, frozenset[WrittenRow]] = {}
@@ -84,6 +91,10 @@ class WrittenRows:
         recorder.written(
             (call_hash, bind, table, row_key(run, key)) for bind, table, key in sorted(found, key=_order)
         )
+        task_hash = node.task_hash
+        if task_hash not in self._marked:
+            self._marked.add(task_hash)
+            recorder.written([(task_hash, "", "", TASK_MARK)])
 
     # -- checking ------------------------------------------------------------------------
 
@@ -120,15 +131,15 @@ class WrittenRows:
         return gone
 
     def _ask_writers(self, task_hashes: set[str]) -> None:
-        """Learn, once per task, whether any of its calls recorded written rows."""
+        """Learn, once per task, whether any of its calls recorded written rows (its mark)."""
         from sqlalchemy import bindparam, text
 
         unknown = sorted(t for t in task_hashes if t not in self._writes)
         if not unknown:
             return
         sql = text(
-            "SELECT DISTINCT c.task_hash FROM lf_call c WHERE c.task_hash IN :tasks "
-            "AND EXISTS (SELECT 1 FROM lf_written w WHERE w.call_hash = c.hash)"
+            "SELECT call_hash FROM lf_written WHERE call_hash IN :tasks AND bind = '' "
+            "AND table_name = ''"
         ).bindparams(bindparam("tasks", expanding=True))
         writers: set[str] = set()
         with self._ledger() as conn:
@@ -264,8 +275,8 @@ def _reason(missing: frozenset[WrittenRow], present: dict[Where, set[str | None]
 def _missing(exc: Any) -> bool:
     orig = getattr(exc, "orig", None)
     state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    if state in _MISSING_STATES:
-        return True
+    if state is not None:  # PostgreSQL: by error code only
+        return state in _MISSING_STATES
     text = str(orig if orig is not None else exc).lower()
     return any(word in text for word in _MISSING)
 
