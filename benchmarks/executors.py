@@ -12,7 +12,9 @@
   ``client.gather`` of the same function on the same cluster; and through ledgerflow's
   ``processes`` executor (2 workers) against ``ProcessPoolExecutor(2).map``.
 * big: a task on a dask worker returns ``--big-mb`` MB of bytes; the peak RSS of the run's
-  process (a fresh interpreter, measured by ``getrusage``) over the value's size.
+  process (a fresh interpreter, measured by ``getrusage``) over the value's size: for the
+  run (the worker stores the value and sends a reference), then after reading
+  ``result.value`` from the value store.
 
 Each ledgerflow run writes a fresh SQLite ledger in a temporary directory, with the cache
 off. The machine's other load shows in every figure: run it on a quiet machine.
@@ -180,7 +182,9 @@ def big_child(megabytes: int) -> None:
         )
         assert result.status == "done", result.failures
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(f"{before} {peak}")
+        assert len(result.value) == megabytes * 1024 * 1024  # read from the value store now
+        read = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(f"{before} {peak} {read}")
 
 
 def part_big(megabytes: int) -> None:
@@ -188,12 +192,14 @@ def part_big(megabytes: int) -> None:
         [sys.executable, __file__, "--big-child", str(megabytes)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
-    before, peak = (int(x) * 1024 for x in out.stdout.split()[-2:])
+    before, peak, read = (int(x) * 1024 for x in out.stdout.split()[-3:])
     size = megabytes * 1024 * 1024
     print(f"big: a {megabytes} MB result from a dask worker")
     print(f"  peak RSS of the run's process {peak / 2**20:7.0f} MiB "
           f"(before the run {before / 2**20:.0f} MiB): {peak / size:.2f}x the value, "
           f"{(peak - before) / size:.2f}x above the process before the run")  # fmt: skip
+    print(f"  then reading result.value from the value store: peak {read / 2**20:7.0f} MiB, "
+          f"{read / size:.2f}x the value")  # fmt: skip
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from ledgerflow.config import _checks as check
 from ledgerflow.config._yaml import Where, interpolate, load_yaml
 from ledgerflow.config.settings import (
+    BY_REFERENCE_BYTES,
     CLUSTER_KINDS,
     DEFAULT_BIND,
     EXECUTOR_KINDS,
@@ -316,8 +317,11 @@ def _plugins(value: Any, where: Where) -> tuple[str, ...]:
     return tuple(plugins)
 
 
-EXECUTOR_KEYS = ("kind", "workers", "options", "threads_per_worker", "address", "cluster")
-DASK_KEYS = ("threads_per_worker", "address", "cluster")
+EXECUTOR_KEYS = (
+    "kind", "workers", "options", "threads_per_worker", "address", "cluster",
+    "by_reference_bytes",
+)  # fmt: skip
+DASK_KEYS = ("threads_per_worker", "address", "cluster", "by_reference_bytes")
 CLUSTER_KEYS = (
     "kind", "cores", "memory", "walltime", "queue", "account", "job_extra_directives",
     "processes", "scale", "adapt", "options",
@@ -337,6 +341,9 @@ def _executor(value: Any, where: Where) -> ExecutorConfig:
                 )
     threads = check.optional(data, "threads_per_worker", where, check.integer_from(1), None)
     address = check.optional(data, "address", where, _scheduler_address, None)
+    by_reference = check.optional(
+        data, "by_reference_bytes", where, check.integer_from(0), BY_REFERENCE_BYTES
+    )
     raw_cluster = data.get("cluster")
     cluster = None
     if raw_cluster is not None:
@@ -345,7 +352,7 @@ def _executor(value: Any, where: Where) -> ExecutorConfig:
         raise where.error("give either 'address' (an existing scheduler) or 'cluster', not both")
     return ExecutorConfig(
         kind=kind, workers=workers, options=options, threads_per_worker=threads,
-        address=address, cluster=cluster,
+        address=address, cluster=cluster, by_reference_bytes=by_reference,
     )  # fmt: skip
 
 
@@ -407,6 +414,7 @@ def _describe_executor(executor: ExecutorConfig) -> dict[str, Any]:
     if executor.kind == "dask":
         shown["threads_per_worker"] = executor.threads_per_worker
         shown["address"] = executor.address
+        shown["by_reference_bytes"] = executor.by_reference_bytes
         if executor.cluster is not None:
             cluster = asdict(executor.cluster)
             cluster["job_extra_directives"] = list(executor.cluster.job_extra_directives)

@@ -98,6 +98,10 @@ class ClusterConfig:
     options: dict[str, Any] = field(default_factory=dict)  # passed on to the cluster class
 
 
+#: The default ``executor.by_reference_bytes`` of the dask executor (16 MiB).
+BY_REFERENCE_BYTES = 16 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class ExecutorConfig:
     kind: str = "local"
@@ -106,6 +110,9 @@ class ExecutorConfig:
     threads_per_worker: int | None = None  # dask: threads in each worker process
     address: str | None = None  # dask: an existing scheduler, ``tcp://host:8786``
     cluster: ClusterConfig | None = None  # dask: workers as batch jobs
+    #: dask: a result whose pickled size is above this is stored by its worker and sent
+    #: back as a reference (the value store must be writable from the workers)
+    by_reference_bytes: int = BY_REFERENCE_BYTES
 
 
 #: ``values.store`` naming the ledger database itself (chunks in ``lf_value_chunk``).

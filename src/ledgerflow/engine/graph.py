@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ledgerflow.engine import node as st
 from ledgerflow.engine.arguments import hash_arguments
 from ledgerflow.engine.expr import ATOMS, find_calls
-from ledgerflow.engine.node import UNLOADED, Node
+from ledgerflow.engine.node import UNLOADED, Node, StoredResult, unread
 from ledgerflow.engine.task import Call, Task
 from ledgerflow.errors import DatabaseError
 
@@ -110,13 +110,19 @@ class Graph:
 
     def result_of(self, call: Call) -> Any:
         node = self.nodes[id(call)]
-        if node.value is UNLOADED:
+        if unread(node.value):
             self.materialize([node])
         return node.value
 
     def materialize(self, nodes: Iterable[Node]) -> None:
-        """Read the values of cached calls that were left unread (one query for all)."""
-        pending = [n for n in nodes if n.value is UNLOADED]
+        """Read the values of cached calls that were left unread (one query for all), and
+        the results workers stored themselves (from the value store)."""
+        pending = []
+        for node in nodes:
+            if type(node.value) is StoredResult:
+                node.value = self.values.load_stored(node.value)
+            elif node.value is UNLOADED:
+                pending.append(node)
         if not pending:
             return
         assert self.cache is not None
@@ -144,7 +150,7 @@ class Graph:
 
     def concrete_arguments(self, node: Node) -> None:
         """Make sure ``node.resolved`` holds values, not unread cached results."""
-        if any(v is UNLOADED for v in node.resolved):
+        if any(unread(v) for v in node.resolved):
             calls = node.call.values
             self.materialize(self.nodes[id(c)] for c in calls if type(c) is Call)
             node.resolved = tuple(

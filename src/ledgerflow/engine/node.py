@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ledgerflow.engine.task import Call, Task
@@ -51,6 +52,35 @@ class _Unloaded:
 
 
 UNLOADED: Any = _Unloaded()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResult:
+    """A task's result that its worker recorded itself; it travels instead of the value.
+
+    ``rows`` are the ``lf_value`` rows :meth:`Values.record` makes (the result's own first,
+    then its elements'), their large bytes already in the value store and each signed;
+    ``edges`` and ``files`` the ``lf_value_edge`` and ``lf_file`` rows. Small: a reference.
+    """
+
+    digest: str
+    rows: tuple[tuple[Any, ...], ...]
+    edges: tuple[tuple[str, str, str], ...] = ()
+    files: tuple[tuple[Any, ...], ...] = ()
+
+    @property
+    def size(self) -> int:
+        """The size of the stored result's encoded bytes."""
+        return int(self.rows[0][4])
+
+    @property
+    def preview(self) -> str:
+        return str(self.rows[0][3])
+
+
+def unread(value: Any) -> bool:
+    """Whether a node's value is still to be read: a cached one, or one a worker stored."""
+    return value is UNLOADED or type(value) is StoredResult
 
 
 class Node:

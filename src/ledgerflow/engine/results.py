@@ -33,13 +33,45 @@ class PlanEntry:
     reason: str | None = None
 
 
+class Deferred:
+    """A value read only when first asked for (see :class:`RunResult`)."""
+
+    __slots__ = ()
+
+    def load(self) -> Any:
+        raise NotImplementedError
+
+
+class _ReadOnFirstUse:
+    """The ``value`` of a :class:`RunResult`: a :class:`Deferred` one is read on first use."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, result: Any, owner: type | None = None) -> Any:
+        if result is None:
+            return None  # the dataclass field's default
+        value = result.__dict__.get(self.slot)
+        if isinstance(value, Deferred):
+            value = result.__dict__[self.slot] = value.load()
+        return value
+
+    def __set__(self, result: Any, value: Any) -> None:
+        result.__dict__[self.slot] = value
+
+
 @dataclass
 class RunResult:
-    """The outcome of :func:`ledgerflow.engine.execute`."""
+    """The outcome of :func:`ledgerflow.engine.execute`.
+
+    ``value`` is the run's value. When it is the result of one call that a Dask worker
+    wrote to the value store itself (a large one), it is read from there (its signature
+    checked) the first time ``value`` is used, not before.
+    """
 
     run_id: str | None
     status: str  # done | failed | interrupted | planned (dry run)
-    value: Any = None
+    value: Any = _ReadOnFirstUse()
     failures: list[Failure] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     duration: float = 0.0

@@ -23,10 +23,10 @@ from ledgerflow.engine.expr import ATOMS, find_calls, substitute
 from ledgerflow.engine.failing import Failing
 from ledgerflow.engine.graph import Graph
 from ledgerflow.engine.interrupts import Interrupts
-from ledgerflow.engine.node import UNLOADED, Node, Relay
+from ledgerflow.engine.node import UNLOADED, Node, Relay, StoredResult
 from ledgerflow.engine.results import Failure
 from ledgerflow.engine.task import Call, Task, rerun_covers
-from ledgerflow.engine.valuing import serialisation_error
+from ledgerflow.engine.valuing import LazyValue, serialisation_error
 from ledgerflow.engine.worker import error_info
 from ledgerflow.hashing import combine
 from ledgerflow.ledger.status import TASK_RUN_STATUSES
@@ -101,7 +101,9 @@ class Scheduler(Failing):
     # -- the loop ----------------------------------------------------------------------
 
     def run(self, expr: Any) -> Any:
-        """Evaluate ``expr`` (calls nested anywhere in it); returns its concrete value.
+        """Evaluate ``expr`` (calls nested anywhere in it); returns its concrete value, or a
+        :class:`~ledgerflow.engine.valuing.LazyValue` when ``expr`` is one call whose result
+        a worker stored itself.
 
         The scheduler keeps its lock until :meth:`release` (after the heartbeat stopped)."""
         threshold = gc.get_threshold()
@@ -122,6 +124,9 @@ class Scheduler(Failing):
             return None
         if any(n.phase not in st.HAS_VALUE for n in roots):
             return None
+        if type(expr) is Call and type(roots[0].value) is StoredResult:
+            # a result a worker stored is read only when the caller asks for it
+            return LazyValue(self.values, roots[0].value)
         self.graph.materialize(roots)
         return substitute(expr, self._result_of)
 
@@ -417,6 +422,9 @@ class Scheduler(Failing):
         if self.written is not None:
             self.written.wrote(node, outcome.written)
         value = outcome.value
+        if type(value) is StoredResult:  # recorded by the worker: its rows, not the value
+            self._finish_done(node, value)
+            return
         calls = find_calls(value) if type(value) not in ATOMS else None
         if not calls:
             self._finish_done(node, value)

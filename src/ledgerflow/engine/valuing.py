@@ -5,6 +5,11 @@ large), signed with the project's key. A container (list, tuple, dict, dataclass
 records its elements and a ``lf_value_edge`` per element; a ``File`` also records a
 ``lf_file`` row. Loading a stored value checks its signature first and never unpickles
 bytes that fail it.
+
+A worker of a distributed executor may record a large result itself (:func:`store_result`):
+it writes the bytes to the value store and sends back a :class:`StoredResult`, the rows the
+run's process records instead of the value; such a result is read back (signature checked)
+only where the run's process needs the value itself (:class:`LazyValue`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ledgerflow.engine.expr import ATOMS
+from ledgerflow.engine.node import StoredResult
+from ledgerflow.engine.results import Deferred
 from ledgerflow.errors import IntegrityError, LedgerflowError, SerializationError
 from ledgerflow.hashing import hash_value
 from ledgerflow.values import (
@@ -53,13 +60,14 @@ class Values:
         stored: Callable[[str], bool] | None = None,
         key: bytes | None = None,
         engine: Engine | None = None,
+        store: ValueStore | None = None,
     ) -> None:
         self.settings = settings
         self._engine = engine  # the ledger's, for a store kept in the ledger database
         self.recorder = recorder
         self.stored = stored  # asks the ledger whether a value is there already
         self.inline_max = settings.values.inline_max_bytes
-        self._store: ValueStore | None = None
+        self._store: ValueStore | None = store
         self._key = key  # loaded on first use when not given
         self._memo: dict[int, tuple[Any, str]] = {}
         self._hmac: Any = None
@@ -83,6 +91,8 @@ class Values:
         """Content hash of ``obj``; containers and other objects are hashed once per run."""
         if type(obj) in ATOMS:
             return hash_value(obj)
+        if type(obj) is StoredResult:
+            return obj.digest
         found = self._memo.get(id(obj))
         if found is not None and found[0] is obj:
             return found[1]
@@ -111,6 +121,9 @@ class Values:
             recorder.value_known(digest)
         if recorder.has_value(digest):
             return
+        if type(obj) is StoredResult:
+            self._record_stored(obj)
+            return
         if self.stored is not None and _large(obj) and self.stored(digest):
             recorder.value_known(digest)
             return
@@ -134,6 +147,29 @@ class Values:
                     stack.append((child, child_hash))
             if edges:
                 recorder.value_edges(edges)
+
+    def _record_stored(self, result: StoredResult) -> None:
+        """Buffer the rows a worker made for its result, those the ledger lacks."""
+        recorder = self.recorder
+        assert recorder is not None
+        new = set()
+        for row in result.rows:
+            if row[0] not in new and not recorder.has_value(row[0]):
+                recorder.value(row)
+                new.add(row[0])
+        for file_row in result.files:
+            if file_row[0] in new:
+                recorder.file(file_row)
+        edges = [edge for edge in result.edges if edge[0] in new]
+        if edges:
+            recorder.value_edges(edges)
+
+    def load_stored(self, result: StoredResult) -> Any:
+        """The value a worker stored, read back from the value store (signature checked)."""
+        row = result.rows[0]
+        value, _ = self.load(row[2], row[5], row[6], row[7])
+        self.known(value, result.digest)
+        return value
 
     def _sign(self, data: bytes) -> str:
         if self._hmac is None:
@@ -191,6 +227,66 @@ class Values:
                 return False, None, changed
         self.known(value, digest)
         return True, value, None
+
+
+class _Rows:
+    """What :meth:`Values.record` writes to, on a worker: the rows, kept to send back."""
+
+    def __init__(self) -> None:
+        self.values: list[tuple[Any, ...]] = []
+        self.edges: list[tuple[str, str, str]] = []
+        self.files: list[tuple[Any, ...]] = []
+        self._known: set[str] = set()
+
+    def has_value(self, digest: str) -> bool:
+        return digest in self._known
+
+    def value_known(self, digest: str) -> None:
+        self._known.add(digest)
+
+    def value(self, row: tuple[Any, ...]) -> None:
+        self._known.add(row[0])
+        self.values.append(row)
+
+    def value_edges(self, edges: list[tuple[str, str, str]]) -> None:
+        self.edges.extend(edges)
+
+    def file(self, row: tuple[Any, ...]) -> None:
+        self.files.append(row)
+
+
+def store_result(value: Any, settings: Settings, key: bytes, store: ValueStore) -> StoredResult:
+    """On a worker: hash, encode, sign and store ``value`` (and its elements) as the run's
+    process would, and return the rows to record instead of the value."""
+    rows = _Rows()
+    values = Values(settings, recorder=rows, key=key, store=store)  # type: ignore[arg-type]
+    digest = values.hash(value)
+    values.record(value, digest)
+    return StoredResult(digest, tuple(rows.values), tuple(rows.edges), tuple(rows.files))
+
+
+class LazyValue(Deferred):
+    """A stored result not read yet: :meth:`load` reads it (once) from the value store."""
+
+    __slots__ = ("_loaded", "_result", "_values")
+
+    def __init__(self, values: Values, result: StoredResult) -> None:
+        self._values: Values | None = values
+        self._result = result
+        self._loaded: Any = None
+
+    @property
+    def digest(self) -> str:
+        return self._result.digest
+
+    def load(self) -> Any:
+        if self._values is not None:
+            self._loaded = self._values.load_stored(self._result)
+            self._values = None
+        return self._loaded
+
+    def __repr__(self) -> str:
+        return f"<stored result {self._result.digest[:12]}: {self._result.preview}>"
 
 
 def changed_file(value: Any, digest: str) -> str | None:

@@ -7,6 +7,12 @@ run; jobs then carry only themselves. The plugin puts the scheduler's module pat
 task's module imports on the worker as it does where the run started, and makes the
 project directory the worker's working directory when it exists there (a shared file
 system), as it is for the other executors.
+
+A result whose pickled size is above the run's ``by_reference_bytes`` does not travel back
+through the Dask scheduler: the worker hashes, encodes, signs and writes it to the value
+store (``values.store``, which must be reachable from the workers) as the run's process
+would have, and returns a :class:`~ledgerflow.engine.node.StoredResult`, the ledger rows
+to record. The plugin carries the project's signing key for that.
 """
 
 from __future__ import annotations
@@ -22,12 +28,15 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from ledgerflow.engine.executor import ErrorInfo, Job, Outcome, WorkerEnv, worker_label
 
 if TYPE_CHECKING:
+    from ledgerflow.engine.node import StoredResult
     from ledgerflow.engine.worker import WorkerState
+    from ledgerflow.values import ValueStore
 
 #: The event a worker sends when it starts a job: a job lost with its worker before it
 #: started there is sent again, once, instead of failing with the job that killed it.
 STARTED_TOPIC = "ledgerflow-job-started"
 _STATES: dict[str, WorkerState] = {}
+_BY_REFERENCE: dict[str, ByReference] = {}
 _LOCK = threading.Lock()
 
 
@@ -55,9 +64,17 @@ class RunPlugin(WorkerPlugin):  # type: ignore[misc]
 
     idempotent = True
 
-    def __init__(self, env: WorkerEnv, paths: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        env: WorkerEnv,
+        paths: tuple[str, ...],
+        by_reference_bytes: int | None = None,
+        key: bytes | None = None,
+    ) -> None:
         self.env = env
         self.paths = paths
+        self.by_reference_bytes = by_reference_bytes
+        self.key = key
 
     def setup(self, worker: Any) -> None:
         from ledgerflow.engine.loading import extend_sys_path
@@ -71,10 +88,15 @@ class RunPlugin(WorkerPlugin):  # type: ignore[misc]
         with _LOCK:
             if self.env.run_id not in _STATES:
                 _STATES[self.env.run_id] = WorkerState(self.env)
+            if self.by_reference_bytes is not None and self.key is not None:
+                _BY_REFERENCE[self.env.run_id] = ByReference(
+                    self.by_reference_bytes, self.key, self.env
+                )
 
     def teardown(self, worker: Any) -> None:
         with _LOCK:
             state = _STATES.pop(self.env.run_id, None)
+            _BY_REFERENCE.pop(self.env.run_id, None)
         if state is not None:
             state.close()
 
@@ -97,10 +119,34 @@ def batch_job() -> str:
     return ""
 
 
+class ByReference:
+    """How one run's large results go by reference from this worker: the size above which
+    they do, the signing key, and the value store (opened on first use)."""
+
+    def __init__(self, limit: int, key: bytes, env: WorkerEnv) -> None:
+        self.limit = limit
+        self.key = key
+        self.settings = env.settings
+        self._store: ValueStore | None = None
+
+    def store(self, value: Any) -> StoredResult:
+        from ledgerflow.engine.valuing import store_result
+        from ledgerflow.values import open_store
+
+        if self._store is None:
+            self._store = open_store(self.settings)
+        return store_result(value, self.settings, self.key, self._store)
+
+
 class _Discard:
-    """A file that forgets what is written to it: pickling into it only checks a value."""
+    """A file that forgets what is written to it: pickling into it checks a value and
+    measures it."""
+
+    def __init__(self) -> None:
+        self.size = 0
 
     def write(self, data: bytes) -> int:
+        self.size += len(data)
         return len(data)
 
 
@@ -134,8 +180,9 @@ def run_on_worker(run_id: str, job_id: str, data: bytes) -> Outcome:
         return _failed(job_id, label, exc, what)
     outcome = run_job(job, state, label)
     if outcome.error is None:
+        sink = _Discard()
         try:  # a value that cannot travel fails here, by name (Dask then sends it once)
-            pickle.Pickler(_Discard(), protocol=pickle.HIGHEST_PROTOCOL).dump(outcome.value)
+            pickle.Pickler(sink, protocol=pickle.HIGHEST_PROTOCOL).dump(outcome.value)
         except Exception as exc:
             kind = type(outcome.value)
             message = (
@@ -144,4 +191,31 @@ def run_on_worker(run_id: str, job_id: str, data: bytes) -> Outcome:
             )
             outcome.value = None
             outcome.error = ErrorInfo("ledgerflow.errors.SerializationError", message, message)
+            return outcome
+        by_reference = _BY_REFERENCE.get(run_id)
+        if by_reference is not None and sink.size > by_reference.limit:
+            _send_by_reference(outcome, by_reference, job)
     return outcome
+
+
+def _send_by_reference(outcome: Outcome, by_reference: ByReference, job: Job) -> None:
+    """Replace a large value by the rows of its stored self (unless it holds calls, which
+    the run's process must see)."""
+    from ledgerflow.config.settings import hide_url_passwords
+    from ledgerflow.engine.expr import find_calls
+    from ledgerflow.engine.worker import error_info
+
+    if find_calls(outcome.value):
+        return
+    try:
+        outcome.value = by_reference.store(outcome.value)
+    except Exception as exc:
+        info = error_info(exc, skip_frames=0)
+        message = (
+            f"task {job.task.fullname} returned a large value that its worker could not "
+            f"write to the value store ({hide_url_passwords(str(by_reference.settings.values.store))}): "
+            f"{info.type}: {info.message}; the workers must be able to write values.store, "
+            f"or raise executor.by_reference_bytes"
+        )
+        outcome.value = None
+        outcome.error = ErrorInfo(info.type, message, info.traceback)

@@ -12,7 +12,11 @@ Workers only compute. Each job travels pickled; the worker puts the run's module
 ``sys.path`` before it unpickles it (so the task's module imports there as it does here),
 runs it with :func:`~ledgerflow.engine.worker.run_job` and returns the outcome, whose value
 was pickled once on the worker (into nothing) so that a value that cannot travel fails its
-task by name. The
+task by name. A result
+whose pickled size is above ``by_reference_bytes`` (``executor.by_reference_bytes``,
+default 16 MiB) is written by its worker to the value store and comes back as the rows to
+record (see :mod:`ledgerflow.executors._dask_worker`), so its bytes never pass through the
+Dask scheduler nor the run's process unless a later step needs the value there. The
 scheduler process stays the only writer of the ledger; tasks that use ``context.session``
 open their own database session on the worker with the user credentials.
 
@@ -31,6 +35,7 @@ import pickle
 import queue
 from typing import TYPE_CHECKING, Any
 
+from ledgerflow.config.settings import BY_REFERENCE_BYTES
 from ledgerflow.engine.executor import Executor, Job, Outcome, WorkerEnv
 from ledgerflow.errors import ConfigError, LedgerflowError, MissingExtraError
 from ledgerflow.executors.threads import failed_outcome
@@ -77,6 +82,7 @@ class DaskExecutor(Executor):
         address: str | None = None,
         threads_per_worker: int | None = None,
         cluster: ClusterConfig | None = None,
+        by_reference_bytes: int | None = None,
     ) -> None:
         require_dask()
         self._explicit_workers = workers
@@ -84,6 +90,8 @@ class DaskExecutor(Executor):
         self.address = address
         self.threads_per_worker = threads_per_worker
         self.cluster_config = cluster
+        #: results whose pickled size is above this are stored by their worker
+        self.by_reference_bytes = by_reference_bytes
         self._client: Any = None
         self._cluster: Any = None
         self._futures: dict[str, Any] = {}
@@ -108,6 +116,8 @@ class DaskExecutor(Executor):
         config = env.settings.executor
         if config.kind == "dask":
             self._apply(config)
+        if self.by_reference_bytes is None:
+            self.by_reference_bytes = BY_REFERENCE_BYTES
         self._env = env
         self._futures = {}
         self._done = queue.SimpleQueue()
@@ -121,9 +131,13 @@ class DaskExecutor(Executor):
                 module_paths,
                 plugin_name,
             )
+            from ledgerflow.values import load_signing_key
 
             self._plugin = plugin_name(env.run_id)
-            self._client.register_plugin(RunPlugin(env, module_paths()), name=self._plugin)
+            plugin = RunPlugin(
+                env, module_paths(), self.by_reference_bytes, load_signing_key(env.settings.root)
+            )
+            self._client.register_plugin(plugin, name=self._plugin)
             self._started, self._resent = set(), set()
             self._client.subscribe_topic(STARTED_TOPIC, self._on_started)
         except BaseException:
@@ -137,6 +151,8 @@ class DaskExecutor(Executor):
             self.cluster_config = config.cluster
         if self.threads_per_worker is None:
             self.threads_per_worker = config.threads_per_worker
+        if self.by_reference_bytes is None:
+            self.by_reference_bytes = config.by_reference_bytes
 
     def _connect(self) -> Any:
         from distributed import Client

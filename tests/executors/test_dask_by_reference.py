@@ -1,0 +1,158 @@
+"""Large results of the dask executor travel by reference: the worker stores them.
+
+A result whose pickled size is above ``by_reference_bytes`` is hashed, encoded, signed and
+written to the value store by its worker; what comes back through Dask is the ledger rows.
+The run's process records them, reads the value back (signature checked) only where it
+needs it, and records the same hashes as any other executor.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import ledgerflow
+from ledgerflow import task
+from ledgerflow.config.settings import Settings
+from ledgerflow.engine.executor import Outcome
+from ledgerflow.engine.node import StoredResult
+from ledgerflow.engine.valuing import LazyValue
+from ledgerflow.errors import IntegrityError
+from ledgerflow.hashing import hash_value
+from ledgerflow.testing.pipelines import LedgerRows
+from ledgerflow.values import encode, load_signing_key, open_store, sign
+
+MIB = 1024 * 1024
+SIZE = 3 * MIB
+
+pytestmark = [
+    pytest.mark.dask,
+    pytest.mark.parametrize("database_dialect", ["sqlite"]),  # the path is the database's
+]
+
+
+def payload(size: int) -> bytes:
+    return bytes(range(256)) * (size // 256)
+
+
+@task
+def blob(size: int) -> bytes:
+    return payload(size)
+
+
+@task
+def measure(data: bytes) -> int:
+    return len(data) * 1000 + data[-1]
+
+
+@task
+def pair(size: int) -> tuple[bytes, bytes]:
+    return payload(size), payload(size // 2)
+
+
+@pytest.fixture(scope="module")
+def scheduler_address() -> Iterator[str]:
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None,
+                           silence_logs=logging.ERROR)  # fmt: skip
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+
+
+def dask_executor(address: str, monkeypatch: pytest.MonkeyPatch, seen: list[Any]) -> Any:
+    """A dask executor on the module's cluster, with 1 MiB as the by-reference size; what
+    comes back from the workers is appended to ``seen`` (the value, its pickled size)."""
+    from ledgerflow.executors.dask import DaskExecutor
+
+    executor = DaskExecutor(address=address, by_reference_bytes=MIB)
+    original = executor._outcome
+
+    def outcome(*args: Any) -> Outcome:
+        found = original(*args)
+        seen.append((found.value, len(pickle.dumps(found))))
+        return found
+
+    monkeypatch.setattr(executor, "_outcome", outcome)
+    return executor
+
+
+def test_a_large_result_is_stored_by_its_worker_and_recorded_like_any_other(
+    scheduler_address: str,
+    ledger_settings: Settings,
+    ledger: LedgerRows,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[Any] = []
+    executor = dask_executor(scheduler_address, monkeypatch, seen)
+    result = ledgerflow.execute(
+        measure(blob(SIZE)), settings=ledger_settings, executor=executor
+    )
+    assert result.status == "done", result.failures
+    expected = payload(SIZE)
+    assert result.value == SIZE * 1000 + expected[-1]  # the next task got the bytes
+    # What came back through Dask for blob was a reference, not 3 MiB.
+    ((stored, travelled),) = [(v, size) for v, size in seen if type(v) is StoredResult]
+    assert travelled < 64 * 1024
+    digest = hash_value(expected)
+    assert stored.digest == digest and stored.size >= SIZE
+    # The ledger holds what the run's process would have written itself.
+    (row,) = [r for r in ledger.rows("lf_value") if r["hash"] == digest]
+    assert row["inline"] is None and row["store_key"] == digest and row["size"] == stored.size
+    data = encode(expected).data
+    assert open_store(ledger_settings).get(row["store_key"]) == data
+    assert row["signature"] == sign(data, load_signing_key(ledger_settings.root))
+    runs = {r["task_name"]: r for r in ledger.rows("lf_task_run")}
+    assert runs[blob.fullname]["value_hash"] == digest
+    # Same hashes as the local executor: the next run on it finds both calls cached.
+    again = ledgerflow.execute(measure(blob(SIZE)), settings=ledger_settings, executor="local")
+    assert again.value == result.value and again.counts["cached"] == 2
+
+
+def test_the_run_value_is_read_from_the_store_on_first_use_and_checked(
+    scheduler_address: str,
+    ledger_settings: Settings,
+    ledger: LedgerRows,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[Any] = []
+    executor = dask_executor(scheduler_address, monkeypatch, seen)
+    result = ledgerflow.execute(pair(2 * MIB), settings=ledger_settings, executor=executor)
+    assert result.status == "done"
+    assert isinstance(result.__dict__["_value"], LazyValue)  # not read by the run
+    assert result.value == (payload(2 * MIB), payload(MIB))
+    (stored,) = [value for value, _ in seen]
+    assert type(stored) is StoredResult and len(stored.rows) == 3  # the tuple, its elements
+    digests = {r["hash"] for r in ledger.rows("lf_value")}
+    assert {hash_value(payload(2 * MIB)), hash_value(payload(MIB)), stored.digest} <= digests
+    edges = [e for e in ledger.rows("lf_value_edge") if e["parent_hash"] == stored.digest]
+    assert len(edges) == 2
+
+    # Bytes changed in the store after the run are refused when the value is read.
+    executor = dask_executor(scheduler_address, monkeypatch, [])
+    other = ledgerflow.execute(blob(SIZE + 256), settings=ledger_settings, executor=executor)
+    assert other.status == "done"
+    store = open_store(ledger_settings)
+    key = hash_value(payload(SIZE + 256))
+    store.delete(key)
+    store.put(key, encode(b"x" * (SIZE + 256)).data)
+    with pytest.raises(IntegrityError, match="signature"):
+        _ = other.value
+
+
+def test_results_under_the_size_travel_whole(
+    scheduler_address: str,
+    ledger_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[Any] = []
+    executor = dask_executor(scheduler_address, monkeypatch, seen)
+    result = ledgerflow.execute(blob(MIB // 2), settings=ledger_settings, executor=executor)
+    assert result.value == payload(MIB // 2)
+    assert [type(value) for value, _ in seen] == [bytes]
