@@ -3,6 +3,7 @@
 - :mod:`ledgerflow.api.running`: running and explaining task calls, opening a ledger;
 - :mod:`ledgerflow.api.reading`: ``runs``, ``log``, ``show``, ``query``, ``tag``, ``dataflow``;
 - :mod:`ledgerflow.api.records`: ``export``, ``import_``, ``push``, ``pull``, ``prune``, the cache;
+- :mod:`ledgerflow.api.standards`: the ledger as W3C PROV, Workflow Run RO-Crate, OpenLineage;
 - :mod:`ledgerflow.api.browsing`: what the dashboard adds (keyset pages, a run's graph and
   timeline, log pages, why a task run ran, cache history);
 - :mod:`ledgerflow.api.database`: migrations (``upgrade``, ``downgrade`` and what it would
@@ -68,11 +69,9 @@ if TYPE_CHECKING:
     from ledgerflow.api.records import (
         CacheClearReport,
         CacheReport,
-        ProvExport,
         cache_clear,
         cache_list,
         export,
-        export_prov,
         import_,
         prune,
         pull,
@@ -96,6 +95,7 @@ if TYPE_CHECKING:
         run,
     )
     from ledgerflow.api.shell import ShellDatabase, shell_banner, shell_namespace
+    from ledgerflow.api.standards import CrateExport, ProvExport, export_prov, export_ro_crate
     from ledgerflow.db.times import format_duration
     from ledgerflow.ledger.status import SHOWN_ORDER
     from ledgerflow.ledger.tags import run_tags
@@ -152,8 +152,10 @@ _HOMES: dict[str, str] = {
     "cache_clear": "ledgerflow.api.records",
     "cache_list": "ledgerflow.api.records",
     "export": "ledgerflow.api.records",
-    "export_prov": "ledgerflow.api.records",
-    "ProvExport": "ledgerflow.api.records",
+    "export_prov": "ledgerflow.api.standards",
+    "export_ro_crate": "ledgerflow.api.standards",
+    "CrateExport": "ledgerflow.api.standards",
+    "ProvExport": "ledgerflow.api.standards",
     "import_": "ledgerflow.api.records",
     "prune": "ledgerflow.api.records",
     "pull": "ledgerflow.api.records",
@@ -189,6 +191,7 @@ __all__ = [
     "CacheReport",
     "CallInfo",
     "Candidate",
+    "CrateExport",
     "DowngradePlan",
     "Explanation",
     "Failure",
@@ -219,6 +222,7 @@ __all__ = [
     "explain",
     "export",
     "export_prov",
+    "export_ro_crate",
     "format_duration",
     "import_",
     "ledger",

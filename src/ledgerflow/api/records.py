@@ -29,11 +29,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CacheClearReport",
     "CacheReport",
-    "ProvExport",
     "cache_clear",
     "cache_list",
     "export",
-    "export_prov",
     "import_",
     "prune",
     "pull",
@@ -114,51 +112,6 @@ def export(
     from ledgerflow.provenance.exchange import export as export_records
 
     return export_records(settings, runs or None, _moment(since, "since"), output, progress=progress)
-
-
-@dataclass(frozen=True)
-class ProvExport:
-    """What ``export --prov`` wrote: the document's format and size."""
-
-    target: str
-    format: str
-    label: str
-    output: str
-    entities: int
-    activities: int
-    agents: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"target": self.target, "format": self.format, "output": self.output,
-                "entities": self.entities, "activities": self.activities, "agents": self.agents}
-
-
-def export_prov(
-    settings: Settings,
-    target: str,
-    *,
-    format: str = "json",
-    output: str | os.PathLike[str] | IO[str] = "-",
-) -> ProvExport:
-    """Write the W3C PROV document of how one value or file (id, prefix or path) was made, as
-    PROV-JSON (``json``), PROV-N (``provn``), PROV-XML (``xml``) or PROV-O (``turtle``), to
-    ``output`` (a path, written whole or not at all; ``-`` for stdout; or a text stream)."""
-    from ledgerflow.provenance._atomic import atomic_stream, check_target
-    from ledgerflow.provenance.prov import prov_document, prov_format, serialize_prov
-
-    label = prov_format(format)[2]
-    named = isinstance(output, (str, os.PathLike)) and os.fspath(output) != "-"
-    if named:
-        check_target(output)  # type: ignore[arg-type]
-    document = prov_document(settings, target)
-    text = serialize_prov(document, format)
-    with atomic_stream(output) as stream:
-        stream.write(text)
-    records = list(document.get_records())
-    kinds = [type(r).__name__ for r in records]
-    shown = os.fspath(output) if named else ("stdout" if not hasattr(output, "write") else "stream")  # type: ignore[arg-type]
-    return ProvExport(target, format, label, shown, kinds.count("ProvEntity"),
-                      kinds.count("ProvActivity"), kinds.count("ProvAgent"))
 
 
 def import_(

@@ -1,0 +1,150 @@
+"""The ledger in the field's provenance formats: what ``ledgerflow export --prov``,
+``--ro-crate`` and ``--openlineage`` call.
+
+* :func:`export_prov` — how one value or file was made, as a W3C PROV document (PROV-JSON,
+  PROV-N, PROV-XML or PROV-O Turtle; the ``prov`` extra);
+* :func:`export_ro_crate` — one run as a Provenance Run Crate (Workflow Run RO-Crate; the
+  ``rocrate`` extra);
+* :func:`export_openlineage` — runs replayed as the OpenLineage events a live run emits
+  (JSON lines; the ``openlineage`` extra).
+
+Each writes its file whole or not at all (a temporary file in the target's directory,
+renamed at the end), and refuses a target it cannot write before reading the ledger. Each
+result has a ``to_json()``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+
+    from ledgerflow.config.settings import Settings
+
+__all__ = ["CrateExport", "ProvExport", "export_prov",
+           "export_ro_crate"]
+
+Output = str | os.PathLike[str] | IO[Any]
+
+
+def _shown(output: Output) -> str:
+    if hasattr(output, "write"):
+        return "stream"
+    name = os.fspath(output)  # type: ignore[arg-type]
+    return "stdout" if name == "-" else name
+
+
+def _check(output: Output) -> None:
+    from ledgerflow.provenance._atomic import check_target
+
+    if not hasattr(output, "write") and os.fspath(output) != "-":  # type: ignore[arg-type]
+        check_target(output)  # type: ignore[arg-type]
+
+
+def _run_ids(settings: Settings, runs: Sequence[str]) -> list[str]:
+    """Full run ids of ids or unique prefixes; one that matches no run is a NotFoundError."""
+    from sqlalchemy.orm import Session
+
+    from ledgerflow.db import Database
+    from ledgerflow.provenance.ids import resolve
+
+    database = Database(settings, read_only=True)
+    try:
+        with Session(bind=database.engine()) as session:
+            return [resolve(session, run, settings.root, kinds=("run",)).id for run in runs]
+    finally:
+        database.dispose()
+
+
+def _reading(settings: Settings) -> Any:
+    from ledgerflow.db import Database
+
+    return Database(settings, read_only=True)
+
+
+@dataclass(frozen=True)
+class ProvExport:
+    """What ``export --prov`` wrote: the document's format and size."""
+
+    target: str
+    format: str
+    label: str
+    output: str
+    entities: int
+    activities: int
+    agents: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"target": self.target, "format": self.format, "output": self.output,
+                "entities": self.entities, "activities": self.activities, "agents": self.agents}
+
+
+def export_prov(
+    settings: Settings,
+    target: str,
+    *,
+    format: str = "json",
+    output: Output = "-",
+) -> ProvExport:
+    """Write the W3C PROV document of how one value or file (id, prefix or path) was made, as
+    PROV-JSON (``json``), PROV-N (``provn``), PROV-XML (``xml``) or PROV-O (``turtle``), to
+    ``output`` (a path, written whole or not at all; ``-`` for stdout; or a text stream)."""
+    from ledgerflow.provenance._atomic import atomic_stream
+    from ledgerflow.provenance.prov import prov_document, prov_format, serialize_prov
+
+    label = prov_format(format)[2]
+    _check(output)
+    document = prov_document(settings, target)
+    text = serialize_prov(document, format)
+    with atomic_stream(output) as stream:
+        stream.write(text)
+    records = list(document.get_records())
+    kinds = [type(r).__name__ for r in records]
+    return ProvExport(target, format, label, _shown(output), kinds.count("ProvEntity"),
+                      kinds.count("ProvActivity"), kinds.count("ProvAgent"))
+
+
+@dataclass(frozen=True)
+class CrateExport:
+    """What ``export --ro-crate`` wrote."""
+
+    run: str
+    output: str
+    task_runs: int
+    files: int
+    embedded: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def export_ro_crate(
+    settings: Settings, run: str, *, output: Output, include_files: bool = False
+) -> CrateExport:
+    """Write run ``run`` (id or unique prefix) as a Provenance Run Crate, zipped, to
+    ``output`` (a path; ``-`` for stdout; or a binary stream). ``include_files`` embeds
+    the files whose bytes on disk still have the content hash the ledger recorded."""
+    from ledgerflow.provenance._atomic import atomic_stream
+    from ledgerflow.provenance.ro_crate import build_crate
+    from ledgerflow.provenance.run_facts import read_run
+
+    _check(output)
+    run_id = _run_ids(settings, [run])[0]
+    database = _reading(settings)
+    try:
+        with database.engine().connect() as conn:
+            facts = read_run(conn, run_id)
+    finally:
+        database.dispose()
+    crate = build_crate(facts, settings.root, include_files=include_files)
+    referenced = [e for e in crate.get_entities() if e.id.startswith("#file-")]
+    embedded = [e for e in crate.data_entities if not e.id.startswith("workflow/")]
+    with atomic_stream(output, binary=True) as stream:
+        for chunk in crate.stream_zip():
+            stream.write(chunk)
+    task_runs = len(facts.task_runs) - len(facts.root_task_runs())
+    return CrateExport(run_id, _shown(output), task_runs, len(referenced) + len(embedded),
+                       len(embedded))
