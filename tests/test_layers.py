@@ -1,7 +1,7 @@
 """The layering contract: each folder of the package imports only from its own layer or
 lower ones, lazy imports inside functions included.
 
-    _version, errors → config, hashing → db, migrations, ledger, values → engine → executors
+    _version, _lazy, errors → config, hashing → db, migrations, ledger, values → engine → executors
     → provenance → api → project → cli, web, testing
 
 The package's ``__init__`` (its public re-exports) and ``__main__`` stand outside the
@@ -19,7 +19,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "ledgerflow"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("_version", "errors"),
+    ("_version", "_lazy", "errors"),
     ("config", "hashing"),
     ("db", "migrations", "ledger", "values"),
     ("engine",),

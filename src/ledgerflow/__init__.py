@@ -6,9 +6,9 @@ import task, File, context``) does not load SQLAlchemy, Alembic or rich.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ledgerflow._lazy import lazy_names
 from ledgerflow._version import __version__
 
 if TYPE_CHECKING:
@@ -58,14 +58,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'ledgerflow' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, __all__)
 
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

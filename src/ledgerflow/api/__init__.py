@@ -16,8 +16,9 @@ imported on first use, so ``import ledgerflow.api`` loads neither the engine nor
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ledgerflow._lazy import lazy_names
 
 if TYPE_CHECKING:
     from ledgerflow.api.browsing import (
@@ -262,10 +263,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'ledgerflow.api' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, __all__)

@@ -6,8 +6,9 @@ plugins) does not load SQLAlchemy's ORM.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ledgerflow._lazy import lazy_names
 
 if TYPE_CHECKING:
     from ledgerflow.db.database import Database
@@ -63,14 +64,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'ledgerflow.db' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, __all__)
 
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

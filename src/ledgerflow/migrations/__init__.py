@@ -6,8 +6,9 @@ command, does not load Alembic (see :mod:`ledgerflow.migrations.heads`).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ledgerflow._lazy import lazy_names
 
 if TYPE_CHECKING:
     from ledgerflow.migrations.autogen import check, make_migrations
@@ -46,14 +47,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'ledgerflow.migrations' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, __all__)
 
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
