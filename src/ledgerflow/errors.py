@@ -76,6 +76,10 @@ class ConnectionFailedError(DatabaseError):
     """The server is unreachable or refused the credentials."""
 
 
+class PrivilegeError(DatabaseError):
+    """The database role may not do what was asked (an admin operation as the user role)."""
+
+
 class MigrationError(LedgerflowError):
     """A migration could not be created or applied."""
 

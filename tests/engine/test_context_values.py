@@ -143,7 +143,7 @@ def test_a_value_whose_signature_fails_is_never_unpickled(
     assert ledgerflow.run(tracked("a"), settings=ledger_settings).label == "a"
     assert UNPICKLED == ["a"] and RUNS == ["tracked"]  # the cached value was loaded once
 
-    database = Database(ledger_settings)
+    database = Database(ledger_settings, role="admin")  # the user role may not rewrite values
     try:
         with database.transaction() as session:
             session.execute(
@@ -157,6 +157,13 @@ def test_a_value_whose_signature_fails_is_never_unpickled(
     assert ledgerflow.run(tracked("a"), settings=ledger_settings).label == "a"
     assert UNPICKLED == [] and RUNS == ["tracked", "tracked"]  # recomputed, never unpickled
     (row,) = [r for r in ledger.rows("lf_value") if r["type_name"].endswith("Tracked")]
+    if ledger_settings.databases["default"].dialect == "postgresql":
+        # the user role only adds values: the damaged row stays until the admin repairs it,
+        # and every run recomputes rather than load it
+        assert row["signature"] == "0" * 64
+        ledgerflow.run(tracked("a"), settings=ledger_settings)
+        assert RUNS == ["tracked"] * 3 and UNPICKLED == []
+        return
     assert row["signature"] != "0" * 64  # the value was rewritten with a good signature
     ledgerflow.run(tracked("a"), settings=ledger_settings)
     assert RUNS == ["tracked", "tracked"] and UNPICKLED == ["a"]

@@ -15,6 +15,7 @@ from sqlalchemy import DateTime, Float, Table
 from sqlalchemy.engine import Dialect
 
 from ledgerflow.ledger import tables
+from ledgerflow.ledger.privileges import ROW_SECURITY
 
 Processor = Callable[[Any], Any]
 _UTC = UTC
@@ -153,7 +154,10 @@ class Statements:
         conflict: Sequence[str] | None = None,
         update: Sequence[str] = (),
     ) -> Statement:
-        """``INSERT``; with ``conflict`` (the key), ``ON CONFLICT DO NOTHING`` or ``DO UPDATE``."""
+        """``INSERT``; with ``conflict`` (the key), ``ON CONFLICT DO NOTHING`` or ``DO UPDATE``.
+
+        On PostgreSQL a plain insert is a ``COPY``, except into a table under row-level
+        security (PostgreSQL refuses ``COPY FROM`` there to a role its policies apply to)."""
         marks = ", ".join([self.mark] * len(columns))
         head = f"INSERT INTO {self._quote(table.name)} ({self._names(columns)}) VALUES"
         tail = ""
@@ -168,7 +172,7 @@ class Statements:
         sql = f"{head} ({marks}){tail}"
         if self.dialect.name != "postgresql":
             return Statement(sql, processors)
-        if conflict is None:
+        if conflict is None and table.name not in ROW_SECURITY:
             copy = f"COPY {self._quote(table.name)} ({self._names(columns)}) FROM STDIN"
             return Statement(sql, processors, copy=copy)
         return Statement(sql, processors, multi=(head, len(columns), tail))
@@ -206,9 +210,14 @@ RUN_END = ("status", "ended_at", "heartbeat_at", "root_call_hash", "result_hash"
 
 
 class LedgerStatements:
-    """Every statement the recorder runs, prepared for one dialect."""
+    """Every statement the recorder runs, prepared for one dialect.
 
-    def __init__(self, dialect: Dialect) -> None:
+    ``rewrite=False`` is for a role that may only add values and cache entries (the user
+    role on PostgreSQL): a repaired value or a new cache entry for a key that has one is
+    then left out, and what the ledger holds stays (the admin may rewrite it).
+    """
+
+    def __init__(self, dialect: Dialect, *, rewrite: bool = True) -> None:
         s = Statements(dialect)
         self.task_def = s.insert(T["lf_task_def"], TASK_DEF, conflict=())
         self.value = s.insert(T["lf_value"], VALUE, conflict=())
@@ -216,7 +225,7 @@ class LedgerStatements:
             T["lf_value"],
             VALUE,
             conflict=("hash",),
-            update=("format", "size", "inline", "store_key", "signature"),
+            update=("format", "size", "inline", "store_key", "signature") if rewrite else (),
         )
         self.value_edge = s.insert(T["lf_value_edge"], VALUE_EDGE, conflict=())
         self.file = s.insert(T["lf_file"], FILE, conflict=())
@@ -227,7 +236,7 @@ class LedgerStatements:
             T["lf_cache_entry"],
             CACHE_ENTRY,
             conflict=("task_hash", "args_hash"),
-            update=("call_hash", "value_hash", "run_id", "created_at"),
+            update=("call_hash", "value_hash", "run_id", "created_at") if rewrite else (),
         )
         self.task_run = s.insert(T["lf_task_run"], TASK_RUN)
         self.task_run_update = s.update(T["lf_task_run"], TASK_RUN_MUTABLE, "id")

@@ -4,6 +4,12 @@ A running run's ``heartbeat_at`` is refreshed every few seconds by a background 
 Any command that opens the ledger calls :func:`reap_stale_runs`: a run still ``running``
 whose heartbeat is older than the threshold (or whose process, on this host, is gone) is
 marked ``interrupted``, with its pending and running task runs.
+
+On PostgreSQL the heartbeat is the database's clock, and so is the threshold: the user
+role may update only the runs it started, so anyone's dead runs are marked by
+``lf_reap_stale_runs``, a function that runs with the admin's rights and never marks a run
+that beat within the last ``REAP_FLOOR_SECONDS``. A run whose process is gone (seen on
+this host) is marked directly, when it is the role's own.
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ledgerflow.db.times import utcnow
+from ledgerflow.ledger.privileges import REAP_FLOOR_SECONDS, REAP_FUNCTION
 from ledgerflow.ledger.status import INTERRUPTED, RUNNING, UNFINISHED
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from sqlalchemy import Connection, Engine
 
 #: Seconds between two heartbeats of a running run.
 HEARTBEAT_INTERVAL = float(os.environ.get("LEDGERFLOW_HEARTBEAT_INTERVAL", "5"))
@@ -49,14 +56,15 @@ class Heartbeat:
         self._thread.start()
 
     def beat(self) -> None:
-        from sqlalchemy import update
+        from sqlalchemy import func, update
 
         from ledgerflow.ledger.tables import run as runs
 
+        server_clock = self.engine.dialect.name == "postgresql"
         stmt = (
             update(runs)
             .where(runs.c.id == self.run_id, runs.c.status == RUNNING)
-            .values(heartbeat_at=utcnow())
+            .values(heartbeat_at=func.now() if server_clock else utcnow())
         )
         with self.engine.begin() as conn:
             conn.execute(stmt)
@@ -124,31 +132,77 @@ def reap_stale_runs(
     """Mark dead ``running`` runs ``interrupted`` (and their unfinished task runs); their ids.
 
     ``engine`` finds them; ``writer`` (default: ``engine``) marks them, so a reader looks
-    with a read-only engine and writes only when there is something to mark.
+    with a read-only engine and writes only when there is something to mark. ``now`` is
+    the client's clock (SQLite only: PostgreSQL uses its own).
     """
-    from sqlalchemy import select, update
+    from sqlalchemy import select
 
     from ledgerflow.ledger.tables import run as runs
-    from ledgerflow.ledger.tables import task_run as task_runs
 
+    limit = STALE_AFTER if stale_after is None else stale_after
+    if engine.dialect.name == "postgresql":
+        return _reap_on_server(engine, writer or engine, limit)
     now = now or utcnow()
     with engine.connect() as conn:
         rows = conn.execute(
             select(runs.c.id, runs.c.heartbeat_at, runs.c.started_at, runs.c.host, runs.c.pid)
             .where(runs.c.status == RUNNING)
         ).all()
-    dead = dead_runs(rows, now=now, stale_after=stale_after)
+    dead = dead_runs(rows, now=now, stale_after=limit)
     if not dead:
         return []
     with (writer or engine).begin() as conn:
-        conn.execute(
-            update(task_runs)
-            .where(task_runs.c.run_id.in_(dead), task_runs.c.status.in_(sorted(UNFINISHED)))
-            .values(status=INTERRUPTED, ended_at=now)
-        )
-        conn.execute(
-            update(runs)
-            .where(runs.c.id.in_(dead), runs.c.status == RUNNING)
-            .values(status=INTERRUPTED, ended_at=now)
-        )
+        _mark(conn, dead, now)
     return dead
+
+
+_SILENT = (
+    "SELECT id, host, pid, COALESCE(heartbeat_at, started_at) < now() - make_interval(secs => :limit) "
+    f"FROM lf_run WHERE status = '{RUNNING}'"
+)
+
+
+def _reap_on_server(engine: Engine, writer: Engine, limit: float) -> list[str]:
+    """PostgreSQL: stale heartbeats by the server's clock, marked by the admin's function;
+    runs whose process is gone on this host, marked directly (only the role's own)."""
+    from sqlalchemy import Float, bindparam, text
+
+    limit = max(float(limit), REAP_FLOOR_SECONDS)
+    with engine.connect() as conn:
+        silent = text(_SILENT).bindparams(bindparam("limit", type_=Float()))
+        rows = conn.execute(silent, {"limit": limit}).all()
+    stale = any(row[3] for row in rows)
+    gone = [run_id for run_id, host, pid, old in rows if not old and _process_gone(host, pid)]
+    if not stale and not gone:
+        return []
+    dead: list[str] = []
+    with writer.begin() as conn:
+        if stale:
+            reap = text(f"SELECT * FROM {REAP_FUNCTION}(:limit)")
+            dead += conn.execute(reap.bindparams(bindparam("limit", type_=Float())), {"limit": limit}).scalars()
+        if gone:
+            dead += _mark(conn, gone, None)
+    return sorted(dead)
+
+
+def _mark(conn: Connection, run_ids: list[str], now: datetime | None) -> list[str]:
+    """Mark ``run_ids`` (those still running) and their unfinished task runs interrupted;
+    the ids of the runs marked. ``now=None``: the database's clock."""
+    from sqlalchemy import func, update
+
+    from ledgerflow.ledger.tables import run as runs
+    from ledgerflow.ledger.tables import task_run as task_runs
+
+    when = func.now() if now is None else now
+    conn.execute(
+        update(task_runs)
+        .where(task_runs.c.run_id.in_(run_ids), task_runs.c.status.in_(sorted(UNFINISHED)))
+        .values(status=INTERRUPTED, ended_at=when)
+    )
+    marked = conn.execute(
+        update(runs)
+        .where(runs.c.id.in_(run_ids), runs.c.status == RUNNING)
+        .values(status=INTERRUPTED, ended_at=when)
+        .returning(runs.c.id)
+    )
+    return list(marked.scalars())

@@ -2,7 +2,8 @@
 
 Content-addressed rows (task definitions, values, arguments, calls, files, edges) are
 deduplicated in memory and inserted with ``ON CONFLICT DO NOTHING``, so concurrent runs
-on the same database never clash; cache entries are upserted. A task run is inserted once,
+on the same database never clash; cache entries are upserted (by a role that may rewrite
+them; the user role on PostgreSQL only adds, see :mod:`ledgerflow.ledger.privileges`). A task run is inserted once,
 with the latest status it reached before the flush; only rows written in an earlier flush
 are updated. Writes go through the raw driver (``executemany``), in foreign-key order.
 """
@@ -36,7 +37,7 @@ PENDING_GRACE = 2.0
 #: Page cache of the recorder's SQLite connection: big indexes stay in memory.
 SQLITE_CACHE_KIB = 65_536
 
-_STATEMENTS: dict[str, _sql.LedgerStatements] = {}
+_STATEMENTS: dict[tuple[str, bool], _sql.LedgerStatements] = {}
 
 
 class Recorder:
@@ -51,10 +52,7 @@ class Recorder:
     ) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
-        stmts = _STATEMENTS.get(self.dialect)
-        if stmts is None:
-            stmts = _STATEMENTS[self.dialect] = _sql.LedgerStatements(engine.dialect)
-        self.sql = stmts
+        self.sql = _statements(engine, rewrite=True)
         self.flush_interval = flush_interval
         self.flush_rows = flush_rows
         self._raw: Any = None
@@ -195,6 +193,8 @@ class Recorder:
                 self._raw = self.engine.raw_connection()
             except DBAPIError as exc:
                 raise DatabaseError(f"cannot open the ledger: {exc.orig}") from None
+            if self.dialect == "postgresql":
+                self.sql = _statements(self.engine, rewrite=_may_rewrite(self._raw))
         return self._raw
 
     def _deferred(self, final: bool) -> dict[str, dict[str, Any]]:
@@ -319,6 +319,29 @@ class Recorder:
             conn.execute(insert(tables.run), [run])
             if tags:
                 conn.execute(_insert_ignore(self.dialect, tables.tag), tags)
+
+
+def _statements(engine: Engine, *, rewrite: bool) -> _sql.LedgerStatements:
+    key = (engine.dialect.name, rewrite)
+    stmts = _STATEMENTS.get(key)
+    if stmts is None:
+        stmts = _STATEMENTS[key] = _sql.LedgerStatements(engine.dialect, rewrite=rewrite)
+    return stmts
+
+
+def _may_rewrite(raw: Any) -> bool:
+    """Whether the connected PostgreSQL role may rewrite values and cache entries."""
+    cursor = raw.cursor()
+    try:
+        cursor.execute(
+            "SELECT has_table_privilege('lf_value', 'UPDATE')"
+            " AND has_table_privilege('lf_cache_entry', 'UPDATE')"
+        )
+        (allowed,) = cursor.fetchone()
+        raw.rollback()
+        return bool(allowed)
+    finally:
+        cursor.close()
 
 
 def _insert_ignore(dialect: str, table: Any) -> Any:

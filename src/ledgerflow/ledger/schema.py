@@ -184,6 +184,7 @@ class Tag(LedgerBase):
     value: Mapped[str]
     entity_kind: Mapped[str]
     created_at: Mapped[datetime]
+    writer: Mapped[str | None]  # database role (PostgreSQL) that added it
 
 
 class CacheEntry(LedgerBase):

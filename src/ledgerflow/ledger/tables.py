@@ -217,6 +217,7 @@ tag = Table(
     _required("value", String(255), primary_key=True),
     _required("entity_kind", String(16)),
     _required("created_at", WHEN),
+    _optional("writer", String(255)),  # database role (PostgreSQL) that added it
     Index("ix_lf_tag_key_value", "key", "value"),
 )
 

@@ -17,6 +17,12 @@ Two kinds need more than a conflict clause:
   level, logger and message), and only the missing ones are inserted;
 * runs and task runs change once (a running run ends): a row the target still has as
   ``running``/``pending`` is updated from an incoming copy that has ended.
+
+On PostgreSQL the user role may add records but not overwrite another role's runs, nor add
+task runs or log records to them (row-level security): such an import stops with a
+:class:`~ledgerflow.errors.PrivilegeError` (it is the admin's), and nothing is written.
+``COPY`` is not allowed into a table whose row security applies to the role: ``INSERT`` is
+used there instead.
 """
 
 from __future__ import annotations
@@ -31,9 +37,12 @@ from typing import Any, Self
 from sqlalchemy import Connection, bindparam, select, text, update
 from sqlalchemy.exc import DBAPIError, StatementError
 
+from ledgerflow.config.settings import DatabaseConfig
 from ledgerflow.db.chunks import chunks
+from ledgerflow.db.roles import privilege_error, refused
 from ledgerflow.db.times import naive_utc, utc
 from ledgerflow.errors import ImportRecordsError
+from ledgerflow.ledger.privileges import ROW_SECURITY
 from ledgerflow.ledger.status import UNFINISHED
 from ledgerflow.provenance._exchange_kinds import (
     LOG_IDENTITY,
@@ -75,10 +84,12 @@ class RecordWriter:
 
     def __init__(
         self, conn: Connection, *, source: str, batch_rows: int = BATCH_ROWS,
-        background: bool = True,
+        background: bool = True, db: DatabaseConfig | None = None,
     ) -> None:
         self.conn = conn
         self.source = source
+        self.db = db  # the target, named when a role is refused
+        self._secured: dict[str, bool] = {}
         self.batch_rows = batch_rows
         self.added: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()
@@ -159,6 +170,12 @@ class RecordWriter:
                 try:
                     self._write(kind, rows)
                 except self._errors as exc:
+                    if refused(exc) and self.db is not None:
+                        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+                        raise privilege_error(
+                            "an import that adds to or overwrites another role's runs",
+                            self.db, reason[0] if reason else "",
+                        ) from None
                     raise self._failure(kind, exc, lines.get(kind.name)) from None
 
     def _failure(self, kind: Kind, exc: BaseException, span: list[int] | None) -> ImportRecordsError:
@@ -217,6 +234,10 @@ class RecordWriter:
             fresh = rows if kind.keyless else self._absent(cursor, kind, rows)
             if not fresh:
                 return 0
+            if self._row_security(cursor, kind):
+                sql, params = self._statement(kind)
+                cursor.execute(sql, params(fresh))
+                return int(cursor.rowcount)
             table, columns = self._names(kind)
             cursor.execute("SAVEPOINT lf_import")
             try:
@@ -230,6 +251,18 @@ class RecordWriter:
                 return int(cursor.rowcount)
             cursor.execute("RELEASE SAVEPOINT lf_import")
         return len(fresh)
+
+    def _row_security(self, cursor: Any, kind: Kind) -> bool:
+        """Whether row-level security applies to this role on the kind's table."""
+        name = kind.table.name
+        if name not in ROW_SECURITY:
+            return False
+        found = self._secured.get(name)
+        if found is None:
+            found = self._secured[name] = bool(
+                cursor.execute("SELECT row_security_active(%s)", [name]).fetchone()[0]
+            )
+        return found
 
     def _absent(self, cursor: Any, kind: Kind, rows: list[Row]) -> list[Row]:
         """The rows whose key is neither in the ledger nor earlier in the batch."""
@@ -342,8 +375,18 @@ class RecordWriter:
         params = [
             {"key_id": id_, **{f"new_{name}": ended[id_][i] for i, name in others}} for id_ in stale
         ]
-        self.conn.execute(stmt, params)
-        return len(stale)
+        updated = 0
+        for one in params:  # one by one: each count says whether row security let it through
+            updated += int(self.conn.execute(stmt, one).rowcount)
+        if updated < len(stale) and self.db is not None and self._postgres and self._row_security(
+            self.conn.connection.driver_connection, kind
+        ):
+            raise privilege_error(
+                "an import that overwrites another role's runs", self.db,
+                f"{len(stale) - updated} open {kind.name.replace('_', ' ')} rows were started "
+                "by another role",
+            )
+        return updated
 
 
 def _aware(kind: Kind, rows: list[Row]) -> list[Row]:

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, case, delete, func, select
 from ledgerflow.config.settings import Settings
 from ledgerflow.db import Database
 from ledgerflow.db.model import DEFAULT_BIND
+from ledgerflow.db.roles import operator_role, require
 from ledgerflow.db.times import utc
 from ledgerflow.errors import NotFoundError
 from ledgerflow.ledger.schema import CacheEntry, TaskDef, TaskRun, Value
@@ -171,14 +172,19 @@ def cache_clear(
     settings: Settings, task: str | None = None, *, dry_run: bool = False, bind: str = DEFAULT_BIND
 ) -> int:
     """Remove the cache entries (of one task when ``task`` is given); returns how many
-    (with ``dry_run``, how many would go, removing nothing)."""
+    (with ``dry_run``, how many would go, removing nothing).
+
+    An admin operation: on PostgreSQL it connects as the admin when one is configured, and
+    otherwise raises :class:`~ledgerflow.errors.PrivilegeError`."""
     statement = delete(CacheEntry)
     if task:
         hashes = select(TaskDef.hash).where(task_condition(TASK_FULLNAME, task))
         statement = statement.where(CacheEntry.task_hash.in_(hashes))
-    database = Database(settings)
+    config = Database(settings).config(bind)
+    database = Database(settings, operator_role(config))  # removing entries is the admin's
     try:
         with database.engine(bind).connect() as conn, conn.begin() as transaction:
+            require(conn, config, "cache clear", "lf_cache_entry", "DELETE")
             removed = int(conn.execute(statement).rowcount)
             if dry_run:
                 transaction.rollback()

@@ -32,6 +32,7 @@ from sqlalchemy import Connection, Engine, inspect
 from ledgerflow.config.settings import Settings
 from ledgerflow.db import Database
 from ledgerflow.db.model import DEFAULT_BIND
+from ledgerflow.db.roles import operator_role
 from ledgerflow.errors import ImportRecordsError, SchemaOutdatedError, UsageError
 from ledgerflow.provenance._exchange_kinds import KINDS, ORDER, decode_line, encode_line
 from ledgerflow.provenance._exchange_reach import read_records, select_runs
@@ -237,14 +238,18 @@ def import_(
 
     Every line is checked (JSON, kind, fields, key, value bytes); a bad line raises
     :class:`~ledgerflow.errors.ImportRecordsError` naming it, and nothing is committed.
+    On PostgreSQL it connects as the admin when one is configured; the user role may add
+    records but an import that would overwrite another role's runs raises
+    :class:`~ledgerflow.errors.PrivilegeError`.
     """
-    database = Database(settings)
+    config = Database(settings).config(bind)
+    database = Database(settings, operator_role(config))  # overwriting is the admin's
     blobs = _BlobSink(settings)
     try:
         engine = database.engine(bind)
         require_ledger(engine, settings, bind)
         with _lines(path) as (stream, name), engine.begin() as conn, RecordWriter(
-            conn, source=name, batch_rows=batch_rows
+            conn, source=name, batch_rows=batch_rows, db=config
         ) as writer:
             number = 0
             store_at = KINDS["value"].index["store_key"]
@@ -289,14 +294,15 @@ def _copy(
     if source == target:
         raise UsageError(f"cannot copy the '{source}' database onto itself")
     reading = Database(settings, read_only=True)
-    writing = Database(settings)
+    config = reading.config(target)
+    writing = Database(settings, operator_role(config))  # overwriting is the admin's
     try:
         for bind in (source, target):
             engine = (reading if bind == source else writing).engine(bind)
             require_ledger(engine, settings, bind)
         describe = settings.databases[source].describe()
         with _reader(reading, source) as src, writing.engine(target).begin() as dst, RecordWriter(
-            dst, source=f"database '{source}' ({describe})"
+            dst, source=f"database '{source}' ({describe})", db=config
         ) as writer:
             count = 0
             for kind, row in read_records(src, select_runs(src, runs, cutoff(since))):

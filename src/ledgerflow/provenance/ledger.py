@@ -25,13 +25,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from ledgerflow.config import Settings, load_settings
 from ledgerflow.db import Database
 from ledgerflow.db.helpers import upsert
-from ledgerflow.errors import DatabaseError, NotFoundError, UsageError
+from ledgerflow.errors import DatabaseError, NotFoundError, PrivilegeError, UsageError
 from ledgerflow.ledger import tags as tag_rules
 from ledgerflow.ledger.schema import (
     Argument,
@@ -456,9 +456,21 @@ class Ledger:
             found = ids.resolve(session, entity, self.root)
         conditions = [Tag.key == k for k in keys]
         conditions += [(Tag.key == k) & (Tag.value == str(v)) for k, v in pairs.items()]
+        which = (Tag.entity_id == found.id, or_(*conditions))
         with self._write() as session:
-            result = session.execute(delete(Tag).where(Tag.entity_id == found.id, or_(*conditions)))
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+            matching = session.scalar(select(func.count()).select_from(Tag).where(*which)) or 0
+            result = session.execute(delete(Tag).where(*which))
+            removed = int(result.rowcount or 0)  # type: ignore[attr-defined]
+            if removed < matching:  # row security kept them: added by another role
+                session.rollback()
+                creds = self.settings.databases["default"].credentials("user")
+                raise PrivilegeError(
+                    f"the role '{creds.username if creds else '?'}' may not remove tags from "
+                    f"{found.record_kind.replace('_', ' ')} {found.id[:8]}: the user role removes "
+                    "only the tags it added and those of the runs it started",
+                    hint="ask whoever added them, or the admin role, to remove them",
+                )
+            return removed
 
     def tags(self, entity_id: str) -> list[TagInfo]:
         with self._session() as session:

@@ -18,6 +18,10 @@ or more.
 
 ``dry_run`` runs the same statements and rolls them back, so the counts it reports are
 exactly what a real prune would remove.
+
+Removing history is the admin's: on PostgreSQL prune connects with the admin role when the
+database names one, and otherwise stops with one line saying so (the user role may not
+delete ledger rows).
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, DateTime, bindparam, text
+from sqlalchemy.exc import DBAPIError
 
 from ledgerflow.config.settings import Settings
 from ledgerflow.db import Database
 from ledgerflow.db.model import DEFAULT_BIND
+from ledgerflow.db.roles import operator_role, privilege_error, refused, require
 from ledgerflow.errors import UsageError
 from ledgerflow.ledger.heartbeat import reap_stale_runs
 from ledgerflow.ledger.status import RUN_STATUSES
@@ -187,16 +193,24 @@ def prune(
     if status == "running":
         raise UsageError("a running run is never pruned", hint="pick done, failed or interrupted")
     report = PruneReport(cutoff=datetime.now(UTC) - older_than, dry_run=dry_run)
-    database = Database(settings)
+    config = Database(settings).config(bind)
+    database = Database(settings, operator_role(config))  # removing history is the admin's
     try:
         engine = database.engine(bind)
         require_ledger(engine, settings, bind)
+        with engine.connect() as conn:
+            require(conn, config, "prune", "lf_run", "DELETE")
         report.reaped = reap_stale_runs(engine)
-        with engine.connect() as conn, conn.begin() as transaction:
-            blobs = _prune(conn, report, status, keep_cache)
-            report.removed["blob"] = len(blobs)
-            if dry_run:
-                transaction.rollback()
+        try:
+            with engine.connect() as conn, conn.begin() as transaction:
+                blobs = _prune(conn, report, status, keep_cache)
+                report.removed["blob"] = len(blobs)
+                if dry_run:
+                    transaction.rollback()
+        except DBAPIError as exc:
+            if refused(exc):
+                raise privilege_error("prune", config, str(exc.orig).splitlines()[0]) from None
+            raise
         store = value_store(settings)
         if blobs and not dry_run:
             for key in blobs:

@@ -231,6 +231,13 @@ BEGIN
                    new_user);
   END LOOP;
   FOR r IN
+    SELECT p.oid::regprocedure AS routine, a.privilege_type
+    FROM pg_proc p CROSS JOIN LATERAL aclexplode(p.proacl) a
+    WHERE a.grantee = old_user::regrole
+  LOOP
+    EXECUTE format('GRANT %s ON FUNCTION %s TO %I', r.privilege_type, r.routine, new_user);
+  END LOOP;
+  FOR r IN
     SELECT n.nspname, a.privilege_type
     FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) a
     WHERE a.grantee = old_user::regrole
