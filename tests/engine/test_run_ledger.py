@@ -57,9 +57,9 @@ def test_the_run_row(ledger_settings: Settings, ledger: LedgerRows) -> None:
             if creds is not None and creds.password:
                 assert creds.password not in config["yaml"]
     assert run["code_version"] is None  # the temporary project is not in a git work tree
-    assert ledger.rows("lf_tag")[0] | {"created_at": None} == {
+    assert ledger.rows("lf_tag")[0] | {"created_at": None, "writer": None} == {
         "entity_id": result.run_id, "key": "sample", "value": "S4", "entity_kind": "run",
-        "created_at": None,
+        "created_at": None, "writer": None,
     }  # fmt: skip
     root = [r for r in ledger.rows("lf_task_run") if r["parent_id"] is None]
     assert run["root_call_hash"] == root[0]["call_hash"]
