@@ -21,13 +21,15 @@ A written row is ``(bind, table, key)``: ``key`` is the primary key as canonical
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Table, event, inspect
+from sqlalchemy import Connection, Engine, Table, event, inspect
 from sqlalchemy.orm import Session
 
 from ledgerflow.db.naming import bind_of
+from ledgerflow.db.session import Engines, RoutingSession
 
 #: Keys kept per table and session; beyond, the table is checked as a whole (it must hold rows).
 MAX_KEYS_PER_TABLE = 50_000
@@ -132,72 +134,123 @@ def tracker_of(session: Session) -> WriteTracker | None:
     return found if isinstance(found, WriteTracker) else None
 
 
-def track(session: Session) -> WriteTracker:
-    """Start tracking what ``session`` writes (idempotent); returns its tracker."""
-    found = tracker_of(session)
-    if found is not None:
-        return found
-    tracker = session.info[_INFO_KEY] = WriteTracker()
+class TrackedSession(RoutingSession):
+    """A :class:`~ledgerflow.db.session.RoutingSession` that reports what it writes (the
+    session a task gets as ``context.session``)."""
 
-    @event.listens_for(session, "pending_to_persistent")
-    def _inserted(_session: Session, obj: Any) -> None:
+    def __init__(self, database: Engines, **kwargs: Any) -> None:
+        super().__init__(database, **kwargs)
+        self.info[_INFO_KEY] = WriteTracker()
+
+    @property
+    def tracker(self) -> WriteTracker:
+        found = tracker_of(self)
+        assert found is not None
+        return found
+
+
+def track(session: Session) -> WriteTracker:
+    """The tracker of ``session``, which starts reporting what it writes (idempotent).
+
+    A :class:`TrackedSession` is tracked from the start and costs less: its listeners are
+    registered once for the class, not for each session."""
+    found = tracker_of(session)
+    if found is not None and isinstance(session, TrackedSession):
+        return found
+    if found is None:
+        found = session.info[_INFO_KEY] = WriteTracker()
+        for name, listener in _SESSION_LISTENERS.items():
+            event.listen(session, name, listener)
+    return found
+
+
+# -- listeners -------------------------------------------------------------------------
+
+
+def _inserted(session: Session, obj: Any) -> None:
+    tracker = tracker_of(session)
+    if tracker is not None:
         tracker.note_object(obj)
 
-    @event.listens_for(session, "after_flush")
-    def _updated(flushed: Session, _context: Any) -> None:
-        for obj in flushed.dirty:
-            if flushed.is_modified(obj, include_collections=False):
-                tracker.note_object(obj)
 
-    @event.listens_for(session, "persistent_to_deleted")
-    def _deleted(_session: Session, obj: Any) -> None:
+def _updated(session: Session, _context: Any) -> None:
+    tracker = tracker_of(session)
+    if tracker is None:
+        return
+    for obj in session.dirty:
+        if session.is_modified(obj, include_collections=False):
+            tracker.note_object(obj)
+
+
+def _deleted(session: Session, obj: Any) -> None:
+    tracker = tracker_of(session)
+    if tracker is not None:
         tracker.note_forgotten(obj)
 
-    @event.listens_for(session, "after_commit")
-    def _committed(_session: Session) -> None:
+
+def _committed(session: Session) -> None:
+    tracker = tracker_of(session)
+    if tracker is not None:
         tracker.committed()
 
-    @event.listens_for(session, "after_rollback")
-    def _rolled_back(_session: Session) -> None:
+
+def _rolled_back(session: Session) -> None:
+    tracker = tracker_of(session)
+    if tracker is not None:
         tracker.rolled_back()
 
-    def _statement(
-        connection: Any, statement: Any, multiparams: Any, params: Any, _options: Any
-    ) -> None:
-        _core_statement(tracker, session, connection, statement, multiparams, params)
 
-    @event.listens_for(session, "after_begin")
-    def _connected(_session: Session, _transaction: Any, connection: Any) -> None:
-        if not event.contains(connection, "before_execute", _statement):
-            event.listen(connection, "before_execute", _statement)
-
-    return tracker
+#: the connections of tracked sessions (a session gets a new one for each transaction)
+_CONNECTIONS: weakref.WeakKeyDictionary[Connection, tuple[WriteTracker, Session]] = (
+    weakref.WeakKeyDictionary()
+)
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
-def _core_statement(
-    tracker: WriteTracker,
-    session: Session,
-    connection: Any,
-    statement: Any,
-    multiparams: Any,
-    params: Any,
+def _connected(session: Session, _transaction: Any, connection: Connection) -> None:
+    tracker = tracker_of(session)
+    if tracker is None:
+        return
+    _CONNECTIONS[connection] = (tracker, session)
+    engine = connection.engine
+    if engine not in _ENGINES:
+        _ENGINES.add(engine)
+        event.listen(engine, "before_cursor_execute", _statement)
+
+
+def _statement(
+    connection: Connection,
+    _cursor: Any,
+    _sql: str,
+    _parameters: Any,
+    context: Any,
+    _executemany: bool,
 ) -> None:
     """A Core INSERT or UPDATE on the connection of a tracked session (not its flushes,
     whose objects are noted by identity)."""
-    from sqlalchemy.sql.dml import Insert, Update
-
-    if not isinstance(statement, Insert | Update) or getattr(session, "_flushing", False):
+    found = _CONNECTIONS.get(connection)
+    if found is None or context is None or not (context.isinsert or context.isupdate):
         return
-    table = statement.table
+    tracker, session = found
+    compiled = context.compiled
+    if compiled is None or getattr(session, "_flushing", False):
+        return
+    table = getattr(compiled.statement, "table", None)
     if not isinstance(table, Table):
         return
-    if isinstance(statement, Update):
+    if context.isupdate:
         tracker.note_rows(table, [{}])  # which rows an UPDATE reached is not known
-        return
-    rows: list[Mapping[str, Any]] = []
-    if multiparams:
-        rows = [dict(p) for p in multiparams if isinstance(p, Mapping)]
-    if not rows:
-        compiled = statement.compile(dialect=connection.dialect)
-        rows = [{**compiled.params, **(params or {})}]
-    tracker.note_rows(table, rows)
+    else:
+        tracker.note_rows(table, context.compiled_parameters or [{}])
+
+
+_SESSION_LISTENERS: dict[str, Callable[..., Any]] = {
+    "pending_to_persistent": _inserted,
+    "after_flush": _updated,
+    "persistent_to_deleted": _deleted,
+    "after_commit": _committed,
+    "after_rollback": _rolled_back,
+    "after_begin": _connected,
+}
+for _name, _listener in _SESSION_LISTENERS.items():
+    event.listen(TrackedSession, _name, _listener)

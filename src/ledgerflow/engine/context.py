@@ -113,10 +113,10 @@ class TaskContext:
         if self._session is None:
             if self._database is None:
                 raise ContextError("this run has no database to open a session on")
-            from ledgerflow.db.tracking import track
+            from ledgerflow.db.tracking import TrackedSession
 
-            self._session = self._database().session()
-            self._tracker = track(self._session)  # what it writes keeps the cache honest
+            session = TrackedSession(self._database())  # what it writes keeps the cache honest
+            self._session, self._tracker = session, session.tracker
         return self._session
 
     @property
