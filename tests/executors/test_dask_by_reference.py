@@ -80,6 +80,13 @@ def dask_executor(address: str, monkeypatch: pytest.MonkeyPatch, seen: list[Any]
         return found
 
     monkeypatch.setattr(executor, "_outcome", outcome)
+    submit = executor.submit
+
+    def submitted(job: Any) -> None:
+        seen.append(("sent", job.task.name, tuple(type(a) for a in job.args)))
+        submit(job)
+
+    monkeypatch.setattr(executor, "submit", submitted)
     return executor
 
 
@@ -98,8 +105,10 @@ def test_a_large_result_is_stored_by_its_worker_and_recorded_like_any_other(
     expected = payload(SIZE)
     assert result.value == SIZE * 1000 + expected[-1]  # the next task got the bytes
     # What came back through Dask for blob was a reference, not 3 MiB.
-    ((stored, travelled),) = [(v, size) for v, size in seen if type(v) is StoredResult]
+    ((stored, travelled),) = [(v[0], v[1]) for v in seen if type(v[0]) is StoredResult]
     assert travelled < 64 * 1024
+    # ... and the next task's job carried that reference, read by its worker.
+    assert ("sent", "measure", (StoredResult,)) in seen
     digest = hash_value(expected)
     assert stored.digest == digest and stored.size >= SIZE
     # The ledger holds what the run's process would have written itself.
@@ -127,7 +136,7 @@ def test_the_run_value_is_read_from_the_store_on_first_use_and_checked(
     assert result.status == "done"
     assert isinstance(result.__dict__["_value"], LazyValue)  # not read by the run
     assert result.value == (payload(2 * MIB), payload(MIB))
-    (stored,) = [value for value, _ in seen]
+    (stored,) = [v[0] for v in seen if v[0] != "sent"]
     assert type(stored) is StoredResult and len(stored.rows) == 3  # the tuple, its elements
     digests = {r["hash"] for r in ledger.rows("lf_value")}
     assert {hash_value(payload(2 * MIB)), hash_value(payload(MIB)), stored.digest} <= digests
@@ -155,4 +164,4 @@ def test_results_under_the_size_travel_whole(
     executor = dask_executor(scheduler_address, monkeypatch, seen)
     result = ledgerflow.execute(blob(MIB // 2), settings=ledger_settings, executor=executor)
     assert result.value == payload(MIB // 2)
-    assert [type(value) for value, _ in seen] == [bytes]
+    assert [type(v[0]) for v in seen if v[0] != "sent"] == [bytes]

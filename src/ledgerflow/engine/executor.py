@@ -76,6 +76,10 @@ class Executor(ABC):
     #: Whether the executor calls :attr:`on_job_start` when a job really starts; otherwise
     #: a submitted job counts as running.
     reports_start = False
+    #: Whether jobs may carry :class:`~ledgerflow.engine.node.StoredResult` arguments (a
+    #: result a worker stored itself), which the executor's workers read from the value
+    #: store; otherwise the run's process reads them before it submits the job.
+    accepts_stored_results = False
     #: Set by the scheduler: called (in the scheduler's thread) just before a job starts,
     #: by executors that run jobs in the scheduler's own thread.
     on_job_start: Callable[[Job], None] | None = None

@@ -148,11 +148,15 @@ class Graph:
         """``node.args_hash`` from each argument's hash (a call's result hash is known)."""
         hash_arguments(node, self.nodes, self.values, self.result_of, self.materialize_calls)
 
-    def concrete_arguments(self, node: Node) -> None:
-        """Make sure ``node.resolved`` holds values, not unread cached results."""
+    def concrete_arguments(self, node: Node, *, keep_stored: bool = False) -> None:
+        """Make sure ``node.resolved`` holds values, not unread cached results; with
+        ``keep_stored``, results workers stored stay references (the worker reads them)."""
         if any(unread(v) for v in node.resolved):
             calls = node.call.values
-            self.materialize(self.nodes[id(c)] for c in calls if type(c) is Call)
+            deps = (self.nodes[id(c)] for c in calls if type(c) is Call)
+            self.materialize(
+                d for d in deps if not (keep_stored and type(d.value) is StoredResult)
+            )
             node.resolved = tuple(
                 self.nodes[id(c)].value if type(c) is Call else r
                 for c, r in zip(calls, node.resolved)

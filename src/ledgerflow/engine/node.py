@@ -54,7 +54,7 @@ class _Unloaded:
 UNLOADED: Any = _Unloaded()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class StoredResult:
     """A task's result that its worker recorded itself; it travels instead of the value.
 
@@ -76,6 +76,9 @@ class StoredResult:
     @property
     def preview(self) -> str:
         return str(self.rows[0][3])
+
+    def __repr__(self) -> str:
+        return self.preview  # what a failure's arguments show
 
 
 def unread(value: Any) -> bool:

@@ -362,7 +362,9 @@ class Scheduler(Failing):
 
     def _queue(self, node: Node) -> None:
         try:
-            self.graph.concrete_arguments(node)
+            self.graph.concrete_arguments(
+                node, keep_stored=self.executor.accepts_stored_results
+            )
             self._record_arguments(node)
         except Exception as exc:
             self._fail(node, error_info(exc, skip_frames=0))

@@ -131,11 +131,22 @@ class ByReference:
 
     def store(self, value: Any) -> StoredResult:
         from ledgerflow.engine.valuing import store_result
+
+        return store_result(value, self.settings, self.key, self.value_store())
+
+    def load(self, result: StoredResult) -> Any:
+        """A result stored by a worker, read back (its signature checked)."""
+        from ledgerflow.engine.valuing import Values
+
+        values = Values(self.settings, key=self.key, store=self.value_store())
+        return values.load_stored(result)
+
+    def value_store(self) -> ValueStore:
         from ledgerflow.values import open_store
 
         if self._store is None:
             self._store = open_store(self.settings)
-        return store_result(value, self.settings, self.key, self._store)
+        return self._store
 
 
 class _Discard:
@@ -178,6 +189,10 @@ def run_on_worker(run_id: str, job_id: str, data: bytes) -> Outcome:
             "worker: a shared file system, an installed package, or Client.upload_file)"
         )
         return _failed(job_id, label, exc, what)
+    try:
+        _read_stored_arguments(job, _BY_REFERENCE.get(run_id))
+    except Exception as exc:
+        return _failed(job_id, label, exc, "an argument could not be read from the value store")
     outcome = run_job(job, state, label)
     if outcome.error is None:
         sink = _Discard()
@@ -196,6 +211,21 @@ def run_on_worker(run_id: str, job_id: str, data: bytes) -> Outcome:
         if by_reference is not None and sink.size > by_reference.limit:
             _send_by_reference(outcome, by_reference, job)
     return outcome
+
+
+def _read_stored_arguments(job: Job, by_reference: ByReference | None) -> None:
+    """Replace the arguments that are results a worker stored by their values."""
+    from ledgerflow.engine.node import StoredResult
+
+    stored = [a for a in (*job.args, *job.kwargs.values()) if type(a) is StoredResult]
+    if not stored:
+        return
+    if by_reference is None:
+        raise RuntimeError("the worker was not given the value store of the run")
+    job.args = tuple(by_reference.load(a) if type(a) is StoredResult else a for a in job.args)
+    job.kwargs = {
+        k: by_reference.load(v) if type(v) is StoredResult else v for k, v in job.kwargs.items()
+    }
 
 
 def _send_by_reference(outcome: Outcome, by_reference: ByReference, job: Job) -> None:

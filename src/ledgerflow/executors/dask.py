@@ -74,6 +74,7 @@ class DaskExecutor(Executor):
     """Jobs as Dask futures; finished ones are queued by the futures' callbacks."""
 
     name = "dask"
+    accepts_stored_results = True
 
     def __init__(
         self,
