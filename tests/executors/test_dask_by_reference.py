@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import pickle
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -165,3 +167,25 @@ def test_results_under_the_size_travel_whole(
     result = ledgerflow.execute(blob(MIB // 2), settings=ledger_settings, executor=executor)
     assert result.value == payload(MIB // 2)
     assert [type(v[0]) for v in seen if v[0] != "sent"] == [bytes]
+
+
+def test_a_worker_that_cannot_write_the_store_fails_the_task_and_says_what_to_do(
+    scheduler_address: str,
+    ledger_settings: Settings,
+    ledger: LedgerRows,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    settings = replace(
+        ledger_settings, values=replace(ledger_settings.values, store=blocker / "values")
+    )
+    executor = dask_executor(scheduler_address, monkeypatch, [])
+    result = ledgerflow.execute(blob(SIZE), settings=settings, executor=executor)
+    assert result.status == "failed"
+    (failure,) = result.failures
+    assert "could not write to the value store" in failure.message, failure.message
+    assert "by_reference_bytes" in failure.message
+    (row,) = ledger.rows("lf_task_run")
+    assert row["status"] == "failed" and row["value_hash"] is None
