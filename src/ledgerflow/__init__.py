@@ -12,10 +12,10 @@ from ledgerflow._lazy import lazy_names
 from ledgerflow._version import __version__
 
 if TYPE_CHECKING:
+    from ledgerflow.api.running import execute, run
     from ledgerflow.engine.context import context
     from ledgerflow.engine.explain import explain
     from ledgerflow.engine.results import Explanation, Failure, RunObserver, RunResult
-    from ledgerflow.engine.runner import execute, run
     from ledgerflow.engine.task import Call, Task, task
     from ledgerflow.errors import LedgerflowError
     from ledgerflow.provenance.ledger import Ledger
@@ -33,9 +33,9 @@ _HOMES: dict[str, str] = {
     "RunResult": "ledgerflow.engine.results",
     "Task": "ledgerflow.engine.task",
     "context": "ledgerflow.engine.context",
-    "execute": "ledgerflow.engine.runner",
+    "execute": "ledgerflow.api.running",
     "explain": "ledgerflow.engine.explain",
-    "run": "ledgerflow.engine.runner",
+    "run": "ledgerflow.api.running",
     "task": "ledgerflow.engine.task",
 }
 

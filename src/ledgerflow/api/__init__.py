@@ -96,7 +96,14 @@ if TYPE_CHECKING:
         run,
     )
     from ledgerflow.api.shell import ShellDatabase, shell_banner, shell_namespace
-    from ledgerflow.api.standards import CrateExport, ProvExport, export_prov, export_ro_crate
+    from ledgerflow.api.standards import (
+        CrateExport,
+        LineageExport,
+        ProvExport,
+        export_openlineage,
+        export_prov,
+        export_ro_crate,
+    )
     from ledgerflow.db.times import format_duration
     from ledgerflow.ledger.status import SHOWN_ORDER
     from ledgerflow.ledger.tags import run_tags
@@ -155,6 +162,8 @@ _HOMES: dict[str, str] = {
     "export": "ledgerflow.api.records",
     "export_prov": "ledgerflow.api.standards",
     "export_ro_crate": "ledgerflow.api.standards",
+    "export_openlineage": "ledgerflow.api.standards",
+    "LineageExport": "ledgerflow.api.standards",
     "CrateExport": "ledgerflow.api.standards",
     "ProvExport": "ledgerflow.api.standards",
     "import_": "ledgerflow.api.records",
@@ -197,6 +206,7 @@ __all__ = [
     "Explanation",
     "Failure",
     "FileInfo",
+    "LineageExport",
     "LogEntry",
     "LogGroup",
     "LogLine",
@@ -222,6 +232,7 @@ __all__ = [
     "execute",
     "explain",
     "export",
+    "export_openlineage",
     "export_prov",
     "export_ro_crate",
     "format_duration",

@@ -20,11 +20,11 @@ from ledgerflow.engine import (
     PlanEntry,
     RunObserver,
     RunResult,
-    execute,
     explain,
-    run,
 )
-from ledgerflow.errors import ConfigError
+from ledgerflow.engine import execute as engine_execute
+from ledgerflow.engine import run as engine_run
+from ledgerflow.errors import ConfigError, MissingExtraError
 
 if TYPE_CHECKING:
     from ledgerflow.config.settings import Settings
@@ -48,6 +48,75 @@ __all__ = [
     "preview",
     "run",
 ]
+
+
+class _Observers:
+    """Several observers seen as one: each method goes to each of them, in order."""
+
+    def __init__(self, *observers: RunObserver) -> None:
+        self.observers = observers
+
+    def _each(self, name: str, *args: Any) -> None:
+        error: Exception | None = None
+        for observer in self.observers:
+            try:
+                getattr(observer, name)(*args)
+            except Exception as exc:  # the next ones are still told; the engine logs it
+                error = error or exc
+        if error is not None:
+            raise error
+
+    def run_started(self, run_id: str, entry: str) -> None:
+        self._each("run_started", run_id, entry)
+
+    def counts_changed(self, counts: dict[str, int], elapsed: float) -> None:
+        self._each("counts_changed", counts, elapsed)
+
+    def task_failed(self, failure: Failure) -> None:
+        self._each("task_failed", failure)
+
+    def run_finished(self, result: RunResult) -> None:
+        self._each("run_finished", result)
+
+
+def _with_lineage(settings: Settings, observer: RunObserver | None) -> RunObserver | None:
+    """``observer``, joined by the OpenLineage emitter when ``lineage: openlineage:`` is set."""
+    config = settings.lineage.openlineage
+    if config is None:
+        return observer
+    import importlib.util
+
+    if importlib.util.find_spec("openlineage") is None:
+        raise MissingExtraError("lineage: openlineage: in the configuration", "openlineage",
+                                "openlineage-python")
+    from ledgerflow.provenance.lineage_live import LineageObserver
+
+    lineage = LineageObserver(settings, config)
+    return lineage if observer is None else _Observers(observer, lineage)  # type: ignore[return-value]
+
+
+def execute(expr: Any, *, config: Any = None, settings: Settings | None = None,
+            observer: RunObserver | None = None, dry_run: bool = False,
+            **options: Any) -> RunResult:
+    """:func:`ledgerflow.engine.execute`, emitting the run's OpenLineage events when the
+    configuration asks for them (``lineage: openlineage:``)."""
+    from ledgerflow.engine.workspace import resolve_settings
+
+    settings = resolve_settings(config, settings)
+    if not dry_run:
+        observer = _with_lineage(settings, observer)
+    return engine_execute(expr, settings=settings, observer=observer, dry_run=dry_run, **options)
+
+
+def run(expr: Any, *, config: Any = None, settings: Settings | None = None,
+        observer: RunObserver | None = None, dry_run: bool = False, **options: Any) -> Any:
+    """:func:`ledgerflow.engine.run`, emitting OpenLineage events like :func:`execute`."""
+    from ledgerflow.engine.workspace import resolve_settings
+
+    settings = resolve_settings(config, settings)
+    if not dry_run:
+        observer = _with_lineage(settings, observer)
+    return engine_run(expr, settings=settings, observer=observer, dry_run=dry_run, **options)
 
 
 @dataclass(frozen=True)

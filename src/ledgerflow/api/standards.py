@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
     from ledgerflow.config.settings import Settings
 
-__all__ = ["CrateExport", "ProvExport", "export_prov",
+from ledgerflow.errors import MissingExtraError
+
+__all__ = ["CrateExport", "LineageExport", "ProvExport", "export_openlineage", "export_prov",
            "export_ro_crate"]
 
 Output = str | os.PathLike[str] | IO[Any]
@@ -148,3 +150,59 @@ def export_ro_crate(
     task_runs = len(facts.task_runs) - len(facts.root_task_runs())
     return CrateExport(run_id, _shown(output), task_runs, len(referenced) + len(embedded),
                        len(embedded))
+
+
+@dataclass(frozen=True)
+class LineageExport:
+    """What ``export --openlineage`` wrote."""
+
+    runs: list[str]
+    events: int
+    output: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"runs": list(self.runs), "events": self.events, "output": self.output}
+
+
+def _openlineage() -> Any:
+    try:
+        from ledgerflow.provenance import openlineage
+    except ImportError:
+        raise MissingExtraError("the OpenLineage export", "openlineage", "openlineage-python") from None
+    return openlineage
+
+
+def export_openlineage(
+    settings: Settings, runs: Sequence[str] | None = None, *, output: Output = "-"
+) -> LineageExport:
+    """Write the OpenLineage events of recorded runs (ids or unique prefixes; every run when
+    none is given), as JSON lines in time order: the events a live run emits (namespace:
+    ``lineage.openlineage.namespace``, else ``ledgerflow``)."""
+    from sqlalchemy import select
+
+    from ledgerflow.ledger import tables
+    from ledgerflow.provenance._atomic import atomic_stream
+    from ledgerflow.provenance.run_facts import read_run
+
+    openlineage = _openlineage()
+    _check(output)
+    config = settings.lineage.openlineage
+    namespace = config.namespace if config is not None else "ledgerflow"
+    database = _reading(settings)
+    try:
+        if runs:
+            ids = _run_ids(settings, runs)
+        else:
+            with database.engine().connect() as conn:
+                ids = list(conn.execute(select(tables.run.c.id)
+                                        .order_by(tables.run.c.started_at, tables.run.c.id)).scalars())
+        count = 0
+        with atomic_stream(output) as stream, database.engine().connect() as conn:
+            for run_id in ids:
+                facts = read_run(conn, run_id)
+                for event in openlineage.run_events(facts, namespace, settings.root):
+                    stream.write(openlineage.to_json(event) + "\n")
+                    count += 1
+    finally:
+        database.dispose()
+    return LineageExport(ids, count, _shown(output))

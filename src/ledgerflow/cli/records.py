@@ -72,12 +72,14 @@ def _print_report(report: Any, verb: str, where: str, as_json: bool) -> None:
               help="PROV-JSON, PROV-N, PROV-XML or PROV-O in Turtle (with --prov).")
 @click.option("--ro-crate", "crate_run", default=None, metavar="RUN",
               help="Write one run as a Workflow Run RO-Crate (Provenance Run Crate, a zip) instead.")
+@click.option("--openlineage", "openlineage", is_flag=True,
+              help="Write the RUNs' OpenLineage events (JSON lines, all runs when none is given) instead.")
 @click.option("--include-files", is_flag=True,
               help="Embed the run's files in the crate (those still holding their recorded content).")
 @click.pass_context
 def export(ctx: click.Context, runs: Sequence[str], since: str | None, output: str,
            prov_target: str | None, prov_format: str, crate_run: str | None,
-           include_files: bool) -> None:
+           openlineage: bool, include_files: bool) -> None:
     """Write every record the RUNs reach as JSON lines (all runs when none is given).
 
     Content-addressed records are written once; values kept in the value store carry their
@@ -86,8 +88,8 @@ def export(ctx: click.Context, runs: Sequence[str], since: str | None, output: s
     """
     settings = cli_settings(ctx)
     to_stdout = output == "-"
-    if sum(x is not None for x in (prov_target, crate_run)) > 1:
-        raise UsageError("give one of --prov and --ro-crate")
+    if (prov_target is not None) + (crate_run is not None) + openlineage > 1:
+        raise UsageError("give one of --prov, --ro-crate and --openlineage")
     if include_files and crate_run is None:
         raise UsageError("--include-files goes with --ro-crate RUN")
     if crate_run is not None:
@@ -97,6 +99,13 @@ def export(ctx: click.Context, runs: Sequence[str], since: str | None, output: s
         _status(f"Wrote run {crate.run[:12]} as a Provenance Run Crate to {crate.output}: "
                 f"{crate.task_runs} task runs, {crate.files} files ({crate.embedded} embedded).",
                 to_stdout)
+        return
+    if openlineage:
+        if since:
+            raise UsageError("--openlineage replays the RUNs given (or every run): no --since")
+        lineage = api.export_openlineage(settings, runs or None, output=output)
+        _status(f"Wrote {lineage.events} OpenLineage event(s) of {len(lineage.runs)} run(s) to "
+                f"{lineage.output}.", to_stdout)
         return
     if prov_target is not None:
         if runs or since:

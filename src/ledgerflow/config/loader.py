@@ -29,7 +29,9 @@ from ledgerflow.config.settings import (
     DashboardConfig,
     DatabaseConfig,
     ExecutorConfig,
+    LineageConfig,
     LogsConfig,
+    OpenLineageConfig,
     Settings,
     ValuesConfig,
     hide_url_passwords,
@@ -40,7 +42,8 @@ CONFIG_NAMES = ("ledgerflow.yml", "ledgerflow.yaml")
 ENV_VAR = "LEDGERFLOW_CONFIG"
 _HINT = "run `ledgerflow init` or pass --config"
 
-TOP_KEYS = ("databases", "plugins", "executor", "values", "cache", "logs", "dashboard", "auto_migrate")
+TOP_KEYS = ("databases", "plugins", "executor", "values", "cache", "logs", "dashboard", "lineage",
+            "auto_migrate")
 SQLITE_KEYS = ("dialect", "path")
 POSTGRES_KEYS = ("dialect", "address", "database", "admin", "user", "options")
 DIALECTS = ("sqlite", "postgresql")
@@ -126,6 +129,7 @@ def settings_from_mapping(
     cache = _cache(data.get("cache"), root.child("cache", data.get("cache")))
     logs = _logs(data.get("logs"), root.child("logs", data.get("logs")))
     dashboard = _dashboard(data.get("dashboard"), root.child("dashboard", data.get("dashboard")))
+    lineage = _lineage(data.get("lineage"), root.child("lineage", data.get("lineage")))
     auto_migrate = check.optional(data, "auto_migrate", root, check.boolean, False)
     effective = {
         "databases": {name: _describe_db(db) for name, db in databases.items()},
@@ -138,6 +142,13 @@ def settings_from_mapping(
     }
     if data.get("dashboard") is not None:  # shown (and hashed) only when the file sets it
         effective["dashboard"] = {"host": dashboard.host, "port": dashboard.port, "token": dashboard.token}
+    if lineage.openlineage is not None:  # where events go, without the transport's credentials
+        transport = lineage.openlineage.transport
+        effective["lineage"] = {"openlineage": {
+            "namespace": lineage.openlineage.namespace,
+            "transport": {k: transport[k] for k in ("type", "url", "endpoint", "log_file_path")
+                          if k in transport},
+        }}
     return Settings(
         path=path,
         databases=databases,
@@ -147,6 +158,7 @@ def settings_from_mapping(
         cache=cache,
         logs=logs,
         dashboard=dashboard,
+        lineage=lineage,
         auto_migrate=auto_migrate,
         redacted=redact(effective),
     )
@@ -510,6 +522,30 @@ def _dashboard(value: Any, where: Where) -> DashboardConfig:
         raise where.child("port").error(f"expected a port from 0 to 65535, got {port}")
     token = check.optional(data, "token", where, _token, None)
     return DashboardConfig(host=host, port=port, token=token or None)
+
+
+def _lineage(value: Any, where: Where) -> LineageConfig:
+    data = check.section(value, where, ("openlineage",))
+    raw = data.get("openlineage")
+    if raw is None:
+        return LineageConfig()
+    here = where.child("openlineage", raw)
+    section = check.section(raw, here, ("transport", "namespace", "flush_timeout"))
+    transport = check.mapping(check.required(section, "transport", here),
+                              here.child("transport", section.get("transport")))
+    kind = transport.get("type")
+    if not isinstance(kind, str) or not kind.strip():
+        raise here.child("transport", transport).error(
+            "expected a transport with a 'type' (console, file, http, ...)",
+            hint="for example transport: {type: http, url: http://localhost:5000}")
+    namespace = check.optional(section, "namespace", here, check.string, "ledgerflow").strip()
+    if not namespace:
+        raise here.child("namespace").error("expected a namespace, got an empty string")
+    flush = section.get("flush_timeout", 5.0)
+    if isinstance(flush, bool) or not isinstance(flush, int | float) or flush < 0:
+        raise here.child("flush_timeout", flush).error(
+            f"expected seconds (a number from 0), got {flush!r}")
+    return LineageConfig(OpenLineageConfig(dict(transport), namespace, float(flush)))
 
 
 def _token(value: Any, where: Where) -> str:

@@ -156,6 +156,28 @@ class DashboardConfig:
 
 
 @dataclass(frozen=True)
+class OpenLineageConfig:
+    """Where a run's live OpenLineage events go (``lineage: openlineage:``).
+
+    ``transport`` is handed to openlineage-python's transport factory as it is (``type:
+    console | file | http | ...`` and that transport's options); ``namespace`` is the jobs'
+    namespace; ``flush_timeout`` the seconds the end of a run waits, at most, for the events
+    still buffered.
+    """
+
+    transport: dict[str, Any] = field(repr=False)
+    namespace: str = "ledgerflow"
+    flush_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class LineageConfig:
+    """Lineage emitted while runs run (``lineage:``); nothing by default."""
+
+    openlineage: OpenLineageConfig | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """The effective configuration of one project."""
 
@@ -167,6 +189,7 @@ class Settings:
     cache: CacheConfig = field(default_factory=CacheConfig)
     logs: LogsConfig = field(default_factory=LogsConfig)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    lineage: LineageConfig = field(default_factory=LineageConfig)
     auto_migrate: bool = False
     redacted: dict[str, Any] = field(default_factory=dict, repr=False)
 

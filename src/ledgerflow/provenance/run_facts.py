@@ -77,6 +77,7 @@ class TaskRunFact:
     worker: str | None
     exception_type: str | None
     exception_message: str | None
+    traceback: str | None
     #: (argument name or position, value), in call order
     inputs: tuple[tuple[str, ValueFact], ...] = ()
     output: ValueFact | None = None
@@ -175,7 +176,7 @@ def read_task_runs(conn: Connection, run_id: str,
     t, c, a = tables.task_run.c, tables.call.c, tables.argument.c
     columns = (t.id, t.run_id, t.parent_id, t.task_hash, t.task_name, t.args_hash, t.call_hash,
                t.value_hash, t.status, t.attempt, t.cached_from, t.started_at, t.ended_at,
-               t.worker, t.exception_type, t.exception_message)
+               t.worker, t.exception_type, t.exception_message, t.traceback)
     if ids is None:
         rows = list(conn.execute(select(*columns).where(t.run_id == run_id)))
     else:
@@ -200,7 +201,7 @@ def read_task_runs(conn: Connection, run_id: str,
         facts.append(TaskRunFact(
             r.id, r.run_id, r.parent_id, r.task_hash, r.task_name, r.call_hash, r.status,
             r.attempt, r.cached_from, utc(r.started_at), utc(r.ended_at), r.worker,
-            r.exception_type, r.exception_message, inputs,
+            r.exception_type, r.exception_message, r.traceback, inputs,
             values.get(out) if out and r.status in ("done", "cached") else None,
         ))
     facts.sort(key=lambda f: (f.started_at is None, f.started_at or _EPOCH, f.id))
@@ -213,13 +214,14 @@ def read_tasks(conn: Connection, hashes: Iterable[str]) -> dict[str, TaskFact]:
             for r in _in(conn, (d.hash, d.name, d.module, d.version, d.source), d.hash, hashes)}
 
 
-def read_run(conn: Connection, run_id: str) -> RunFacts:
-    """Everything :mod:`ro_crate` and :mod:`openlineage` say about one run (its full id)."""
+def read_run(conn: Connection, run_id: str, *, task_runs: bool = True) -> RunFacts:
+    """Everything :mod:`ro_crate` and :mod:`openlineage` say about one run (its full id);
+    with ``task_runs=False``, the run alone (its ``task_runs`` and ``tasks`` empty)."""
     r = conn.execute(select(tables.run).where(tables.run.c.id == run_id)).one()
-    task_runs = read_task_runs(conn, run_id)
+    runs = read_task_runs(conn, run_id) if task_runs else []
     result = _values(conn, {r.result_hash}).get(r.result_hash) if r.result_hash else None
     return RunFacts(
         r.id, r.status, r.entry_task, r.arguments, r.command_line, utc(r.started_at),
         utc(r.ended_at), r.host, r.user, r.executor, r.code_version, r.library_version,
-        r.root_call_hash, result, task_runs, read_tasks(conn, {t.task_hash for t in task_runs}),
+        r.root_call_hash, result, runs, read_tasks(conn, {t.task_hash for t in runs}),
     )

@@ -1,0 +1,301 @@
+"""OpenLineage, live and replayed: the genomics example's events received by a local HTTP
+catalogue, validated against the OpenLineage JSON schema, rebuilt into the run's
+task/dataset graph and compared with the ledger and with the replay."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+from sqlalchemy import text
+
+from ledgerflow.db import Database
+
+from .conftest import Cli, genomics_project
+
+SCHEMA_FILE = Path(__file__).parent / "fixtures" / "openlineage-2-0-2.schema.json"
+
+
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    formats = FormatChecker()
+
+    @formats.checks("uuid", raises=ValueError)
+    def is_uuid(value: object) -> bool:
+        return not isinstance(value, str) or str(uuid.UUID(value)) == value
+
+    @formats.checks("date-time", raises=ValueError)
+    def is_time(value: object) -> bool:
+        return not isinstance(value, str) or (datetime.fromisoformat(value).tzinfo is not None
+                                              and "T" in value)
+
+    @formats.checks("uri")
+    def is_uri(value: object) -> bool:
+        return not isinstance(value, str) or bool(urlparse(value).scheme)
+
+    schema = json.loads(SCHEMA_FILE.read_text())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=formats)
+
+
+VALIDATOR = None
+
+
+def invalid(event: dict[str, Any]) -> list[str]:
+    global VALIDATOR
+    VALIDATOR = VALIDATOR or _validator()
+    return [f"{'/'.join(map(str, e.path))}: {e.message}" for e in VALIDATOR.iter_errors(event)]
+
+
+class Receiver:
+    """A catalogue's lineage endpoint: keeps every event POSTed to /api/v1/lineage."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.paths: set[str] = set()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.paths.add(self.path)
+                receiver.events.append(json.loads(body))
+                self.send_response(201)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _project(tmp_path: Path, entry: dict[str, Any], transport: dict[str, Any],
+             monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "project"
+    genomics_project(root, entry, {"lineage": {"openlineage": {"transport": transport,
+                                                               "namespace": "genomics"}}})
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("LEDGERFLOW_CONFIG", raising=False)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    return root
+
+
+def _ledger_graph(root: Path, run_id: str) -> list[tuple[str, frozenset[str], frozenset[str]]]:
+    """Which task run read and wrote which files, straight from the ledger's tables."""
+    from ledgerflow.config import load_settings
+
+    database = Database(load_settings(root / "ledgerflow.yml"), read_only=True)
+    try:
+        with database.engine().connect() as conn:
+            runs = conn.execute(text(
+                "SELECT id, task_name, args_hash, value_hash FROM lf_task_run "
+                "WHERE run_id = :run AND parent_id IS NOT NULL"), {"run": run_id}).all()
+            read = conn.execute(text(
+                "SELECT a.args_hash, f.path FROM lf_argument a JOIN lf_file f "
+                "ON f.hash = a.value_hash")).all()
+            files = dict(conn.execute(text("SELECT hash, path FROM lf_file")).all())
+    finally:
+        database.dispose()
+
+    def absolute(path: str) -> str:
+        return str((root / path).resolve())
+
+    return sorted(
+        (r.task_name, frozenset(absolute(p) for a, p in read if a == r.args_hash),
+         frozenset({absolute(files[r.value_hash])} if r.value_hash in files else set()))
+        for r in runs
+    )
+
+
+def _received_graph(events: list[dict[str, Any]]) -> list[tuple[str, frozenset[str], frozenset[str]]]:
+    return sorted(
+        (e["job"]["name"], frozenset(d["name"] for d in e["inputs"]),
+         frozenset(d["name"] for d in e["outputs"]))
+        for e in events
+        if e["eventType"] == "COMPLETE" and "parent" in e["run"].get("facets", {})
+    )
+
+
+def _without_client_tags(event: dict[str, Any]) -> dict[str, Any]:
+    """openlineage-python's client adds its own ``tags`` run facet to what it sends."""
+    copy = json.loads(json.dumps(event))
+    copy["run"].get("facets", {}).pop("tags", None)
+    return copy
+
+
+@pytest.mark.parametrize("database_dialect", ["sqlite", "postgresql"])
+def test_a_catalogue_receives_the_run_and_rebuilds_its_graph(
+    tmp_path: Path, migrated_database_entry: dict[str, Any], isolated_imports: None,
+    fresh_models: None, monkeypatch: pytest.MonkeyPatch, cli: Cli, receiver: Receiver,
+) -> None:
+    root = _project(tmp_path, migrated_database_entry, {"type": "http", "url": receiver.url},
+                    monkeypatch)
+    done = cli("run", "genomics/pipeline.py:main", "--json")
+    assert done.code == 0, done.err
+    run_id = json.loads(done.out)["run_id"]
+    events = receiver.events
+    assert receiver.paths == {"/api/v1/lineage"}
+    assert len(events) == 18  # START and COMPLETE of the run and of its 8 task runs
+    for event in events:
+        assert invalid(event) == [], event
+
+    run_uuid = str(uuid.UUID(hex=run_id))
+    by_run: dict[str, list[str]] = {}
+    for event in events:
+        by_run.setdefault(event["run"]["runId"], []).append(event["eventType"])
+    assert all(states == ["START", "COMPLETE"] for states in by_run.values()), by_run
+    assert by_run[run_uuid] == ["START", "COMPLETE"]
+    children = [e for e in events if e["run"]["runId"] != run_uuid]
+    for event in children:
+        parent = event["run"]["facets"]["parent"]
+        assert parent["run"]["runId"] == run_uuid
+        assert (parent["job"]["namespace"], parent["job"]["name"]) == ("genomics", "pipeline.main")
+        assert parent["root"]["run"]["runId"] == run_uuid
+        assert event["job"]["facets"]["sourceCode"]["sourceCode"].startswith("def ")
+        location = event["job"]["facets"]["sourceCodeLocation"]
+        assert location["path"] == "genomics/pipeline.py"
+        assert location["url"] == (root / "genomics/pipeline.py").as_uri()
+    host = socket.gethostname()
+    datasets = [d for e in events for d in e["inputs"] + e["outputs"]]
+    assert {d["namespace"] for d in datasets} <= {f"file://{host}", "file://" + host.split(".")[0]}
+    vcf = next(d for d in datasets if d["name"].endswith("out/sample4.vcf"))
+    from ledgerflow.hashing import file_digest
+
+    assert vcf["facets"]["version"]["datasetVersion"] == file_digest(root / "out/sample4.vcf")
+    assert vcf["facets"]["ledgerflow_file"]["hashAlgorithm"] == "blake2b-160"
+
+    assert _received_graph(events) == _ledger_graph(root, run_id)
+    end = next(e for e in events if e["run"]["runId"] == run_uuid and e["eventType"] == "COMPLETE")
+    assert sorted(Path(o["name"]).name for o in end["outputs"]) == [
+        f"sample{i}.vcf" for i in range(1, 5)]
+
+    replay = tmp_path / "events.jsonl"
+    exported = cli("export", "--openlineage", run_id[:8], "-o", str(replay))
+    assert exported.code == 0, exported.err
+    assert "Wrote 18 OpenLineage event(s) of 1 run(s)" in exported.out
+    replayed = [json.loads(line) for line in replay.read_text().splitlines()]
+    key = lambda e: json.dumps(e, sort_keys=True)  # noqa: E731
+    assert sorted(map(key, replayed)) == sorted(key(_without_client_tags(e)) for e in events)
+    times = [e["eventTime"] for e in replayed]
+    assert times == sorted(times)
+
+
+@pytest.mark.parametrize("database_dialect", ["sqlite"])
+def test_an_endpoint_that_is_down_costs_one_warning_not_the_run(
+    tmp_path: Path, migrated_database_entry: dict[str, Any], isolated_imports: None,
+    fresh_models: None, monkeypatch: pytest.MonkeyPatch, cli: Cli,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    _project(tmp_path, migrated_database_entry, {"type": "http", "url": f"http://127.0.0.1:{port}"},
+             monkeypatch)
+    caplog.set_level(logging.WARNING, logger="ledgerflow")
+    started = time.monotonic()
+    done = cli("run", "genomics/pipeline.py:main", "--json")
+    elapsed = time.monotonic() - started
+    assert done.code == 0, done.err
+    assert json.loads(done.out)["status"] == "done"
+    warnings = [r.getMessage() for r in caplog.records if "OpenLineage" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "cannot send the events" in warnings[0] and "export --openlineage" in warnings[0]
+    assert elapsed < 30
+
+
+@pytest.mark.parametrize("database_dialect", ["sqlite"])
+def test_a_failed_task_is_a_fail_event_with_its_error(
+    tmp_path: Path, migrated_database_entry: dict[str, Any], isolated_imports: None,
+    fresh_models: None, monkeypatch: pytest.MonkeyPatch, cli: Cli,
+) -> None:
+    root = _project(tmp_path, migrated_database_entry,
+                    {"type": "file", "log_file_path": str(tmp_path / "events.jsonl")}, monkeypatch)
+    (root / "broken.py").write_text(
+        "from ledgerflow import task\n\n"
+        "@task\ndef parse(text: str) -> int:\n    return int(text)\n\n"
+        "@task\ndef main() -> list[int]:\n    return [parse('1'), parse('one')]\n")
+    done = cli("run", "broken.py:main")
+    assert done.code == 1
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    for event in events:
+        assert invalid(event) == [], event
+    failed = [e for e in events if e["eventType"] == "FAIL"]
+    assert [e["job"]["name"] for e in failed] == ["broken.parse", "broken.main"]
+    error = failed[0]["run"]["facets"]["errorMessage"]
+    assert error["message"].startswith("ValueError: invalid literal for int()")
+    assert error["programmingLanguage"] == "python" and "Traceback" in error["stackTrace"]
+    assert "1 task run(s) failed" in failed[1]["run"]["facets"]["errorMessage"]["message"]
+    assert [e["job"]["name"] for e in events if e["eventType"] == "COMPLETE"] == ["broken.parse"]
+
+
+def test_the_schema_is_not_a_rubber_stamp() -> None:
+    event = {"eventTime": "2026-12-01T00:00:00+00:00", "producer": "urn:x", "schemaURL": "urn:y",
+             "eventType": "START", "run": {"runId": str(uuid.uuid4())},
+             "job": {"namespace": "n", "name": "j"}}
+    assert invalid(event) == []
+    assert invalid({**event, "run": {"runId": "run-1"}})
+    assert invalid({**event, "eventType": "DONE"})
+    assert invalid({**event, "eventTime": "yesterday"})
+    facets = {"parent": {"_producer": "urn:x", "_schemaURL": "urn:y", "run": {"runId": "x"}}}
+    assert invalid({**event, "run": {"runId": str(uuid.uuid4()), "facets": facets}})
+    event.pop("job")
+    assert invalid(event)
+
+
+@pytest.mark.parametrize("database_dialect", ["sqlite"])
+def test_replaying_every_run_and_an_unknown_one(genomics: Any, cli: Cli, tmp_path: Path) -> None:
+    out = tmp_path / "all.jsonl"
+    done = cli("export", "--openlineage", "-o", str(out))
+    assert done.code == 0, done.err
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(events) == 18 and all(invalid(e) == [] for e in events)
+    assert {e["job"]["namespace"] for e in events} == {"ledgerflow"}  # no lineage configured
+
+    out.write_text("kept\n")
+    missing = cli("export", "--openlineage", "feedbeef", "-o", str(out))
+    assert missing.code != 0 and len(missing.err.strip().splitlines()) == 1
+    assert "feedbeef" in missing.err
+    assert out.read_text() == "kept\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+@pytest.mark.parametrize("database_dialect", ["sqlite"])
+def test_a_transport_without_a_type_is_one_line(
+    tmp_path: Path, migrated_database_entry: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+    cli: Cli,
+) -> None:
+    from ledgerflow.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        _project(tmp_path, migrated_database_entry, {"url": "http://127.0.0.1:9"}, monkeypatch)
+    assert "expected a transport with a 'type'" in str(info.value)
+    assert "\n" not in str(info.value)
