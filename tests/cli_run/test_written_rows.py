@@ -268,3 +268,23 @@ def test_explain_says_the_table_is_gone(tutorial: Path, capsys: pytest.CaptureFi
     explained = cli(capsys, "explain", MAIN, "--n", "2", "--multiplier", "7")
     assert "main: would run" in explained
     assert "table computation_result (bind default) is gone" in explained
+
+
+def test_prune_removes_the_rows_of_calls_it_removes(
+    tutorial: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import timedelta
+
+    from ledgerflow.api import prune
+
+    run_json(capsys, MAIN, "--n", "2", "--multiplier", "4")
+    settings = load_settings(tutorial / "ledgerflow.yml")
+
+    def written() -> int:
+        with Database(settings) as db, db.engine().connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM lf_written")).scalar_one())
+
+    assert written() == 2 + 2 + 2  # compute's rows, main's, and the marks of both tasks
+    report = prune(settings, timedelta(0))
+    assert report.removed["written"] == 6
+    assert written() == 0

@@ -47,7 +47,8 @@ __all__ = ["PruneReport", "prune"]
 #: Order in which kinds are reported.
 PRUNED_KINDS = (
     "run", "task_run", "log_record", "tag", "cache_entry", "call", "call_edge", "argument",
-    "value", "value_edge", "file", "task_def", "configuration", "blob", "partial_blob",
+    "value", "value_edge", "file", "task_def", "configuration", "written", "blob",
+    "partial_blob",
 )
 
 _DOOMED = "SELECT id FROM lf_run WHERE started_at < :cutoff AND status <> 'running'{status}"
@@ -129,6 +130,9 @@ def _collect_statements(sqlite: bool) -> list[tuple[str, str]]:
         ("task_def", unreferenced("lf_task_def", "hash", ("lf_call", "task_hash"),
                                   ("lf_task_run", "task_hash"), ("lf_cache_entry", "task_hash"))),
         ("configuration", unreferenced("lf_configuration", "hash", ("lf_run", "config_hash"))),
+        # rows calls wrote, and the marks of tasks whose calls wrote rows (by task hash)
+        ("written", unreferenced("lf_written", "call_hash", ("lf_call", "hash"),
+                                 ("lf_task_def", "hash"))),
     ]
 
 
