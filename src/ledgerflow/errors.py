@@ -80,6 +80,12 @@ class PrivilegeError(DatabaseError):
     """The database role may not do what was asked (an admin operation as the user role)."""
 
 
+class ValueStoreError(LedgerflowError):
+    """The value store (``values.store``) cannot be reached, read or written."""
+
+    exit_code = 4
+
+
 class MigrationError(LedgerflowError):
     """A migration could not be created or applied."""
 

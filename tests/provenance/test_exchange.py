@@ -101,11 +101,16 @@ def execute(settings: Settings, *statements: str, bind: str = "default") -> None
         database.dispose()
 
 
+#: Tables of records; lf_value_chunk holds the value store of a PostgreSQL ledger (blobs).
+RECORD_TABLES = [t for t in LEDGER_TABLES if t != "lf_value_chunk"]
+
+
 def counts(settings: Settings, bind: str = "default") -> dict[str, int]:
     database = Database(settings)
     try:
         with database.engine(bind).connect() as conn:
-            return {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in LEDGER_TABLES}
+            return {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+                    for t in RECORD_TABLES}
     finally:
         database.dispose()
 

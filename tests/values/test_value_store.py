@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,23 +12,62 @@ from ledgerflow.errors import NotFoundError, UsageError
 from ledgerflow.hashing import hash_value
 from ledgerflow.values import DirectoryStore, MemoryStore, ValueStore
 
-STORES: dict[str, Callable[[Path], ValueStore]] = {
-    "directory": lambda root: DirectoryStore(root / "values"),
-    "directory-durable": lambda root: DirectoryStore(root / "values", durable=True),
-    "memory": lambda root: MemoryStore(),
+STORES: dict[str, Callable[[pytest.FixtureRequest, Path], ValueStore]] = {
+    "directory": lambda request, root: DirectoryStore(root / "values"),
+    "directory-durable": lambda request, root: DirectoryStore(root / "values", durable=True),
+    "memory": lambda request, root: MemoryStore(),
+    "ledger": lambda request, root: _ledger_store(request),
+    "object": lambda request, root: _object_store(request),
 }
+#: (store, ledger dialect): the in-ledger store runs on both dialects, the others once.
+KINDS = [
+    *[pytest.param(kind, "sqlite", id=kind) for kind in sorted(STORES) if kind != "ledger"],
+    pytest.param("ledger", "sqlite", id="ledger-sqlite"),
+    pytest.param("ledger", "postgresql", id="ledger-postgresql", marks=pytest.mark.postgres),
+]
 
 
-@pytest.fixture(params=sorted(STORES))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> ValueStore:
-    return STORES[request.param](tmp_path)
+#: Runs a test of the contract on every store.
+contract = pytest.mark.parametrize(
+    ("store_kind", "database_dialect"), KINDS, indirect=["database_dialect"]
+)
+
+
+def _ledger_store(request: pytest.FixtureRequest) -> ValueStore:
+    from ledgerflow.config.loader import load_settings
+    from ledgerflow.values.in_ledger import LedgerStore
+
+    settings = load_settings(request.getfixturevalue("ledger_settings").path)
+    store = LedgerStore(settings.default)
+    request.addfinalizer(store.close)
+    return store
+
+
+def _object_store(request: pytest.FixtureRequest) -> ValueStore:
+    from ledgerflow.values.object_store import ObjectStore
+
+    bucket, options = request.getfixturevalue("s3_bucket")
+    return ObjectStore(f"s3://{bucket}/values", options)
+
+
+@pytest.fixture
+def store(
+    request: pytest.FixtureRequest, store_kind: str, database_dialect: str, tmp_path: Path
+) -> ValueStore:
+    """Each store; ``database_dialect`` is the ledger of the in-ledger store."""
+    return STORES[store_kind](request, tmp_path)
 
 
 def test_every_store_is_covered_by_the_contract() -> None:
-    implementations = {type(factory(Path("unused"))) for factory in STORES.values()}
-    assert implementations == set(ValueStore.__subclasses__())
+    from ledgerflow.values.in_ledger import LedgerStore
+    from ledgerflow.values.object_store import ObjectStore
+
+    covered = {DirectoryStore, MemoryStore, LedgerStore, ObjectStore}
+    assert covered == set(ValueStore.__subclasses__())
+    assert {"directory", "memory", "ledger", "object"} <= set(STORES)
 
 
+@contract
 def test_put_get_exists_delete(store: ValueStore) -> None:
     digest = hash_value("payload")
     assert not store.exists(digest)
@@ -40,24 +79,28 @@ def test_put_get_exists_delete(store: ValueStore) -> None:
     store.delete(key)
 
 
+@contract
 def test_put_is_idempotent_and_keeps_the_first_bytes(store: ValueStore) -> None:
     digest = hash_value(1)
     assert store.put(digest, b"first") == store.put(digest, b"second") == digest
     assert store.get(digest) == b"first"
 
 
+@contract
 def test_missing_key_is_not_found(store: ValueStore) -> None:
     with pytest.raises(NotFoundError, match=hash_value(2)):
         store.get(hash_value(2))
 
 
 @pytest.mark.parametrize("key", ["../../etc/passwd", "ab/cd", "", "AB12", "a" * 2, 123])
+@contract
 def test_keys_that_are_not_hex_digests_are_refused(store: ValueStore, key: object) -> None:
     for call in (lambda: store.put(key, b"x"), lambda: store.get(key), lambda: store.exists(key)):  # type: ignore[arg-type]
         with pytest.raises(UsageError, match="invalid value key"):
             call()
 
 
+@contract
 def test_concurrent_writers_of_one_key(store: ValueStore) -> None:
     digest = hash_value("shared")
     blob = b"x" * 1_000_000
@@ -86,3 +129,75 @@ def test_directory_store_layout_and_no_temp_files(tmp_path: Path) -> None:
     store.put(digest, b"data")
     assert (tmp_path / digest[:2] / digest[2:]).read_bytes() == b"data"
     assert [p.name for p in (tmp_path / digest[:2]).iterdir()] == [digest[2:]]
+
+
+@contract
+def test_a_value_written_in_parts_larger_than_a_chunk_reads_back_whole(
+    store: ValueStore,
+) -> None:
+    import numpy as np
+
+    from ledgerflow.values.store import CHUNK_SIZE
+
+    array = np.arange(CHUNK_SIZE // 4 + 1000, dtype=np.int64)  # two chunks and a bit
+    parts = [b"header:", memoryview(array), b"", b":trailer"]
+    digest = hash_value("parts")
+    store.write(digest, parts)
+    expected = b"header:" + array.tobytes() + b":trailer"
+    assert store.get(digest) == expected
+    with store.open(digest) as stream:
+        assert stream.read(7) == b"header:"
+        assert stream.read() == expected[7:]
+
+
+@contract
+def test_an_empty_value_is_stored(store: ValueStore) -> None:
+    digest = hash_value("empty")
+    store.put(digest, b"")
+    assert store.exists(digest) and store.get(digest) == b""
+
+
+@contract
+def test_no_reader_sees_a_value_before_its_last_byte_is_written(store: ValueStore) -> None:
+    digest = hash_value("atomic")
+    seen: list[bool] = []
+
+    def parts() -> Iterator[bytes]:
+        yield b"first half, "
+        seen.append(store.exists(digest))
+        with pytest.raises(NotFoundError):
+            store.get(digest)
+        yield b"second half"
+
+    store.write(digest, parts())
+    assert seen == [False]
+    assert store.get(digest) == b"first half, second half"
+
+
+@contract
+def test_a_writer_that_fails_midway_leaves_nothing(store: ValueStore) -> None:
+    digest = hash_value("failed")
+
+    def parts() -> Iterator[bytes]:
+        yield b"some bytes"
+        raise RuntimeError("the encoder failed")
+
+    with pytest.raises(RuntimeError, match="the encoder failed"):
+        store.write(digest, parts())
+    assert not store.exists(digest)
+    store.put(digest, b"written again")
+    assert store.get(digest) == b"written again"
+
+
+@contract
+def test_a_store_works_once_pickled(store: ValueStore) -> None:
+    """What a dask worker gets: the store, pickled without its connections, opens its own."""
+    import pickle
+
+    if isinstance(store, MemoryStore):
+        pytest.skip("a memory store lives in one process")  # nothing to share
+    digest = hash_value("pickled")
+    copy = pickle.loads(pickle.dumps(store))
+    copy.put(digest, b"from the copy")
+    assert store.get(digest) == b"from the copy"
+    copy.close()

@@ -467,8 +467,11 @@ _URL_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 def _value_store(text: str | None, base: Path, dialect: str, where: Where) -> Path | str:
     """A folder (``Path``), ``"ledger"`` or an object store URL, from ``values.store``.
 
-    Unset: ``.ledgerflow/values`` beside the configuration file."""
+    Unset, large values live in the ledger database when it is PostgreSQL (so every checkout
+    reaches them) and in ``.ledgerflow/values`` beside the configuration of a SQLite ledger."""
     if text is None:
+        if dialect == "postgresql":
+            return LEDGER_STORE
         return check.absolute(str(ValuesConfig().store), base)
     if text == LEDGER_STORE:
         return LEDGER_STORE

@@ -25,7 +25,12 @@ from typing import TYPE_CHECKING, Any
 from ledgerflow.engine.expr import ATOMS
 from ledgerflow.engine.node import StoredResult
 from ledgerflow.engine.results import Deferred
-from ledgerflow.errors import IntegrityError, LedgerflowError, SerializationError
+from ledgerflow.errors import (
+    IntegrityError,
+    LedgerflowError,
+    SerializationError,
+    ValueStoreError,
+)
 from ledgerflow.hashing import hash_value
 from ledgerflow.values import (
     File,
@@ -358,6 +363,8 @@ def _file_row(item: File, digest: str, now: float) -> tuple[Any, ...]:
     return (digest, item.as_posix(), item.hash, size, mtime, now)
 
 
-def serialisation_error(task_name: str, exc: Exception) -> SerializationError:
+def serialisation_error(task_name: str, exc: Exception) -> LedgerflowError:
+    if isinstance(exc, ValueStoreError):  # the value is fine, its store is not: say how to fix
+        return ValueStoreError(f"task {task_name}: its value was not stored: {exc.render()}")
     detail = exc.message if isinstance(exc, LedgerflowError) else f"{type(exc).__name__}: {exc}"
     return SerializationError(f"task {task_name} returned a value that cannot be stored: {detail}")

@@ -83,11 +83,12 @@ class ImportReport:
         )
 
 
-def value_store(settings: Settings) -> Any:
-    """The project's value store (:func:`ledgerflow.values.open_store`)."""
+def value_store(settings: Settings, engine: Engine | None = None) -> Any:
+    """The project's value store (:func:`ledgerflow.values.open_store`); ``engine`` (of the
+    default database) is the connection a store kept in the ledger uses."""
     from ledgerflow.values import open_store
 
-    return open_store(settings)
+    return open_store(settings, engine=engine)
 
 
 def cutoff(since: timedelta | datetime | None) -> datetime | None:

@@ -215,7 +215,7 @@ def prune(
             if refused(exc):
                 raise privilege_error("prune", config, str(exc.orig).splitlines()[0]) from None
             raise
-        store = value_store(settings)
+        store = value_store(settings, engine if bind == DEFAULT_BIND else None)
         if blobs and not dry_run:
             for key in blobs:
                 store.delete(key)

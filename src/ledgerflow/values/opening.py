@@ -7,9 +7,9 @@ Every part of ledgerflow that reads or writes large values opens its store here,
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ledgerflow.errors import ConfigError
+from ledgerflow.config.settings import LEDGER_STORE
 from ledgerflow.values.store import DirectoryStore, ValueStore
 
 if TYPE_CHECKING:
@@ -21,24 +21,20 @@ if TYPE_CHECKING:
 def open_store(settings: Settings, *, engine: Engine | None = None) -> ValueStore:
     """The value store ``settings.values.store`` names.
 
-    A folder gives a :class:`DirectoryStore`. ``engine`` (optional) is an open engine of the
-    ledger database, reused by the in-ledger store instead of a new one. Opening touches
-    nothing: an unreachable store is reported by the first read or write.
+    A folder gives a :class:`DirectoryStore`, ``"ledger"`` a
+    :class:`~ledgerflow.values.in_ledger.LedgerStore` (chunks in the ledger database), a URL
+    an :class:`~ledgerflow.values.object_store.ObjectStore` (fsspec). ``engine`` (optional)
+    is an open engine of the ledger database, reused by the in-ledger store instead of a new
+    one. Opening touches nothing: an unreachable store is reported by the first read or
+    write. Every store pickles without its connections (for the workers of a cluster).
     """
     where = settings.values.store
     if isinstance(where, Path):
         return DirectoryStore(where if where.is_absolute() else settings.root / where)
-    raise ConfigError(
-        f"{_source(settings)}: values.store {_shown(where)} is not a store this version can open",
-        hint="name a folder or a file:// URL",
-    )
+    if where == LEDGER_STORE:
+        from ledgerflow.values.in_ledger import LedgerStore
 
+        return LedgerStore(settings.default, engine=engine)
+    from ledgerflow.values.object_store import ObjectStore
 
-def _source(settings: Settings) -> str:
-    return str(settings.path) if settings.path is not None else "<settings>"
-
-
-def _shown(where: Any) -> str:
-    from ledgerflow.config.settings import hide_url_passwords
-
-    return repr(hide_url_passwords(str(where)))
+    return ObjectStore(where, settings.values.store_options)

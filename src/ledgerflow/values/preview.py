@@ -48,9 +48,10 @@ def _preview(obj: Any, limit: int, depth: int) -> str:
 
 
 def _scalar_text(obj: str | bytes, limit: int, unit: str) -> str:
-    text = repr(obj)
-    if len(text) <= limit:
-        return text
+    if len(obj) <= limit:  # longer ones have a longer repr: never build it (it can be huge)
+        text = repr(obj)
+        if len(text) <= limit:
+            return text
     suffix = f" ({len(obj)} {unit})"
     head = repr(obj[:limit])
     quote = head[-1]

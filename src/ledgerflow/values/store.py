@@ -1,20 +1,32 @@
-"""Value stores: where values too large for the ledger's inline column are kept, by hash."""
+"""Value stores: where values too large for the ledger's inline column are kept, by hash.
+
+Every store writes a value from a sequence of buffers (:meth:`ValueStore.write`, so an
+encoder never has to join them into one copy) and reads it back as a stream
+(:meth:`ValueStore.open`), and every write is atomic: a reader sees a whole value or none.
+"""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import tempfile
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import IO, Any
 
-from ledgerflow.errors import NotFoundError, UsageError
+from ledgerflow.errors import NotFoundError, UsageError, ValueStoreError
 
 _KEY = re.compile(r"[0-9a-f]{3,128}")
 #: A partial write untouched for this long (seconds) belongs to a writer that died.
 PARTIAL_MAX_AGE = 3600.0
 _PARTIAL_PREFIX = ".tmp-"
+#: Bytes a store moves at a time: a chunk row, an upload part, a read.
+CHUNK_SIZE = 4 * 1024 * 1024
+#: What a value is written from: bytes or any object exposing a contiguous buffer.
+Chunk = bytes | bytearray | memoryview
 
 
 def check_key(key: str) -> str:
@@ -27,16 +39,58 @@ def check_key(key: str) -> str:
     return key
 
 
+def pieces(parts: Iterable[Chunk], size: int = CHUNK_SIZE) -> Iterator[memoryview]:
+    """The bytes of ``parts`` in slices of at most ``size`` bytes, without copying them."""
+    for part in parts:
+        view = memoryview(part).cast("B") if not isinstance(part, memoryview) else part
+        if view.ndim != 1 or view.itemsize != 1:
+            view = view.cast("B")
+        for start in range(0, len(view), size):
+            yield view[start : start + size]
+
+
+class PartsFailed(Exception):
+    """The parts of a value (its encoder) failed while a store was writing them: ``error``
+    is re-raised as it was, not reported as a fault of the store."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def guarded(parts: Iterable[Chunk], size: int = CHUNK_SIZE) -> Iterator[memoryview]:
+    """:func:`pieces`, with an error of ``parts`` itself wrapped in :class:`PartsFailed`."""
+    source = pieces(parts, size)
+    while True:
+        try:
+            piece = next(source)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise PartsFailed(exc) from exc
+        yield piece
+
+
 class ValueStore(ABC):
-    """Content-addressed blob storage. ``put`` is idempotent: the same hash is stored once."""
+    """Content-addressed blob storage. Writing is idempotent: the same key is stored once."""
 
-    @abstractmethod
-    def put(self, hash: str, data: bytes) -> str:
+    def put(self, hash: str, data: Chunk) -> str:
         """Store ``data`` under ``hash`` and return the key to get it back."""
+        return self.write(hash, (data,))
 
     @abstractmethod
+    def write(self, key: str, parts: Iterable[Chunk]) -> str:
+        """Store the concatenation of ``parts`` under ``key`` (atomically; a key already
+        stored keeps its first bytes) and return the key."""
+
+    @abstractmethod
+    def open(self, key: str) -> IO[bytes]:
+        """The bytes stored under ``key`` as a stream; NotFoundError when there are none."""
+
     def get(self, key: str) -> bytes:
-        """The bytes stored under ``key``; NotFoundError when there are none."""
+        """The bytes stored under ``key``, read into one buffer; NotFoundError when none."""
+        with self.open(key) as stream:
+            return read_all(stream)
 
     @abstractmethod
     def exists(self, key: str) -> bool:
@@ -59,11 +113,82 @@ class ValueStore(ABC):
         Stores that never leave partial writes have nothing to remove."""
         return 0
 
+    def close(self) -> None:
+        """Release connections the store holds (it opens them again when used)."""
+
+    def describe(self) -> str:
+        """Where the values are, for messages (never with a password)."""
+        return repr(self)
+
     def _missing(self, key: str) -> NotFoundError:
         return NotFoundError(
-            f"value {key} is not in {self!r}",
+            f"value {key} is not in the value store {self.describe()}",
             hint="the value store was pruned or moved; rerun the task that made it",
         )
+
+
+def read_all(stream: IO[bytes]) -> bytes:
+    """Everything left in ``stream``, read into one ``bytes`` when its size is known (a
+    stream with a ``size`` attribute, or a file): no second copy is made."""
+    size = getattr(stream, "size", None)
+    if size is None:
+        try:
+            size = os.fstat(stream.fileno()).st_size
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            return stream.read()
+    data = stream.read(max(size - stream.tell(), 0))
+    rest = stream.read()  # a value that grew meanwhile is still read whole
+    return data + rest if rest else data
+
+
+class ChunkReader(io.RawIOBase):
+    """A readable raw stream over a value's chunks (a callable giving chunk ``i`` or None
+    past the last), of known total ``size``; wrap it in :class:`io.BufferedReader`."""
+
+    def __init__(
+        self,
+        size: int,
+        chunk: Callable[[int], bytes | None],
+        close: Callable[[], None] | None = None,
+    ) -> None:
+        self.size = size
+        self._chunk = chunk
+        self._on_close = close
+        self._index = 0
+        self._current = memoryview(b"")
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        target = memoryview(buffer).cast("B")
+        if not self._current:
+            data = self._chunk(self._index)
+            if data is None:
+                return 0
+            self._index += 1
+            self._current = memoryview(data)
+        n = min(len(target), len(self._current))
+        target[:n] = self._current[:n]
+        self._current = self._current[n:]
+        self._position += n
+        return n
+
+    def close(self) -> None:
+        if not self.closed and self._on_close is not None:
+            self._on_close()
+        super().close()
+
+
+def buffered(raw: ChunkReader) -> IO[bytes]:
+    """``raw`` behind a read buffer, keeping its ``size`` for :func:`read_all`."""
+    stream = io.BufferedReader(raw, buffer_size=CHUNK_SIZE)
+    stream.size = raw.size  # type: ignore[attr-defined]
+    return stream
 
 
 class MemoryStore(ValueStore):
@@ -75,13 +200,14 @@ class MemoryStore(ValueStore):
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._blobs)} values)"
 
-    def put(self, hash: str, data: bytes) -> str:
-        self._blobs.setdefault(check_key(hash), bytes(data))
-        return hash
+    def write(self, key: str, parts: Iterable[Chunk]) -> str:
+        if check_key(key) not in self._blobs:
+            self._blobs.setdefault(key, b"".join(pieces(parts)))
+        return key
 
-    def get(self, key: str) -> bytes:
+    def open(self, key: str) -> IO[bytes]:
         try:
-            return self._blobs[check_key(key)]
+            return io.BytesIO(self._blobs[check_key(key)])
         except KeyError:
             raise self._missing(key) from None
 
@@ -109,35 +235,70 @@ class DirectoryStore(ValueStore):
     def __repr__(self) -> str:
         return f"DirectoryStore({os.fspath(self.root)!r})"
 
+    def describe(self) -> str:
+        return os.fspath(self.root)
+
     def path(self, key: str) -> Path:
         key = check_key(key)
         return self.root / key[:2] / key[2:]
 
-    def put(self, hash: str, data: bytes) -> str:
-        target = self.path(hash)
-        if target.exists():
-            return hash
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.root / ".tmp"
-        partial.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=_PARTIAL_PREFIX, dir=partial)
+    def write(self, key: str, parts: Iterable[Chunk]) -> str:
+        target = self.path(key)
+        try:
+            if target.exists():
+                return key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.root / ".tmp"
+            partial.mkdir(exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=_PARTIAL_PREFIX, dir=partial)
+        except OSError as exc:
+            raise self._unwritable(exc) from exc
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+                for piece in guarded(parts):
+                    fh.write(piece)
                 if self.durable:
                     fh.flush()
                     os.fsync(fh.fileno())
             os.replace(tmp, target)
+        except PartsFailed as failed:
+            Path(tmp).unlink(missing_ok=True)
+            raise failed.error from None
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise self._unwritable(exc) from exc
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return hash
+        return key
 
-    def get(self, key: str) -> bytes:
+    def open(self, key: str) -> IO[bytes]:
+        path = self.path(key)
         try:
-            return self.path(key).read_bytes()
+            return path.open("rb")
         except FileNotFoundError:
+            if not self.root.is_dir():
+                raise NotFoundError(
+                    f"value {key} is not in the value store {self.describe()}: the folder "
+                    "does not exist",
+                    hint="mount the shared folder, or set values.store in ledgerflow.yml to "
+                    "where the values are",
+                ) from None
             raise self._missing(key) from None
+        except OSError as exc:
+            raise ValueStoreError(
+                f"cannot read value {key} from the value store {self.describe()}: "
+                f"{exc.strerror or type(exc).__name__}",
+                hint="check that the folder is mounted and readable by you",
+            ) from exc
+
+    def _unwritable(self, exc: OSError) -> ValueStoreError:
+        return ValueStoreError(
+            f"cannot write to the value store {self.describe()}: "
+            f"{exc.strerror or type(exc).__name__}",
+            hint="make the folder writable by you (a team's shared folder: group-writable), "
+            "or point values.store in ledgerflow.yml elsewhere",
+        )
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
