@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ledgerflow.errors import NotFoundError, UsageError
+from ledgerflow.errors import NotFoundError, UsageError, ValueStoreError
 from ledgerflow.hashing import hash_value
 from ledgerflow.values import DirectoryStore, MemoryStore, ValueStore
 
@@ -74,9 +74,25 @@ def test_put_get_exists_delete(store: ValueStore) -> None:
     key = store.put(digest, b"payload bytes")
     assert store.exists(key)
     assert store.get(key) == b"payload bytes"
+    store = _deleter(store, key)
     store.delete(key)
     assert not store.exists(key)
     store.delete(key)
+
+
+def _deleter(store: ValueStore, key: str) -> ValueStore:
+    """The store itself, or for one in a PostgreSQL ledger, the same with the admin role:
+    the user role may add chunks but never delete (or rewrite) them."""
+    from ledgerflow.db.engines import create_bind_engine
+    from ledgerflow.values.in_ledger import LedgerStore
+
+    if not isinstance(store, LedgerStore) or store.db.dialect != "postgresql":
+        return store
+    with pytest.raises(ValueStoreError, match="permission denied") as refused:
+        store.delete(key)
+    assert "\n" not in str(refused.value) and "admin" in str(refused.value)
+    assert store.get(key) == b"payload bytes"
+    return LedgerStore(store.db, engine=create_bind_engine(store.db, "admin"))
 
 
 @contract

@@ -33,7 +33,7 @@ from ledgerflow.config.settings import Settings
 from ledgerflow.db import Database
 from ledgerflow.db.model import DEFAULT_BIND
 from ledgerflow.db.roles import operator_role
-from ledgerflow.errors import ImportRecordsError, SchemaOutdatedError, UsageError
+from ledgerflow.errors import ImportRecordsError, SchemaOutdatedError, UsageError, ValueStoreError
 from ledgerflow.provenance._exchange_kinds import KINDS, ORDER, decode_line, encode_line
 from ledgerflow.provenance._exchange_reach import read_records, select_runs
 from ledgerflow.provenance._exchange_write import BATCH_ROWS, RecordWriter
@@ -208,23 +208,29 @@ class _BlobSink:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store: Any = None
+        self.engine: Engine | None = None  # the import's, for a store kept in the ledger
         self.written: list[str] = []
 
     def put(self, key: str, data: bytes) -> None:
         if self.store is None:
-            self.store = value_store(self.settings)
+            self.store = value_store(self.settings, self.engine)
         if not self.store.exists(key):
             self.store.put(key, data)
             self.written.append(key)
 
     def has(self, key: str) -> bool:
         if self.store is None:
-            self.store = value_store(self.settings)
+            self.store = value_store(self.settings, self.engine)
         return bool(self.store.exists(key))
 
     def undo(self) -> None:
+        """Forget the blobs this import wrote; one that cannot be (a store in the ledger,
+        to the user role, only grows) stays behind, unreferenced and harmless."""
         for key in self.written:
-            self.store.delete(key)
+            try:
+                self.store.delete(key)
+            except ValueStoreError:
+                pass
 
 
 def import_(
@@ -249,6 +255,7 @@ def import_(
     try:
         engine = database.engine(bind)
         require_ledger(engine, settings, bind)
+        blobs.engine = engine if bind == DEFAULT_BIND else None
         with _lines(path) as (stream, name), engine.begin() as conn, RecordWriter(
             conn, source=name, batch_rows=batch_rows, db=config
         ) as writer:

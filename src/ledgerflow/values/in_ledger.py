@@ -89,7 +89,7 @@ class LedgerStore(ValueStore):
                 if self._has(conn, key):
                     return key
                 seq = 0
-                for data in _chunks(parts):
+                for data in _gathered(parts):
                     if seq == 0:
                         if not self._claim(conn, key, data):
                             raise _Taken  # another writer stored it first: theirs stays
@@ -213,7 +213,7 @@ class _Taken(Exception):
     """Chunk 0 of the key was stored by another writer."""
 
 
-def _chunks(parts: Iterable[Chunk]) -> Iterator[Chunk]:
+def _gathered(parts: Iterable[Chunk]) -> Iterator[Chunk]:
     """The bytes of ``parts`` as chunks of :data:`CHUNK_SIZE` bytes (the last one shorter):
     slices of large parts as they are, small parts gathered into one buffer."""
     pending = bytearray()
