@@ -153,6 +153,8 @@ def test_the_run_value_is_read_from_the_store_on_first_use_and_checked(
     key = hash_value(payload(SIZE + 256))
     store.delete(key)
     store.put(key, encode(b"x" * (SIZE + 256)).data)
+    shown = other.value_preview(40)  # what `ledgerflow run` prints: the recorded preview
+    assert shown is not None and shown.startswith("b'\\x00\\x01") and len(shown) <= 40
     with pytest.raises(IntegrityError, match="signature"):
         _ = other.value
 

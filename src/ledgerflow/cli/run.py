@@ -57,11 +57,6 @@ def _call(ctx: click.Context) -> Any:
     return call
 
 
-def preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
-    """A short human preview of a result, for the summary and ``--json``."""
-    return api.preview(value, limit)
-
-
 def result_json(result: Any, retried: int = 0) -> dict[str, Any]:
     """The RunResult summary printed by ``run --json``.
 
@@ -74,7 +69,7 @@ def result_json(result: Any, retried: int = 0) -> dict[str, Any]:
         "counts": dict(result.counts),
         "retried_attempts": retried,
         "duration": round(result.duration, 6),
-        "result": None if result.value is None else preview(result.value),
+        "result": result.value_preview(PREVIEW_CHARS),
         "failures": [
             {
                 "task": f.task_name,
@@ -163,8 +158,9 @@ def _report(result: Any, *, quiet: bool, as_json: bool, dry_run: bool,
             hint=f"ledgerflow show {short_id(result.run_id)}",
         )
     if not quiet and not as_json and not dry_run:
-        if result.value is not None:
-            echo(f"result: {preview(result.value)}")
+        shown = result.value_preview(PREVIEW_CHARS)  # a stored large value is not read
+        if shown is not None:
+            echo(f"result: {shown}")
         echo(summary_line(result.run_id, result.status, result.duration, result.counts, retried))
 
 

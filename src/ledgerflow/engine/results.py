@@ -41,6 +41,10 @@ class Deferred:
     def load(self) -> Any:
         raise NotImplementedError
 
+    def preview(self, limit: int) -> str:
+        """A short preview of the value, without reading it."""
+        raise NotImplementedError
+
 
 class _ReadOnFirstUse:
     """The ``value`` of a :class:`RunResult`: a :class:`Deferred` one is read on first use."""
@@ -83,6 +87,18 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.status in ("done", "planned")
+
+    def value_preview(self, limit: int = 120) -> str | None:
+        """A short preview of ``value`` (None when there is none), made without reading a
+        value that is still in the value store."""
+        value = self.__dict__.get("_value")
+        if isinstance(value, Deferred):
+            return value.preview(limit)
+        if value is None:
+            return None
+        from ledgerflow.values.preview import preview
+
+        return preview(value, limit)
 
     def summary(self) -> str:
         parts = ", ".join(f"{n} {status}" for status, n in self.counts.items() if n)

@@ -293,6 +293,14 @@ class LazyValue(Deferred):
             self._values = None
         return self._loaded
 
+    def preview(self, limit: int) -> str:
+        if self._values is None:  # read already
+            from ledgerflow.values import preview
+
+            return preview(self._loaded, limit)
+        text = self._result.preview
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
     def __repr__(self) -> str:
         return f"<stored result {self._result.digest[:12]}: {self._result.preview}>"
 
