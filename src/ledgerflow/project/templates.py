@@ -34,7 +34,9 @@ plugins:
 #   kind: processes
 #   workers: 4
 
-# Task results larger than inline_max_bytes go to a value store on disk.
+# Task results larger than inline_max_bytes go to a value store: by default the ledger
+# database itself on PostgreSQL, .ledgerflow/values on SQLite; or a shared folder
+# (file:///shared/path) or an object store (s3://bucket/prefix, pip install 'ledgerflow[s3]').
 # values:
 #   inline_max_bytes: 1048576
 #   store: .ledgerflow/values
