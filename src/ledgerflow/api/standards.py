@@ -143,7 +143,8 @@ def export_ro_crate(
         database.dispose()
     crate = build_crate(facts, settings.root, include_files=include_files)
     referenced = [e for e in crate.get_entities() if e.id.startswith("#file-")]
-    embedded = [e for e in crate.data_entities if not e.id.startswith("workflow/")]
+    embedded = [e for e in crate.data_entities
+                if not e.id.startswith("workflow/") and e.id != "README.md"]
     with atomic_stream(output, binary=True) as stream:
         for chunk in crate.stream_zip():
             stream.write(chunk)

@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "db": ("ledgerflow.cli.db", "db", "Create and evolve the databases (migrations)."),
     "run": ("ledgerflow.cli.run", "run", "Run a task: ledgerflow run MODULE:TASK [--arg value ...]."),
     "explain": ("ledgerflow.cli.run", "explain", "Say whether a task call is cached, or why it would run."),
-    "export": ("ledgerflow.cli.records", "export", "Write runs' records (or a value's W3C PROV) to a file."),
+    "export": ("ledgerflow.cli.records", "export", "Write runs' records (or W3C PROV, RO-Crate, OpenLineage) to a file."),
     "import": ("ledgerflow.cli.records", "import_command", "Add the records of an export file to the ledger."),
     "push": ("ledgerflow.cli.records", "push", "Copy ledger records into another configured database."),
     "pull": ("ledgerflow.cli.records", "pull", "Copy ledger records from another configured database."),

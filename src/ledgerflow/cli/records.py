@@ -61,7 +61,7 @@ def _print_report(report: Any, verb: str, where: str, as_json: bool) -> None:
     )
 
 
-@click.command(short_help="Write runs' records (or a value's W3C PROV) to a file.")
+@click.command(short_help="Write runs' records (or W3C PROV, RO-Crate, OpenLineage) to a file.")
 @click.argument("runs", nargs=-1, metavar="[RUN]...")
 @click.option("--since", default=None, help=_SINCE_HELP)
 @click.option("-o", "--output", "output", default="-", show_default=True, metavar="FILE",
@@ -83,8 +83,9 @@ def export(ctx: click.Context, runs: Sequence[str], since: str | None, output: s
     """Write every record the RUNs reach as JSON lines (all runs when none is given).
 
     Content-addressed records are written once; values kept in the value store carry their
-    bytes. Load the file elsewhere with `ledgerflow import`. With --prov, write how one value
-    or file was made as a W3C PROV document instead (the prov extra).
+    bytes. Load the file elsewhere with `ledgerflow import`. Instead, --prov writes how one
+    value or file was made as W3C PROV, --ro-crate one run as a Workflow Run RO-Crate, and
+    --openlineage the RUNs' OpenLineage events (the standards extra; docs/provenance.md).
     """
     settings = cli_settings(ctx)
     to_stdout = output == "-"
