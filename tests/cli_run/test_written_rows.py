@@ -288,3 +288,45 @@ def test_prune_removes_the_rows_of_calls_it_removes(
     report = prune(settings, timedelta(0))
     assert report.removed["written"] == 6
     assert written() == 0
+
+
+CHAIN = '''
+from ledgerflow import context, task
+from tuto.data_reduction.models import ComputationResult as R
+
+
+@task
+def step(i: int, previous: int) -> int:
+    context.db.get_or_create(
+        R, filter_by={"input_value": 7000 + i, "multiplier": 9}, defaults={"result": previous + 1}
+    )
+    return previous + 1
+
+
+@task
+def chain(n: int = 40) -> int:
+    value = 0
+    for i in range(n):
+        value = step(i, value)
+    return value
+'''
+
+
+def test_a_chain_of_hits_is_checked_in_a_few_queries(
+    tutorial: Path, capsys: pytest.CaptureFixture[str], plugin_queries: list[str]
+) -> None:
+    (tutorial / "chained.py").write_text(CHAIN)
+    assert run_json(capsys, "chained.py:chain")["result"] == "40"
+    plugin_queries.clear()
+    again = run_json(capsys, "chained.py:chain", "--rerun", "chain")
+    ran = statuses(tutorial, again["run_id"])
+    assert ran["step"] == ["cached"] * 40  # each hit waits for the one before: 40 batches
+    checks = [q for q in plugin_queries if "id_computation_result IN" in q]
+    assert len(checks) == 4, len(checks)  # a few hit by hit, then all of them at once
+
+    with Database(load_settings(tutorial / "ledgerflow.yml")) as db, db.engine().begin() as conn:
+        conn.execute(sa.text("DELETE FROM computation_result WHERE input_value = 7030"))
+    third = run_json(capsys, "chained.py:chain", "--rerun", "chain")
+    ran = statuses(tutorial, third["run_id"])
+    assert ran["step"] == ["cached"] * 39 + ["done"]  # found among the prefetched rows
+    assert results(tutorial)[-10:][0] == (7030, 31)

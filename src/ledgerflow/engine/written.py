@@ -11,7 +11,10 @@ sub-calls rely on, since its cached value stands for theirs.
 (its *generation*, named by the run). A cache hit is used only while one generation of its
 call is complete. The check is batched: for the hits that became ready together, one query
 reads their ``lf_written`` rows, then one query per table (per :data:`CHECK_PARAMS` keys)
-asks the plugin's database which of those keys still exist.
+asks the plugin's database which of those keys still exist. Hits that come one by one (a
+chain of dependent calls) are checked like that only :data:`PREFETCH_AFTER` times per task:
+then every row the task's calls ever recorded is read and checked at once, and its later
+hits in the run cost no query (rows deleted after that moment are noticed by the next run).
 
 A task some of whose calls wrote rows is marked by one more row, ``(task hash, "", "",
 "task")``, so that a run learns which tasks need the check by looking up task hashes (one
@@ -42,6 +45,11 @@ if TYPE_CHECKING:
 CHUNK = 400
 #: Bound parameters per existence query on a plugin table.
 CHECK_PARAMS = 10_000
+#: After this many checks of one task in a run (a chain of calls, say), every row its calls
+#: ever recorded is read and checked at once: its later hits cost no query.
+PREFETCH_AFTER = 4
+#: A task whose calls recorded more rows than this is always checked hit by hit.
+PREFETCH_MAX = 100_000
 #: ``lf_written.row_key`` of the row marking a task (its hash as call_hash, empty bind and table).
 TASK_MARK = "task"
 #: Driver messages and SQLSTATEs of a table (or key column) that no longer exists.
@@ -49,6 +57,7 @@ _MISSING = ("no such table", "no such column", "does not exist")
 _MISSING_STATES = ("42P01", "42703")
 
 Where = tuple[str, str]  # (bind, table)
+Generations = dict[str, frozenset["WrittenRow"]]  # run -> the rows it recorded for a call
 
 
 def row_key(run_id: str, key: str | None) -> str:
@@ -70,6 +79,11 @@ class WrittenRows:
         self._outcomes: dict[int, list[WrittenRow]] = {}  # id(node) -> rows its task wrote
         #: call hash -> the rows its value relies on (computed now, or checked for a hit)
         self.rows_of: dict[str, frozenset[WrittenRow]] = {}
+        self._checks: dict[str, int] = defaultdict(int)  # task hash -> batches checked
+        #: task hash -> call hash -> its generations, every call of the task read at once
+        self._prefetched: dict[str, dict[str, Generations] | None] = {}
+        self._known: dict[Where, set[str | None] | str] = {}  # presence read by a prefetch
+        self._covered: dict[Where, set[str | None]] = defaultdict(set)  # keys it covers
 
     # -- recording -----------------------------------------------------------------------
 
@@ -107,13 +121,22 @@ class WrittenRows:
         calls = {hit.call_hash: hit for hit in hits if self._writes.get(hit.task_hash)}
         if not calls:
             return {}
-        generations = self._generations(list(calls))
-        wanted: dict[Where, set[str | None]] = defaultdict(set)
-        for by_run in generations.values():
-            for rows in by_run.values():
-                for bind, table, key in rows:
-                    wanted[(bind, table)].add(key)
-        present = {where: self._present(where, keys) for where, keys in wanted.items()}
+        for task_hash in {hit.task_hash for hit in calls.values()}:
+            self._checks[task_hash] += 1
+            if self._checks[task_hash] >= PREFETCH_AFTER and task_hash not in self._prefetched:
+                self._prefetch(task_hash)
+        generations: dict[str, Generations] = {}
+        ask = []
+        for call_hash, hit in calls.items():
+            known = self._prefetched.get(hit.task_hash)
+            if known is not None and call_hash in known:
+                if known[call_hash]:
+                    generations[call_hash] = known[call_hash]
+            else:
+                ask.append(call_hash)
+        if ask:
+            generations.update(self._generations(ask))
+        present = self._presence(generations.values())
         gone: dict[str, str] = {}
         for call_hash, by_run in generations.items():
             best: tuple[tuple[int, int], frozenset[WrittenRow]] | None = None
@@ -149,7 +172,7 @@ class WrittenRows:
         for task_hash in unknown:
             self._writes[task_hash] = task_hash in writers
 
-    def _generations(self, call_hashes: list[str]) -> dict[str, dict[str, frozenset[WrittenRow]]]:
+    def _generations(self, call_hashes: list[str]) -> dict[str, Generations]:
         """call hash -> run -> the rows that run recorded for the call."""
         from sqlalchemy import bindparam, text
 
@@ -160,19 +183,52 @@ class WrittenRows:
         with self._ledger() as conn:
             for chunk in chunks(call_hashes, CHUNK):
                 for call_hash, bind, table, text_key in conn.execute(sql, {"calls": chunk}):
-                    try:
-                        parsed = json.loads(text_key)
-                        run = str(parsed["run"])
-                        key = parsed["key"]
-                    except (ValueError, KeyError, TypeError):
-                        run, key = "", text_key  # not ours: a key that never matches
-                    canonical = None if key is None else _canonical(key)
-                    found[call_hash][run].add((bind, table, canonical))
+                    run, row = _parse(bind, table, text_key)
+                    found[call_hash][run].add(row)
                 self.queries += 1
-        return {
-            call: {run: frozenset(rows) for run, rows in by_run.items()}
-            for call, by_run in found.items()
-        }
+        return {call: _frozen(by_run) for call, by_run in found.items()}
+
+    def _prefetch(self, task_hash: str) -> None:
+        """Read the rows every call of the task recorded, and which of them still exist."""
+        from sqlalchemy import text
+
+        sql = text(
+            "SELECT c.hash, w.bind, w.table_name, w.row_key FROM lf_call c "
+            "LEFT JOIN lf_written w ON w.call_hash = c.hash "
+            f"WHERE c.task_hash = :task LIMIT {PREFETCH_MAX + 1}"
+        )
+        with self._ledger() as conn:
+            rows = conn.execute(sql, {"task": task_hash}).all()
+        self.queries += 1
+        if len(rows) > PREFETCH_MAX:
+            self._prefetched[task_hash] = None
+            return
+        found: dict[str, dict[str, set[WrittenRow]]] = defaultdict(lambda: defaultdict(set))
+        for call_hash, bind, table, text_key in rows:
+            calls = found[call_hash]
+            if text_key is not None:
+                run, row = _parse(bind, table, text_key)
+                calls[run].add(row)
+        known = {call: _frozen(by_run) for call, by_run in found.items()}
+        self._prefetched[task_hash] = known
+        wanted = _wanted(known.values())
+        for where, keys in wanted.items():
+            keys -= self._covered[where]
+            if keys:
+                self._known[where] = _merge(self._known.get(where), self._present(where, keys))
+                self._covered[where] |= keys
+
+    def _presence(self, generations: Iterable[Generations]) -> dict[Where, set[str | None] | str]:
+        """Which of the keys of ``generations`` exist, by table (or why none can)."""
+        present: dict[Where, set[str | None] | str] = {}
+        for where, keys in _wanted(generations).items():
+            known = self._known.get(where)
+            rest = keys - self._covered[where] if known is not None else keys
+            found: set[str | None] | str | None = known
+            if rest:
+                found = _merge(found, self._present(where, rest))
+            present[where] = found if found is not None else set()
+        return present
 
     def _ledger(self) -> Any:
         from sqlalchemy.exc import DBAPIError
@@ -238,6 +294,44 @@ class WrittenRows:
                 hint="check that this role may read the table (`ledgerflow db upgrade` grants it)",
             ) from None
         return present
+
+
+def _parse(bind: str, table: str, text_key: str) -> tuple[str, WrittenRow]:
+    """(run, row) of one ``lf_written`` row."""
+    try:
+        parsed = json.loads(text_key)
+        run = str(parsed["run"])
+        key = parsed["key"]
+    except (ValueError, KeyError, TypeError):
+        run, key = "", text_key  # not ours: a key that never matches
+    return run, (bind, table, None if key is None else _canonical(key))
+
+
+def _frozen(by_run: dict[str, set[WrittenRow]]) -> Generations:
+    return {run: frozenset(rows) for run, rows in by_run.items()}
+
+
+def _wanted(generations: Iterable[Generations]) -> dict[Where, set[str | None]]:
+    """The keys to look for, by table."""
+    wanted: dict[Where, set[str | None]] = defaultdict(set)
+    for by_run in generations:
+        for rows in by_run.values():
+            for bind, table, key in rows:
+                wanted[(bind, table)].add(key)
+    return wanted
+
+
+def _merge(
+    before: set[str | None] | str | None, more: set[str | None] | str
+) -> set[str | None] | str:
+    """Presence read in two parts: a table gone in either is gone."""
+    if before is None:
+        return more
+    if isinstance(before, str):
+        return before
+    if isinstance(more, str):
+        return more
+    return before | more
 
 
 def _canonical(key: Any) -> str:
