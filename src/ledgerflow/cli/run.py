@@ -92,6 +92,9 @@ def result_json(result: Any, retried: int = 0) -> dict[str, Any]:
 @click.option("--rerun", "rerun", multiple=True, metavar="TASK_NAME",
               help="Ignore cached results of this task and of the tasks that call it "
               "(repeatable); an unknown name is an error listing the known ones.")
+@click.option("--no-wait", is_flag=True,
+              help="Compute calls another run is computing instead of waiting for their "
+              "results (config: cache.wait).")
 @click.option("--executor", type=click.Choice(EXECUTOR_KINDS), default=None,
               help="Where tasks execute (default: the configuration's, else local).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
@@ -104,7 +107,7 @@ def result_json(result: Any, retried: int = 0) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 @click.pass_context
 def run(ctx: click.Context, target: str | None, no_cache: bool, rerun: tuple[str, ...],
-        executor: str | None, workers: int | None, tags: dict[str, str], dry_run: bool,
+        no_wait: bool, executor: str | None, workers: int | None, tags: dict[str, str], dry_run: bool,
         quiet: bool, as_json: bool) -> None:
     """Run TARGET (package.module:task or path/to/file.py:task) and record it in the ledger.
 
@@ -118,7 +121,7 @@ def run(ctx: click.Context, target: str | None, no_cache: bool, rerun: tuple[str
         result = api.execute(
             call, settings=settings, executor=executor, workers=workers, cache=not no_cache,
             rerun=rerun, tags=tags or None, dry_run=dry_run, observer=progress,
-            command_line=_command_line(ctx),
+            command_line=_command_line(ctx), wait=False if no_wait else None,
         )
     except KeyboardInterrupt as exc:  # before the run began, or after it was recorded
         raise _interrupted(progress.run_id, getattr(exc, "signum", None)) from None

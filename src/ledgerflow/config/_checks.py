@@ -88,6 +88,21 @@ def path_text(value: Any, where: Where) -> str:
     return str(text)
 
 
+def seconds(value: Any, where: Where, minimum: float) -> float:
+    """A number of seconds (an integer or a decimal number) of at least ``minimum``."""
+    if isinstance(value, Interpolated) and re.fullmatch(r"\s*[+-]?(\d+\.?\d*|\.\d+)\s*", value):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        got = type_name(value) if isinstance(value, bool) or not isinstance(value, int | float) else value
+        raise where.error(f"expected a number of seconds >= {minimum:g}, got {got}")
+    return float(value)
+
+
+def seconds_from(minimum: float) -> Check:
+    """A :func:`seconds` check with a lower bound."""
+    return lambda value, where: seconds(value, where, minimum)
+
+
 def integer_from(minimum: int) -> Check:
     """An :func:`integer` check with a lower bound."""
     return lambda value, where: integer(value, where, minimum)

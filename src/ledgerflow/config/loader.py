@@ -136,7 +136,8 @@ def settings_from_mapping(
         "plugins": list(plugins),
         "executor": _describe_executor(executor),
         "values": _describe_values(values),
-        "cache": {"file_hash": cache.file_hash},
+        "cache": {"file_hash": cache.file_hash, "claim": cache.claim, "wait": cache.wait,
+                  "lease": cache.lease, "poll": cache.poll},
         "logs": {"max_bytes": logs.max_bytes, "echo": logs.echo},
         "auto_migrate": auto_migrate,
     }
@@ -496,11 +497,20 @@ def _describe_values(values: ValuesConfig) -> dict[str, Any]:
 
 
 def _cache(value: Any, where: Where) -> CacheConfig:
-    data = check.section(value, where, ("file_hash",))
+    data = check.section(value, where, ("file_hash", "claim", "wait", "lease", "poll"))
+    default = CacheConfig()
     file_hash = check.optional(
         data, "file_hash", where, check.choice_of(FILE_HASHES, "file_hash"), "content"
     )
-    return CacheConfig(file_hash=file_hash)
+    lease = check.optional(data, "lease", where, check.seconds_from(0.5), default.lease)
+    poll = check.optional(data, "poll", where, check.seconds_from(0.05), default.poll)
+    return CacheConfig(
+        file_hash=file_hash,
+        claim=check.optional(data, "claim", where, check.boolean, default.claim),
+        wait=check.optional(data, "wait", where, check.boolean, default.wait),
+        lease=lease,
+        poll=poll,
+    )
 
 
 def _logs(value: Any, where: Where) -> LogsConfig:

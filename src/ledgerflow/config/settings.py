@@ -136,6 +136,14 @@ class ValuesConfig:
 @dataclass(frozen=True)
 class CacheConfig:
     file_hash: Literal["content", "fast"] = "content"
+    #: claim uncached calls before computing them, so that concurrent runs compute each once
+    claim: bool = True
+    #: wait for calls another run has claimed (False: compute them anyway)
+    wait: bool = True
+    #: seconds a claim stays valid without its owner's heartbeat
+    lease: float = 30.0
+    #: seconds between two looks at the calls this run waits for
+    poll: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -80,8 +80,11 @@ class CacheReader:
             f"WHERE c.task_hash = {self._mark} AND c.args_hash IN ({marks})"
         )
 
-    def lookup(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], CacheHit]:
-        """The cache entries among ``keys`` (task hash, args hash)."""
+    def lookup(
+        self, keys: Iterable[tuple[str, str]], *, fresh: bool = False
+    ) -> dict[tuple[str, str], CacheHit]:
+        """The cache entries among ``keys`` (task hash, args hash); ``fresh``: read from the
+        database even for a task whose entries were read once (another run wrote them)."""
         by_task: dict[str, list[str]] = defaultdict(list)
         for task_hash, args_hash in keys:
             by_task[task_hash].append(args_hash)
@@ -92,7 +95,8 @@ class CacheReader:
         cursor = raw.cursor()
         try:
             for task_hash, args in by_task.items():
-                args = self._worth_asking(cursor, task_hash, args, found)
+                if not fresh:
+                    args = self._worth_asking(cursor, task_hash, args, found)
                 for chunk in chunks(args, CHUNK):
                     cursor.execute(self._sql(len(chunk)), [task_hash, *chunk])
                     self.queries += 1

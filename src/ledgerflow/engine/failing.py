@@ -32,6 +32,9 @@ class Failing:
     def _ensure_row(self, node: Node, status: str) -> dict[str, Any]:
         raise NotImplementedError
 
+    def _release_claim(self, node: Node) -> None:
+        raise NotImplementedError
+
     def _retry(self, node: Node, error: ErrorInfo) -> None:
         row = node.row
         assert row is not None
@@ -57,6 +60,7 @@ class Failing:
         self._error_fields(row, error, st.FAILED)
         self.recorder.task_run_changed(row)
         self._set_phase(node, st.FAILED)
+        self._release_claim(node)  # another run may compute it (or fail the same way)
         failure = Failure(
             node.task.fullname, arguments_preview(node), error.type, error.message,
             error.traceback, row["id"],
@@ -75,6 +79,7 @@ class Failing:
         row["ended_at"] = time.time()
         self.recorder.task_run_changed(row)
         self._set_phase(node, st.SKIPPED)
+        self._release_claim(node)
 
     def _cascade(self, start: Node) -> None:
         """Skip every call that needs the result of ``start`` (which has none)."""

@@ -20,6 +20,7 @@ from ledgerflow.ledger.status import (
 WAITING = "waiting"  # some argument is still a pending call
 READY = "ready"  # arguments known: cache check next
 FOLLOWING = "following"  # waits for an identical call of this run
+PARKED = "parked"  # another run computes it (holds its claim): waits for its cache entry
 QUEUED = "queued"  # task run pending: to be submitted
 SUBMITTED = "submitted"  # handed to an in-process executor that has not started it yet
 EXPANDING = "expanding"  # its task returned calls; waiting for them
@@ -30,6 +31,7 @@ STATUS_OF = {
     WAITING: "pending",
     READY: "pending",
     FOLLOWING: "pending",
+    PARKED: "pending",
     QUEUED: "pending",
     SUBMITTED: "pending",
     RUNNING: "running",

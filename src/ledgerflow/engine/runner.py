@@ -114,8 +114,13 @@ def execute(
     dry_run: bool = False,
     observer: RunObserver | None = None,
     command_line: str | None = None,
+    wait: bool | None = None,
 ) -> RunResult:
     """Run ``expr`` (a task call, or calls nested in lists/dicts/...) and record it.
+
+    An uncached call another run is computing is waited for (its result is then a cache
+    hit) while this run does its other work; ``wait=False`` computes it anyway (default:
+    the configuration's ``cache.wait``).
 
     Returns a :class:`RunResult` whatever the tasks did; :func:`run` raises instead. Before
     anything is recorded, an unknown ``rerun`` name or a missing input ``File`` is a
@@ -137,7 +142,8 @@ def execute(
     runner = _Run(settings, _executor(settings, executor, workers), observer)
     try:
         return runner.execute(
-            expr, cache=cache, rerun=rerun, tags=tag_pairs, command_line=command_line
+            expr, cache=cache, rerun=rerun, tags=tag_pairs, command_line=command_line,
+            wait=settings.cache.wait if wait is None else wait,
         )
     except Exception as exc:
         refused = checks.refused_write(exc, settings)
@@ -192,6 +198,7 @@ class _Run:
         rerun: frozenset[str],
         tags: list[tuple[str, str]],
         command_line: str | None,
+        wait: bool = True,
     ) -> RunResult:
         from ledgerflow.engine.scheduler import Scheduler
         from ledgerflow.engine.workspace import open_workspace, task_surroundings
@@ -206,6 +213,7 @@ class _Run:
         with self.interrupts.installed(), open_workspace(settings, defer_values=True) as space:
             reap_stale_runs(space.engine)
             recorder = Recorder(space.engine)
+            parking = self._parking(space.engine, recorder, wait) if cache else None
             try:
                 values = space.values(recorder, key=key)
                 values.store.remove_partial()  # left by writers killed an hour or more ago
@@ -214,6 +222,7 @@ class _Run:
                     cache=space.reader if cache else None, executor=self.executor, rerun=rerun,
                     observer=self.observer,  # type: ignore[arg-type]
                     interrupts=self.interrupts, written=space.written(self.run_id),
+                    parking=parking,
                 )  # fmt: skip
                 with task_surroundings(settings):
                     status, value = self._record(
@@ -221,6 +230,8 @@ class _Run:
                     )
             finally:
                 recorder.close()
+                if parking is not None:
+                    parking.claims.close()
         result = RunResult(
             run_id=self.run_id,
             status=status,
@@ -233,6 +244,19 @@ class _Run:
         if self.observer is not None:
             self.observer.run_finished(result)
         return result
+
+    def _parking(self, engine: Any, recorder: Any, wait: bool) -> Any:
+        """Claims for this run (``cache.claim``), seen by the recorder that writes its
+        cache entries and by the heartbeat that extends their leases."""
+        if not self.settings.cache.claim:
+            return None
+        from ledgerflow.engine.claiming import Parking
+        from ledgerflow.ledger.claims import Claims
+
+        cache = self.settings.cache
+        claims = Claims(engine, self.run_id, lease=cache.lease, poll=cache.poll)
+        recorder.claims = claims
+        return Parking(claims, wait=wait)
 
     def _record(
         self,
@@ -256,7 +280,9 @@ class _Run:
              "created_at": now}
             for k, v in tags
         ]
-        heartbeat = Heartbeat(recorder.engine, self.run_id, on_beat=scheduler.flush_if_idle)
+        heartbeat = Heartbeat(
+            recorder.engine, self.run_id, on_beat=scheduler.flush_if_idle, claims=recorder.claims
+        )
         entry = entry_name(expr)
         value: Any = None
         started_executor = False
@@ -286,9 +312,20 @@ class _Run:
         finally:
             heartbeat.stop()
             scheduler.release()
+            self._release_claims(recorder)
             if started_executor:
                 self.executor.shutdown(cancel=scheduler.interrupted)
         return status, value
+
+    def _release_claims(self, recorder: Any) -> None:
+        """The run is over (also interrupted or failed): what it still claims is let go, so
+        that the runs waiting for those calls compute them."""
+        if recorder.claims is None:
+            return
+        try:
+            recorder.claims.release_all()
+        except Exception:
+            log.debug("could not release the claims of run %s", self.run_id, exc_info=True)
 
     def _outcome(
         self, scheduler: Any, expr: Any, value: Any, values: Any
@@ -333,6 +370,7 @@ def run(
     dry_run: bool = False,
     observer: RunObserver | None = None,
     command_line: str | None = None,
+    wait: bool | None = None,
 ) -> Any:
     """Run ``expr`` and return its concrete value (the plan for a dry run).
 
@@ -343,7 +381,7 @@ def run(
     result = execute(
         expr, config=config, settings=settings, executor=executor, workers=workers,
         cache=cache, rerun=rerun, tags=tags, dry_run=dry_run, observer=observer,
-        command_line=command_line,
+        command_line=command_line, wait=wait,
     )  # fmt: skip
     if dry_run:
         return result.plan

@@ -33,6 +33,7 @@ from ledgerflow.ledger.status import TASK_RUN_STATUSES
 
 if TYPE_CHECKING:
     from ledgerflow.engine.cache import CacheHit, CacheReader
+    from ledgerflow.engine.claiming import Parking
     from ledgerflow.engine.executor import Executor
     from ledgerflow.engine.results import RunObserver
     from ledgerflow.engine.valuing import Values
@@ -66,8 +67,11 @@ class Scheduler(Failing):
         observer: RunObserver | None = None,
         interrupts: Interrupts | None = None,
         written: WrittenRows | None = None,
+        parking: Parking | None = None,
     ) -> None:
         self.run_id = run_id
+        #: claims calls before computing them; holds the calls other runs compute
+        self.parking = parking
         self.recorder = recorder
         self.values = values
         self.cache = cache
@@ -147,6 +151,9 @@ class Scheduler(Failing):
             if not running:
                 if self.ready or self.runnable:
                     continue
+                if self.parking is not None and self.parking.parked:
+                    self._wait_parked()
+                    continue
                 break
             self._housekeeping()  # after submitting, so a flush shows what now runs
             for outcome in executor.collect(TICK):
@@ -189,6 +196,8 @@ class Scheduler(Failing):
     def _housekeeping(self) -> None:
         if self.recorder.due():
             self.recorder.flush(final=False)
+        if self.parking is not None and self.parking.due():
+            self._poll_parked()
         if self.observer is not None:
             self._report()
 
@@ -269,14 +278,60 @@ class Scheduler(Failing):
             assert self.cache is not None
             hits = self.cache.lookup([n.key for n in lookups])  # type: ignore[misc]
             gone = self.written.check(hits.values()) if self.written is not None else {}
+            missed: list[Node] = []
             for node in lookups:
                 hit = hits.get(node.key)  # type: ignore[arg-type]
                 if hit is not None and hit.call_hash in gone:
                     node.miss_reason, hit = gone[hit.call_hash], None
                 if hit is not None and self._use_hit(node, hit):
                     continue
-                self._queue(node)
+                if node.key in hits:  # an entry that cannot be used: computed here, unclaimed
+                    self._queue(node)
+                else:
+                    missed.append(node)
+            self._compute(missed)
         self._settle()
+
+    # -- claims: each call computed by one run -----------------------------------------
+
+    def _compute(self, nodes: list[Node]) -> None:
+        """Queue uncached calls, once this run claimed them; park those another run holds."""
+        if self.parking is not None and nodes:
+            nodes, parked = self.parking.sort(nodes)
+            for node in parked:
+                self._set_phase(node, st.PARKED)
+        for node in nodes:
+            self._queue(node)
+
+    def _poll_parked(self) -> None:
+        assert self.parking is not None
+        cached, compute = self.parking.poll()
+        if cached and self.cache is not None:
+            hits = self.cache.lookup([n.key for n in cached], fresh=True)  # type: ignore[misc]
+            gone = self.written.check(hits.values()) if self.written is not None else {}
+            for node in cached:
+                hit = hits.get(node.key)  # type: ignore[arg-type]
+                if hit is not None and hit.call_hash in gone:
+                    node.miss_reason, hit = gone[hit.call_hash], None
+                if hit is None or not self._use_hit(node, hit):
+                    compute.append(node)  # an entry that cannot be used: computed here
+        for node in compute:
+            self._queue(node)
+        self._settle()
+
+    def _wait_parked(self) -> None:
+        """Nothing else to do: wait for the next poll of the parked calls."""
+        assert self.parking is not None
+        self._housekeeping()
+        if self.parking.parked and not self.parking.due():
+            time.sleep(min(self.parking.seconds_to_poll(), TICK))
+
+    def _release_claim(self, node: Node) -> None:
+        """``node`` ended: its claim, if this run holds it, goes with the next flush."""
+        if self.parking is not None and node.key is not None:
+            fence = self.parking.fence(node)
+            if fence is not None:
+                self.recorder.release_claim(node.key, fence)
 
     def _rerun(self, task: Task[Any, Any]) -> bool:
         found = self._reruns.get(id(task))
@@ -476,6 +531,7 @@ class Scheduler(Failing):
             self.recorder.cache_entry(
                 (node.task_hash, node.args_hash, call_hash, digest, self.run_id, now)
             )
+            self._release_claim(node)
         row = node.row
         assert row is not None
         row["status"] = st.DONE

@@ -15,18 +15,20 @@ this host) is marked directly, when it is the role's own.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ledgerflow.db.times import utcnow
+from ledgerflow.ledger.claims import process_gone
 from ledgerflow.ledger.privileges import REAP_FLOOR_SECONDS, REAP_FUNCTION
 from ledgerflow.ledger.status import INTERRUPTED, RUNNING, UNFINISHED
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
+
+    from ledgerflow.ledger.claims import Claims
 
 #: Seconds between two heartbeats of a running run.
 HEARTBEAT_INTERVAL = float(os.environ.get("LEDGERFLOW_HEARTBEAT_INTERVAL", "5"))
@@ -35,7 +37,9 @@ STALE_AFTER = float(os.environ.get("LEDGERFLOW_STALE_AFTER", "60"))
 
 
 class Heartbeat:
-    """A daemon thread that refreshes ``lf_run.heartbeat_at`` until stopped."""
+    """A daemon thread that refreshes ``lf_run.heartbeat_at`` until stopped, and extends the
+    leases of the run's claims in the same transaction (beating at least three times per
+    lease)."""
 
     def __init__(
         self,
@@ -43,10 +47,12 @@ class Heartbeat:
         run_id: str,
         interval: float = HEARTBEAT_INTERVAL,
         on_beat: Callable[[], None] | None = None,
+        claims: Claims | None = None,
     ) -> None:
         self.engine = engine
         self.run_id = run_id
-        self.interval = interval
+        self.claims = claims
+        self.interval = interval if claims is None else min(interval, claims.lease / 3)
         self.on_beat = on_beat
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="ledgerflow-heartbeat", daemon=True)
@@ -68,6 +74,8 @@ class Heartbeat:
         )
         with self.engine.begin() as conn:
             conn.execute(stmt)
+            if self.claims is not None:
+                self.claims.extend(conn)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -82,21 +90,6 @@ class Heartbeat:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=max(1.0, self.interval))
-
-
-def _process_gone(host: str | None, pid: int | None) -> bool:
-    """Whether ``pid`` on ``host`` is known to be dead (only checkable on this host)."""
-    if not host or not pid or host != socket.gethostname():
-        return False
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 #: The query :func:`dead_runs` reads its rows from (also run over a bare driver connection).
@@ -117,7 +110,7 @@ def dead_runs(
         last = heartbeat_at or started_at
         if last is not None and last.tzinfo is None:
             last = last.replace(tzinfo=UTC)
-        if (last is not None and last < cutoff) or _process_gone(host, pid):
+        if (last is not None and last < cutoff) or process_gone(host, pid):
             dead.append(run_id)
     return dead
 
@@ -172,7 +165,7 @@ def _reap_on_server(engine: Engine, writer: Engine, limit: float) -> list[str]:
         silent = text(_SILENT).bindparams(bindparam("limit", type_=Float()))
         rows = conn.execute(silent, {"limit": limit}).all()
     stale = any(row[3] for row in rows)
-    gone = [run_id for run_id, host, pid, old in rows if not old and _process_gone(host, pid)]
+    gone = [run_id for run_id, host, pid, old in rows if not old and process_gone(host, pid)]
     if not stale and not gone:
         return []
     dead: list[str] = []

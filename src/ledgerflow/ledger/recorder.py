@@ -24,6 +24,8 @@ from ledgerflow.ledger import _sql, tables
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from ledgerflow.ledger.claims import Claims
+
 #: Seconds between two flushes while a run works.
 FLUSH_INTERVAL = 0.3
 #: Buffered rows that trigger a flush before the interval is over.
@@ -84,6 +86,9 @@ class Recorder:
         self._logs: list[tuple[Any, ...]] = []
         self._run_end: tuple[Any, ...] | None = None
         self._pending = 0
+        #: the run's claims: a claimed call's cache entry is written only while it is its own
+        self.claims: Claims | None = None
+        self._released: dict[tuple[str, str], int] = {}  # claims to release -> their fence
 
     # -- buffering ---------------------------------------------------------------------
 
@@ -147,6 +152,12 @@ class Recorder:
         before = len(self._written_rows)
         self._written_rows.extend(rows)
         self._pending += len(self._written_rows) - before
+
+    def release_claim(self, key: tuple[str, str], fence: int) -> None:
+        """The claimed call ``key`` ended: release its claim in the flush that writes its
+        cache entry, which is written only if the claim (run id and fence) is still ours."""
+        self._released[key] = fence
+        self._pending += 1
 
     def tags(self, rows: Iterable[tuple[Any, ...]]) -> None:
         rows = list(rows)
@@ -250,7 +261,8 @@ class Recorder:
         sqlite = self.dialect == "sqlite"
         deferred = self._deferred(final)
         work = [(st, params) for st, rows in self._batches(deferred) if (params := st.rows(rows))]
-        if not work:
+        released = self._released
+        if not work and not released:
             return True
         cursor = raw.cursor()
         try:
@@ -258,6 +270,8 @@ class Recorder:
                 cursor.execute(f"PRAGMA busy_timeout = {HARD_BUSY_MS if final else SOFT_BUSY_MS}")
                 cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
                 cursor.execute("BEGIN IMMEDIATE")
+            if released and self.claims is not None:
+                work = self._fenced(cursor, work, released)
             written = 0
             for statement, params in work:
                 statement.execute(cursor, params)
@@ -276,9 +290,29 @@ class Recorder:
         finally:
             cursor.close()
         self._written(deferred)
+        if released and self.claims is not None:
+            self.claims.forget(released)
+        self._released = {}
         self.flushes += 1
         self.rows_written += written
         return True
+
+    def _fenced(
+        self, cursor: Any, work: list[tuple[_sql.Statement, Any]], released: dict[Any, int]
+    ) -> list[tuple[_sql.Statement, Any]]:
+        """Release the claims (in this transaction) and keep only the cache entries of the
+        claims that were still this run's: a run that lost one records its task run, not
+        the cache entry."""
+        assert self.claims is not None
+        owned = self.claims.release(cursor, released)
+        lost = released.keys() - owned
+        if not lost:
+            return work
+        entry = self.sql.cache_entry
+        return [
+            (st, [p for p in params if (p[0], p[1]) not in lost] if st is entry else params)
+            for st, params in work
+        ]
 
     def _written(self, deferred: dict[str, dict[str, Any]]) -> None:
         self._known_defs.update(self._task_defs)
