@@ -1,0 +1,212 @@
+"""Sharing benchmark: each call computed once when many runs want it at the same time.
+
+Two measurements, on SQLite (one file, processes of this host) and PostgreSQL:
+
+* **concurrent runs**: one run of a pipeline of ``--calls`` independent calls (each sleeps
+  ``--sleep`` seconds and appends a line to a marks file) on a fresh ledger, timed alone;
+  then ``--runs`` runs of the same pipeline started together on another fresh ledger.
+  Printed: the executions counted in the marks file (target: exactly ``--calls``) and the
+  wall time of all the runs against the one run alone (target: at most 1.3x). With
+  ``--baseline`` the concurrent runs are measured once more with ``cache.claim: false``
+  (no claims), to show what claiming saves.
+* **claiming overhead**: the engine benchmark's fan-out first run (``benchmarks/engine.py``,
+  N = ``--overhead-n`` trivial calls, local executor) with claims on and with
+  ``cache.claim: false``, best of ``--repeat`` (target: at most 15% slower with claims).
+
+    .venv/bin/python benchmarks/sharing.py                    # SQLite + PostgreSQL, full size
+    .venv/bin/python benchmarks/sharing.py --calls 40 --overhead-n 1000 --dialect sqlite
+    .venv/bin/python benchmarks/sharing.py --all              # and the sibling benchmarks
+
+``--all`` also runs ``benchmarks/sharing_checkouts.py`` and ``benchmarks/sharing_stores.py``
+when they exist (two checkouts on one ledger; value stores). Every run is a fresh
+``ledgerflow run`` process, so times include start-up. Figures from a loaded machine are
+noisy: compare ratios, and use ``--repeat``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+DIALECTS = ("sqlite", "postgresql")
+SIBLINGS = ("sharing_checkouts.py", "sharing_stores.py")
+TARGET_WALL_RATIO = 1.3
+TARGET_OVERHEAD = 0.15
+
+PIPELINE = """
+import os, time
+from ledgerflow import task
+
+@task
+def slow(i: int) -> int:
+    fd = os.open(os.environ["MARKS"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.write(fd, f"{i}\\n".encode())
+    os.close(fd)
+    time.sleep(float(os.environ["SLEEP"]))
+    return i
+
+@task
+def pipeline(n: int) -> list:
+    return [slow(i) for i in range(n)]
+"""
+
+
+def _engine_bench() -> Any:
+    sys.path.insert(0, str(HERE))
+    import engine  # benchmarks/engine.py: its fresh ledgers and its fan-out measurement
+
+    return engine
+
+
+def _set_cache(config: Path, **cache: Any) -> None:
+    data = yaml.safe_load(config.read_text())
+    data.setdefault("cache", {}).update(cache)
+    config.write_text(yaml.safe_dump(data))
+
+
+def _runs(config: Path, count: int, calls: int, sleep: float) -> tuple[float, int, int]:
+    """``count`` runs of the pipeline started together: (wall seconds, executions, failures)."""
+    directory = config.parent
+    (directory / "pipe_share.py").write_text(textwrap.dedent(PIPELINE))
+    marks = directory / f"marks-{time.monotonic_ns()}.txt"
+    env = {**os.environ, "MARKS": str(marks), "SLEEP": str(sleep)}
+    command = [sys.executable, "-m", "ledgerflow", "--config", str(config), "run", "-q",
+               "pipe_share.py:pipeline", "--n", str(calls)]  # fmt: skip
+    started = time.perf_counter()
+    children = [
+        subprocess.Popen(command, cwd=directory, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for _ in range(count)
+    ]
+    failures = 0
+    for child in children:
+        _out, err = child.communicate()
+        if child.returncode != 0:
+            failures += 1
+            print(f"  a run failed ({child.returncode}): {err.strip().splitlines()[-1:]}")
+    wall = time.perf_counter() - started
+    executions = len(marks.read_text().splitlines()) if marks.exists() else 0
+    return wall, executions, failures
+
+
+def concurrent(
+    dialect: str, runs: int, calls: int, sleep: float, baseline: bool, workdir: Path
+) -> dict[str, Any]:
+    engine = _engine_bench()
+    with engine.fresh_ledger(dialect, workdir) as config:
+        alone, alone_executions, _ = _runs(config, 1, calls, sleep)
+    with engine.fresh_ledger(dialect, workdir) as config:
+        wall, executions, failures = _runs(config, runs, calls, sleep)
+    found: dict[str, Any] = {
+        "dialect": dialect, "runs": runs, "calls": calls, "alone_seconds": alone,
+        "alone_executions": alone_executions, "seconds": wall, "executions": executions,
+        "failures": failures, "ratio": wall / alone,
+    }  # fmt: skip
+    if baseline:
+        with engine.fresh_ledger(dialect, workdir) as config:
+            _set_cache(config, claim=False)
+            found["unclaimed_seconds"], found["unclaimed_executions"], _ = _runs(
+                config, runs, calls, sleep
+            )
+    return found
+
+
+def overhead(dialect: str, n: int, repeat: int, workdir: Path) -> dict[str, Any]:
+    """Fan-out first run, claims on and off (alternating), best of ``repeat`` each."""
+    engine = _engine_bench()
+    best: dict[bool, float] = {}
+    for attempt in range(repeat):
+        for claim in (True, False) if attempt % 2 == 0 else (False, True):
+            with engine.fresh_ledger(dialect, workdir) as config:
+                _set_cache(config, claim=claim)
+                data = engine._subprocess([sys.executable, str(HERE / "engine.py"), "_measure",
+                                           str(config), "fanout", str(n), "first"])  # fmt: skip
+            best[claim] = min(best.get(claim, float("inf")), data["seconds"])
+    return {"dialect": dialect, "n": n, "claims_on": best[True], "claims_off": best[False],
+            "overhead": best[True] / best[False] - 1}  # fmt: skip
+
+
+def _have_postgres() -> bool:
+    from ledgerflow.testing.postgres import find_server
+
+    return find_server() is not None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dialect", choices=DIALECTS, action="append")
+    parser.add_argument("--runs", type=int, default=8)
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--sleep", type=float, default=0.05)
+    parser.add_argument("--overhead-n", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--baseline", action="store_true",
+                        help="also run the concurrent runs without claims (cache.claim: false)")
+    parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--skip-concurrent", action="store_true")
+    parser.add_argument("--all", action="store_true",
+                        help=f"also run {' and '.join(SIBLINGS)} when they exist")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    args = parser.parse_args(argv)
+    dialects = args.dialect or list(DIALECTS)
+    if "postgresql" in dialects and not _have_postgres():
+        print("note: no PostgreSQL server found; PostgreSQL is skipped")
+        dialects = [d for d in dialects if d != "postgresql"]
+
+    checks: list[tuple[str, bool]] = []
+    figures: dict[str, Any] = {"concurrent": [], "overhead": []}
+    with tempfile.TemporaryDirectory(prefix="lf-sharing-") as tmp:
+        workdir = Path(tmp)
+        for dialect in dialects:
+            if not args.skip_concurrent:
+                found = concurrent(dialect, args.runs, args.calls, args.sleep, args.baseline,
+                                   workdir)  # fmt: skip
+                figures["concurrent"].append(found)
+                print(f"{dialect}: {args.runs} runs of {args.calls} calls ({args.sleep * 1000:.0f} ms "
+                      f"each): {found['executions']} executions in {found['seconds']:.2f} s; one run "
+                      f"alone {found['alone_seconds']:.2f} s -> {found['ratio']:.2f}x")  # fmt: skip
+                if "unclaimed_executions" in found:
+                    print(f"{dialect}: the same without claims: {found['unclaimed_executions']} "
+                          f"executions in {found['unclaimed_seconds']:.2f} s")
+                checks.append((f"{dialect}: executions {found['executions']} == {args.calls}",
+                               found["executions"] == args.calls and not found["failures"]))
+                checks.append((f"{dialect}: wall {found['ratio']:.2f}x one run alone "
+                               f"(<= {TARGET_WALL_RATIO}x)", found["ratio"] <= TARGET_WALL_RATIO))
+            if not args.skip_overhead:
+                cost = overhead(dialect, args.overhead_n, args.repeat, workdir)
+                figures["overhead"].append(cost)
+                print(f"{dialect}: fan-out N={args.overhead_n:,} first run: {cost['claims_on']:.2f} s "
+                      f"with claims, {cost['claims_off']:.2f} s without -> "
+                      f"{cost['overhead'] * 100:+.1f}%")  # fmt: skip
+                checks.append((f"{dialect}: claiming overhead {cost['overhead'] * 100:+.1f}% "
+                               f"(<= {TARGET_OVERHEAD * 100:.0f}%)",
+                               cost["overhead"] <= TARGET_OVERHEAD))  # fmt: skip
+    print("\ntargets:")
+    for text, ok in checks:
+        print(f"  {'PASS' if ok else 'FAIL'}  {text}")
+    if args.json:
+        print(json.dumps(figures))
+    if args.all:
+        for name in SIBLINGS:
+            script = HERE / name
+            if script.exists():
+                print(f"\n== {name} ==", flush=True)
+                subprocess.run([sys.executable, str(script)], check=False)
+            else:
+                print(f"\nnote: {name} does not exist (yet)")
+    return 0 if all(ok for _, ok in checks) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
