@@ -85,8 +85,10 @@ def _runs(config: Path, count: int, calls: int, sleep: float) -> tuple[float, in
                "pipe_share.py:pipeline", "--n", str(calls)]  # fmt: skip
     started = time.perf_counter()
     children = [
-        subprocess.Popen(command, cwd=directory, env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(
+            command, cwd=directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(count)
     ]
     failures = 0
