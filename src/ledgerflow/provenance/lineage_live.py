@@ -1,9 +1,10 @@
 """A run's OpenLineage events, emitted while it runs, off its hot path.
 
 :class:`LineageObserver` is a :class:`~ledgerflow.engine.RunObserver` that the API attaches
-to a run when ``lineage: openlineage:`` is configured. Its methods only set flags; a
-background thread does the work: it reads the ledger, which the run's recorder flushes every
-0.3 s (SQLite WAL and PostgreSQL let it read while the run writes), builds the events with
+to a run when ``lineage: openlineage:`` is configured. Its methods start a thread and raise
+a flag at the end; the thread does the work: every half second (longer when a read takes
+long: it keeps to a tenth of the time) it reads the ledger, which the run's recorder flushes
+every 0.3 s (SQLite WAL and PostgreSQL let it read while the run writes), builds the events with
 :class:`~ledgerflow.provenance.openlineage.EventBuilder` (the builder the replay uses, so a
 live run and ``export --openlineage`` say the same) and sends them through
 openlineage-python's transport.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -33,6 +35,9 @@ log = logging.getLogger("ledgerflow")
 
 #: Seconds between two reads of the ledger while nothing wakes the thread.
 POLL_INTERVAL = 0.5
+#: A read of the ledger is followed by a pause of at least this many times its duration, so
+#: the thread takes a tenth of the interpreter at most from a large run.
+POLL_SHARE = 10
 #: An HTTP transport's retries unless the configuration sets them: a catalogue that is down
 #: is given up quickly (the events can be replayed).
 HTTP_RETRY = {"total": 2, "connect": 1, "read": 1, "backoff_factor": 0.2,
@@ -69,7 +74,6 @@ class LineageObserver:
         self.config = config
         self._transport = transport
         self.run_id: str | None = None
-        self._wake = threading.Event()
         self._final = threading.Event()
         self._thread: threading.Thread | None = None
         self.sent = 0
@@ -81,7 +85,7 @@ class LineageObserver:
 
         import ledgerflow.provenance.openlineage  # noqa: F401
 
-    # -- RunObserver: flags only ---------------------------------------------------------
+    # -- RunObserver: a flag only ---------------------------------------------------------
 
     def run_started(self, run_id: str, entry: str) -> None:
         self.run_id = run_id
@@ -90,14 +94,13 @@ class LineageObserver:
         self._thread.start()
 
     def counts_changed(self, counts: dict[str, int], elapsed: float) -> None:
-        self._wake.set()
+        pass  # the thread reads the ledger every POLL_INTERVAL seconds
 
     def task_failed(self, failure: Failure) -> None:
-        self._wake.set()
+        pass
 
     def run_finished(self, result: RunResult) -> None:
         self._final.set()
-        self._wake.set()
         thread = self._thread
         if thread is None:
             return
@@ -174,10 +177,11 @@ class LineageObserver:
         ended: set[str] = set()
         roots: set[str] = set()
         t = tables.task_run.c
+        pause = POLL_INTERVAL
         while True:
-            self._wake.wait(POLL_INTERVAL)
-            self._wake.clear()
+            self._final.wait(pause)  # woken early by the end of the run
             last = self._final.is_set()
+            began = time.monotonic()
             rows = conn.execute(select(t.id, t.status, t.parent_id, t.task_name)
                                 .where(t.run_id == run_id)).all()
             conn.rollback()  # a fresh snapshot at every read
@@ -200,6 +204,7 @@ class LineageObserver:
                         ended.add(fact.id)
             if last:
                 break
+            pause = max(POLL_INTERVAL, POLL_SHARE * (time.monotonic() - began))
         whole = read_run(conn, run_id)
         conn.rollback()
         end = builder.run_end(whole)

@@ -12,7 +12,8 @@ replay (``ledgerflow export --openlineage``), so both say the same thing about a
   START, then COMPLETE (``done``, ``cached``), FAIL (with ``errorMessage``: the exception
   and its traceback) or ABORT (``skipped``, ``interrupted``); inputs are the files among its
   arguments (in lists and dicts too), outputs the files it returned;
-* a job carries ``sourceCode`` (the task's source as recorded) and ``sourceCodeLocation``
+* a task run's START carries its job's ``sourceCode`` (the task's source as recorded) and
+  ``sourceCodeLocation``
   (the module's file in the project when one still defines the task's function, and the git
   commit the run recorded);
 * a file is the dataset ``file://<host>`` / ``<absolute path>`` (the OpenLineage naming of
@@ -225,7 +226,7 @@ class EventBuilder:
                                 else (), host)
         return RunEvent(eventType=state, eventTime=_time(run.ended_at, run.started_at),
                         run=Run(runId=run_uuid(run.id), facets=facets),
-                        job=self._job(run.entry_task, self._entry_task(run), "DAG", run),
+                        job=self._job(run.entry_task, self._entry_task(run), "DAG", run),  # source
                         inputs=inputs, outputs=outputs, producer=PRODUCER)
 
     # -- task runs -------------------------------------------------------------------------
@@ -244,7 +245,8 @@ class EventBuilder:
             root=parent_run.Root(run=parent_run.RootRun(runId=run_uuid(run.id)),
                                  job=parent_run.RootJob(namespace=self.namespace, name=run.entry_task)),
             producer=PRODUCER)
-        job = self._job(task_run.task_name, task, "TASK", run)
+        job = self._job(task_run.task_name, task, "TASK", run)  # its source: on START only
+        bare = self._job(task_run.task_name, None, "TASK", run)
         host = run.host or "localhost"
         inputs = self._inputs(task_run.files_read(), host)
         events = []
@@ -271,7 +273,7 @@ class EventBuilder:
                                     host)
             events.append(RunEvent(
                 eventType=state, eventTime=_time(task_run.ended_at or began, run.started_at),
-                run=Run(runId=run_uuid(task_run.id), facets=facets), job=job, inputs=inputs,
+                run=Run(runId=run_uuid(task_run.id), facets=facets), job=bare, inputs=inputs,
                 outputs=outputs, producer=PRODUCER))
         return events
 
