@@ -217,3 +217,26 @@ def test_a_store_works_once_pickled(store: ValueStore) -> None:
     copy.put(digest, b"from the copy")
     assert store.get(digest) == b"from the copy"
     copy.close()
+
+
+@contract
+def test_an_encoder_writes_into_an_upload_like_a_file(store: ValueStore) -> None:
+    import pickle
+
+    import numpy as np
+
+    from ledgerflow.values.store import CHUNK_SIZE
+
+    value = {"array": np.arange(CHUNK_SIZE // 8 * 2 + 5, dtype=np.float64), "name": "x"}
+    digest = hash_value("pickled by a Pickler")
+    with store.writer(digest) as upload:
+        assert not upload.stored
+        pickle.Pickler(upload, protocol=5).dump(value)  # type: ignore[arg-type]
+    with store.open(digest) as stream:
+        back = pickle.load(stream)
+    assert np.array_equal(back["array"], value["array"]) and back["name"] == "x"
+    assert upload.size == len(store.get(digest))
+    with store.writer(digest) as again:
+        assert again.stored  # already there: what is written now is dropped
+        again.write(b"other bytes")
+    assert pickle.loads(store.get(digest))["name"] == "x"

@@ -10,7 +10,7 @@ reaches its values, which makes this the default for a PostgreSQL ledger.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
@@ -19,11 +19,10 @@ from ledgerflow.values.store import (
     CHUNK_SIZE,
     Chunk,
     ChunkReader,
-    PartsFailed,
+    Upload,
     ValueStore,
     buffered,
     check_key,
-    guarded,
 )
 
 if TYPE_CHECKING:
@@ -78,35 +77,8 @@ class LedgerStore(ValueStore):
 
     # -- writing -----------------------------------------------------------------------
 
-    def write(self, key: str, parts: Iterable[Chunk]) -> str:
-        from sqlalchemy import insert
-
-        from ledgerflow.ledger.tables import value_chunk
-
-        check_key(key)
-        try:
-            with self.engine.begin() as conn:
-                if self._has(conn, key):
-                    return key
-                seq = 0
-                for data in _gathered(parts):
-                    if seq == 0:
-                        if not self._claim(conn, key, data):
-                            raise _Taken  # another writer stored it first: theirs stays
-                    else:
-                        conn.execute(insert(value_chunk), {"key": key, "seq": seq, "data": data})
-                    seq += 1
-                if seq == 0 and not self._claim(conn, key, b""):  # an empty value
-                    raise _Taken
-        except _Taken:
-            return key
-        except PartsFailed as failed:
-            raise failed.error from None
-        except LedgerflowError:
-            raise
-        except Exception as exc:
-            raise self._failed("write", key, exc) from exc
-        return key
+    def writer(self, key: str) -> Upload:
+        return _ChunkUpload(self, check_key(key))
 
     def _claim(self, conn: Connection, key: str, data: Chunk) -> bool:
         """Insert chunk 0 unless it is there already (waiting for a writer still at it)."""
@@ -209,22 +181,73 @@ class LedgerStore(ValueStore):
         )
 
 
-class _Taken(Exception):
-    """Chunk 0 of the key was stored by another writer."""
+class _ChunkUpload(Upload):
+    """Chunks of one value, inserted in one transaction committed when the value is whole.
+    Chunk 0 goes first, with an insert that only one writer of the key wins: a writer that
+    loses drops the rest (the winner's value stays)."""
 
+    def __init__(self, store: LedgerStore, key: str) -> None:
+        super().__init__()
+        self.store, self.key = store, key
+        self.seq = 0
+        self.pending = bytearray()
+        try:
+            self.conn = store.engine.connect()
+            self.transaction = self.conn.begin()
+            self.stored = store._has(self.conn, key)
+        except LedgerflowError:
+            raise
+        except Exception as exc:
+            raise store._failed("write", key, exc) from exc
 
-def _gathered(parts: Iterable[Chunk]) -> Iterator[Chunk]:
-    """The bytes of ``parts`` as chunks of :data:`CHUNK_SIZE` bytes (the last one shorter):
-    slices of large parts as they are, small parts gathered into one buffer."""
-    pending = bytearray()
-    for piece in guarded(parts):
-        if not pending and len(piece) == CHUNK_SIZE:
-            yield piece
-            continue
-        room = CHUNK_SIZE - len(pending)
-        pending += piece[:room]
-        if len(pending) == CHUNK_SIZE:
-            yield bytes(pending)
-            pending = bytearray(piece[room:])
-    if pending:
-        yield bytes(pending)
+    def _send(self, piece: memoryview) -> None:
+        if not self.pending and len(piece) == CHUNK_SIZE:
+            self._insert(piece)
+            return
+        room = CHUNK_SIZE - len(self.pending)
+        self.pending += piece[:room]
+        if len(self.pending) == CHUNK_SIZE:
+            self._insert(bytes(self.pending))
+            self.pending = bytearray(piece[room:])
+
+    def _insert(self, data: Chunk) -> None:
+        from sqlalchemy import insert
+
+        from ledgerflow.ledger.tables import value_chunk
+
+        if self.stored:
+            return
+        try:
+            if self.seq == 0:
+                self.stored = not self.store._claim(self.conn, self.key, data)
+            else:
+                row = {"key": self.key, "seq": self.seq, "data": data}
+                self.conn.execute(insert(value_chunk), row)
+        except LedgerflowError:
+            raise
+        except Exception as exc:
+            raise self.store._failed("write", self.key, exc) from exc
+        self.seq += 1
+
+    def _commit(self) -> None:
+        if self.pending or self.seq == 0:  # the last chunk, or the only one of an empty value
+            self._insert(bytes(self.pending))
+            self.pending = bytearray()
+        try:
+            if self.stored:
+                self.transaction.rollback()
+            else:
+                self.transaction.commit()
+        except LedgerflowError:
+            raise
+        except Exception as exc:
+            raise self.store._failed("write", self.key, exc) from exc
+        finally:
+            self.conn.close()
+
+    def _abort(self) -> None:
+        try:
+            self.transaction.rollback()
+            self.conn.close()
+        except Exception:  # a lost connection has rolled back already
+            pass

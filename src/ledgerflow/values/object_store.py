@@ -12,20 +12,17 @@ reading fetches them one at a time, so a large value is never held twice.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from typing import IO, Any
 
 from ledgerflow.config.settings import hide_url_passwords
 from ledgerflow.errors import LedgerflowError, MissingExtraError, ValueStoreError
 from ledgerflow.values.store import (
     CHUNK_SIZE,
-    Chunk,
     ChunkReader,
-    PartsFailed,
+    Upload,
     ValueStore,
     buffered,
     check_key,
-    guarded,
 )
 
 #: Protocols whose uploads appear whole or not at all.
@@ -86,37 +83,17 @@ class ObjectStore(ValueStore):
         del fs
         return f"{self._root}/{key[:2]}/{key[2:]}"
 
-    def write(self, key: str, parts: Iterable[Chunk]) -> str:
-        target = self.path(key)
-        fs = self.fs
-        atomic = self.protocol in ATOMIC_PROTOCOLS
-        where = target if atomic else f"{self._root}/.tmp/.tmp-{uuid.uuid4().hex}"
-        try:
-            if fs.exists(target):
-                return key
-            out = fs.open(where, "wb", block_size=UPLOAD_PART)
-            try:
-                for piece in guarded(parts):
-                    out.write(piece)
-            except BaseException:
-                _discard(out)
-                raise
-            out.close()
-            if not atomic:
-                fs.mv(where, target)
-        except PartsFailed as failed:
-            raise failed.error from None
-        except LedgerflowError:
-            raise
-        except Exception as exc:
-            if not atomic:
-                _forget(fs, where)
-            raise ValueStoreError(
-                f"cannot write value {key} to the value store {self.describe()}: {_reason(exc)}",
-                hint="check that the store is reachable and writable with your credentials "
-                "(environment, profile or values.store_options); the run's other work is kept",
-            ) from exc
-        return key
+    def writer(self, key: str) -> Upload:
+        return _ObjectUpload(self, self.path(key))
+
+    def _unwritable(self, target: str, exc: BaseException) -> ValueStoreError:
+        key = target.rsplit("/", 2)
+        return ValueStoreError(
+            f"cannot write value {key[-2] + key[-1]} to the value store {self.describe()}: "
+            f"{_reason(exc)}",
+            hint="check that the store is reachable and writable with your credentials "
+            "(environment, profile or values.store_options); the run's other work is kept",
+        )
 
     def open(self, key: str) -> IO[bytes]:
         target = self.path(key)
@@ -173,6 +150,52 @@ def _reason(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
     return hide_url_passwords(text)[:300]
+
+
+class _ObjectUpload(Upload):
+    """One object, uploaded in parts; published by the store when the upload completes
+    (or, on a file system without atomic uploads, moved into place from a temporary name)."""
+
+    def __init__(self, store: ObjectStore, target: str) -> None:
+        super().__init__()
+        self.store, self.target = store, target
+        self.atomic = store.protocol in ATOMIC_PROTOCOLS
+        root = target.rsplit("/", 2)[0]
+        self.where = target if self.atomic else f"{root}/.tmp/.tmp-{uuid.uuid4().hex}"
+        self.out: Any = None
+        try:
+            fs = store.fs
+            self.stored = bool(fs.exists(target))
+            if not self.stored:
+                self.out = fs.open(self.where, "wb", block_size=UPLOAD_PART)
+        except LedgerflowError:
+            raise
+        except Exception as exc:
+            raise store._unwritable(target, exc) from exc
+
+    def _send(self, piece: memoryview) -> None:
+        try:
+            self.out.write(piece)
+        except Exception as exc:
+            raise self.store._unwritable(self.target, exc) from exc
+
+    def _commit(self) -> None:
+        if self.out is None:
+            return
+        try:
+            self.out.close()
+            self.out = None
+            if not self.atomic:
+                self.store.fs.mv(self.where, self.target)
+        except Exception as exc:
+            raise self.store._unwritable(self.target, exc) from exc
+
+    def _abort(self) -> None:
+        if self.out is not None:
+            _discard(self.out)
+            self.out = None
+        if not self.atomic:
+            _forget(self.store.fs, self.where)
 
 
 def _discard(out: Any) -> None:

@@ -13,7 +13,7 @@ import re
 import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,36 +39,53 @@ def check_key(key: str) -> str:
     return key
 
 
-def pieces(parts: Iterable[Chunk], size: int = CHUNK_SIZE) -> Iterator[memoryview]:
-    """The bytes of ``parts`` in slices of at most ``size`` bytes, without copying them."""
-    for part in parts:
-        view = memoryview(part).cast("B") if not isinstance(part, memoryview) else part
+class Upload(ABC):
+    """One value being written (from :meth:`ValueStore.writer`): ``write`` its bytes in any
+    number of pieces; it is published when the ``with`` block ends, and forgotten (nothing
+    of it visible) when the block raises. ``stored`` is true when the key held a value
+    already: the pieces are then dropped and the first value stays."""
+
+    stored = False
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def write(self, data: Chunk) -> int:
+        """Send ``data`` (any contiguous buffer; not copied when it is large)."""
+        view = data if isinstance(data, memoryview) else memoryview(data)
         if view.ndim != 1 or view.itemsize != 1:
             view = view.cast("B")
-        for start in range(0, len(view), size):
-            yield view[start : start + size]
+        n = len(view)
+        self.size += n
+        if not self.stored:
+            for start in range(0, n, CHUNK_SIZE):
+                self._send(view[start : start + CHUNK_SIZE])
+        return n
 
+    @abstractmethod
+    def _send(self, piece: memoryview) -> None:
+        """Pass on at most CHUNK_SIZE bytes."""
 
-class PartsFailed(Exception):
-    """The parts of a value (its encoder) failed while a store was writing them: ``error``
-    is re-raised as it was, not reported as a fault of the store."""
+    @abstractmethod
+    def _commit(self) -> None:
+        """Publish the value."""
 
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
+    @abstractmethod
+    def _abort(self) -> None:
+        """Forget everything sent (never raises)."""
 
+    def __enter__(self) -> Upload:
+        return self
 
-def guarded(parts: Iterable[Chunk], size: int = CHUNK_SIZE) -> Iterator[memoryview]:
-    """:func:`pieces`, with an error of ``parts`` itself wrapped in :class:`PartsFailed`."""
-    source = pieces(parts, size)
-    while True:
-        try:
-            piece = next(source)
-        except StopIteration:
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        if kind is not None:
+            self._abort()
             return
-        except Exception as exc:
-            raise PartsFailed(exc) from exc
-        yield piece
+        try:
+            self._commit()
+        except BaseException:
+            self._abort()
+            raise
 
 
 class ValueStore(ABC):
@@ -78,10 +95,19 @@ class ValueStore(ABC):
         """Store ``data`` under ``hash`` and return the key to get it back."""
         return self.write(hash, (data,))
 
-    @abstractmethod
     def write(self, key: str, parts: Iterable[Chunk]) -> str:
         """Store the concatenation of ``parts`` under ``key`` (atomically; a key already
-        stored keeps its first bytes) and return the key."""
+        stored keeps its first bytes) and return the key. An error of ``parts`` itself
+        leaves nothing stored and is raised as it is."""
+        with self.writer(key) as upload:
+            for part in parts:
+                upload.write(part)
+        return key
+
+    @abstractmethod
+    def writer(self, key: str) -> Upload:
+        """An :class:`Upload` of the value ``key``, to use in a ``with`` block (an encoder
+        writes into it as into a file)."""
 
     @abstractmethod
     def open(self, key: str) -> IO[bytes]:
@@ -200,10 +226,8 @@ class MemoryStore(ValueStore):
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._blobs)} values)"
 
-    def write(self, key: str, parts: Iterable[Chunk]) -> str:
-        if check_key(key) not in self._blobs:
-            self._blobs.setdefault(key, b"".join(pieces(parts)))
-        return key
+    def writer(self, key: str) -> Upload:
+        return _MemoryUpload(self._blobs, check_key(key))
 
     def open(self, key: str) -> IO[bytes]:
         try:
@@ -242,35 +266,8 @@ class DirectoryStore(ValueStore):
         key = check_key(key)
         return self.root / key[:2] / key[2:]
 
-    def write(self, key: str, parts: Iterable[Chunk]) -> str:
-        target = self.path(key)
-        try:
-            if target.exists():
-                return key
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = self.root / ".tmp"
-            partial.mkdir(exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=_PARTIAL_PREFIX, dir=partial)
-        except OSError as exc:
-            raise self._unwritable(exc) from exc
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                for piece in guarded(parts):
-                    fh.write(piece)
-                if self.durable:
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except PartsFailed as failed:
-            Path(tmp).unlink(missing_ok=True)
-            raise failed.error from None
-        except OSError as exc:
-            Path(tmp).unlink(missing_ok=True)
-            raise self._unwritable(exc) from exc
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return key
+    def writer(self, key: str) -> Upload:
+        return _FileUpload(self, self.path(key))
 
     def open(self, key: str) -> IO[bytes]:
         path = self.path(key)
@@ -339,3 +336,70 @@ def _entries(folder: Path) -> list[Path]:
             return [Path(entry.path) for entry in found]
     except OSError:  # missing or unreadable: nothing to clean there
         return []
+
+
+class _MemoryUpload(Upload):
+    def __init__(self, blobs: dict[str, bytes], key: str) -> None:
+        super().__init__()
+        self.blobs, self.key = blobs, key
+        self.stored = key in blobs
+        self.buffer = io.BytesIO()
+
+    def _send(self, piece: memoryview) -> None:
+        self.buffer.write(piece)
+
+    def _commit(self) -> None:
+        if not self.stored:
+            self.blobs.setdefault(self.key, self.buffer.getvalue())
+
+    def _abort(self) -> None:
+        self.buffer = io.BytesIO()
+
+
+class _FileUpload(Upload):
+    """Into ``root/.tmp/.tmp-*``, renamed to the value's path when complete."""
+
+    def __init__(self, store: DirectoryStore, target: Path) -> None:
+        super().__init__()
+        self.store, self.target = store, target
+        self.tmp: str | None = None
+        try:
+            if target.exists():
+                self.stored = True
+                return
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = store.root / ".tmp"
+            partial.mkdir(exist_ok=True)
+            fd, self.tmp = tempfile.mkstemp(prefix=_PARTIAL_PREFIX, dir=partial)
+            self.out = os.fdopen(fd, "wb")
+        except OSError as exc:
+            raise store._unwritable(exc) from exc
+
+    def _send(self, piece: memoryview) -> None:
+        try:
+            self.out.write(piece)
+        except OSError as exc:
+            raise self.store._unwritable(exc) from exc
+
+    def _commit(self) -> None:
+        if self.stored or self.tmp is None:
+            return
+        try:
+            if self.store.durable:
+                self.out.flush()
+                os.fsync(self.out.fileno())
+            self.out.close()
+            os.replace(self.tmp, self.target)
+        except OSError as exc:
+            raise self.store._unwritable(exc) from exc
+        self.tmp = None
+
+    def _abort(self) -> None:
+        if self.tmp is None:
+            return
+        try:
+            self.out.close()
+        except OSError:
+            pass
+        Path(self.tmp).unlink(missing_ok=True)
+        self.tmp = None
