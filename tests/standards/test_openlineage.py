@@ -302,3 +302,26 @@ def test_a_transport_without_a_type_is_one_line(
         _project(tmp_path, migrated_database_entry, {"url": "http://127.0.0.1:9"}, monkeypatch)
     assert "expected a transport with a 'type'" in str(info.value)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("database_dialect", ["sqlite"])
+def test_runs_from_python_emit_too_and_console_prints_them(
+    tmp_path: Path, migrated_database_entry: dict[str, Any], isolated_imports: None,
+    fresh_models: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import ledgerflow
+    from ledgerflow.config import load_settings
+
+    root = _project(tmp_path, migrated_database_entry, {"type": "console"}, monkeypatch)
+    (root / "double.py").write_text(
+        "from ledgerflow import task\n\n@task\ndef double(x: int) -> int:\n    return 2 * x\n")
+    monkeypatch.syspath_prepend(str(root))
+    from double import double  # type: ignore[import-not-found]
+
+    capsys.readouterr()
+    assert ledgerflow.run(double(21), settings=load_settings(root / "ledgerflow.yml")) == 42
+    printed = [json.loads(line) for line in capsys.readouterr().err.splitlines()
+               if line.startswith("{")]
+    assert [(e["eventType"], e["job"]["name"]) for e in printed] == [
+        ("START", "double.double"), ("COMPLETE", "double.double")]
+    assert all(invalid(e) == [] for e in printed)

@@ -44,6 +44,14 @@ HTTP_RETRY = {"total": 2, "connect": 1, "read": 1, "backoff_factor": 0.2,
               "status_forcelist": [500, 502, 503, 504], "allowed_methods": ["HEAD", "POST"]}
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to the ``sys.stderr`` of the moment (which a test or a notebook may swap)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.setStream(sys.stderr)
+        super().emit(record)
+
+
 def make_transport(config: dict[str, Any]) -> Any:
     """An openlineage-python transport from the ``transport:`` mapping."""
     from openlineage.client.transport import get_default_factory
@@ -57,7 +65,7 @@ def make_transport(config: dict[str, Any]) -> Any:
     if kind == "console":
         console = logging.getLogger("openlineage.client.transport.console")
         if not console.handlers:  # its events are INFO records: show them on stderr
-            handler = logging.StreamHandler(sys.stderr)
+            handler = _Stderr(sys.stderr)
             handler.setFormatter(logging.Formatter("%(message)s"))
             console.addHandler(handler)
             console.setLevel(logging.INFO)
