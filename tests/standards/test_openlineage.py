@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -325,3 +326,18 @@ def test_runs_from_python_emit_too_and_console_prints_them(
     assert [(e["eventType"], e["job"]["name"]) for e in printed] == [
         ("START", "double.double"), ("COMPLETE", "double.double")]
     assert all(invalid(e) == [] for e in printed)
+
+
+@pytest.mark.parametrize("database_dialect", ["sqlite"])
+def test_without_the_extra_one_line_says_what_to_install(
+    tmp_path: Path, migrated_database_entry: dict[str, Any], isolated_imports: None,
+    fresh_models: None, monkeypatch: pytest.MonkeyPatch, cli: Cli,
+) -> None:
+    _project(tmp_path, migrated_database_entry, {"type": "console"}, monkeypatch)
+    for name in ("openlineage", "openlineage.client", "ledgerflow.provenance.openlineage"):
+        monkeypatch.setitem(sys.modules, name, None)  # an import of it fails, as uninstalled
+    for args in (["run", "genomics/pipeline.py:main"], ["export", "--openlineage"]):
+        done = cli(*args)
+        assert done.code == 3 and len(done.err.strip().splitlines()) == 1, done.err
+        assert "pip install 'ledgerflow[openlineage]'" in done.err
+    assert cli("runs", "--json").out.strip() == "[]"  # the run was refused before it began

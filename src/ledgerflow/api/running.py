@@ -84,11 +84,11 @@ def _with_lineage(settings: Settings, observer: RunObserver | None) -> RunObserv
     config = settings.lineage.openlineage
     if config is None:
         return observer
-    import importlib.util
-
-    if importlib.util.find_spec("openlineage") is None:
+    try:
+        import openlineage.client  # noqa: F401
+    except ImportError:
         raise MissingExtraError("lineage: openlineage: in the configuration", "openlineage",
-                                "openlineage-python")
+                                "openlineage-python") from None
     from ledgerflow.provenance.lineage_live import LineageObserver
 
     lineage = LineageObserver(settings, config)
