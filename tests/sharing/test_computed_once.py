@@ -277,6 +277,26 @@ def test_a_killed_owner_is_taken_over_while_the_waiting_run_does_its_other_work(
     assert project.claims() == []
 
 
+def test_the_owners_heartbeat_keeps_its_lease_while_a_long_call_computes(
+    project: Project, tmp_path: Path
+) -> None:
+    """A computes shared(0) for twice the lease: its heartbeat extends the lease, so B
+    waits for A's result instead of taking the call over."""
+    hold = tmp_path / "hold"
+    hold.touch()
+    owner = project.run("pipe_claims.py:shared", "--i", "0", HOLD=str(hold), SHARED_SECONDS="0")
+    _until(lambda: project.marks.of("shared") and project.claims(), child=owner)
+    waiter = project.run("pipe_claims.py:pair", "--label", "b")
+    _until(lambda: project.marks.of("own", "b"), child=waiter)
+    time.sleep(2 * LEASE)
+    hold.unlink()
+    for child in (owner, waiter):
+        _out, err = child.communicate(timeout=60)
+        assert child.returncode == 0, err
+    assert [m[2] for m in project.marks.of("shared")] == [owner.pid]  # computed once, by A
+    assert project.claims() == []
+
+
 def test_a_failed_call_releases_its_claim_to_a_waiting_run(
     project: Project, tmp_path: Path
 ) -> None:

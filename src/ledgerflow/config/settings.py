@@ -143,7 +143,7 @@ class CacheConfig:
     #: seconds a claim stays valid without its owner's heartbeat
     lease: float = 30.0
     #: seconds between two looks at the calls this run waits for
-    poll: float = 1.0
+    poll: float = 0.5
 
 
 @dataclass(frozen=True)

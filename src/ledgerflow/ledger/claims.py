@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ledgerflow.config.settings import CacheConfig
 from ledgerflow.db.chunks import chunks
 from ledgerflow.errors import DatabaseError
 
@@ -39,9 +40,9 @@ log = logging.getLogger("ledgerflow")
 Key = tuple[str, str]  # (task hash, arguments hash)
 
 #: Default seconds a claim stays valid without its owner's heartbeat (``cache.lease``).
-LEASE = 30.0
+LEASE = CacheConfig.lease
 #: Default seconds between two polls of a run's parked calls (``cache.poll``).
-POLL = 1.0
+POLL = CacheConfig.poll
 #: Keys per statement (two parameters each).
 CHUNK = 400
 
