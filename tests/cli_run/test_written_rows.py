@@ -330,3 +330,29 @@ def test_a_chain_of_hits_is_checked_in_a_few_queries(
     ran = statuses(tutorial, third["run_id"])
     assert ran["step"] == ["cached"] * 39 + ["done"]  # found among the prefetched rows
     assert results(tutorial)[-10:][0] == (7030, 31)
+
+
+def test_a_sub_call_taken_unchecked_still_counts_for_its_parent(
+    tutorial: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A result a run takes without the check (another run's, say) still gives its parent
+    the rows it relies on."""
+    from types import SimpleNamespace
+
+    from ledgerflow.engine.written import WrittenRows
+
+    run_json(capsys, MAIN, "--n", "1", "--multiplier", "6")
+    settings = load_settings(tutorial / "ledgerflow.yml")
+    with Database(settings) as db:
+        with db.engine().connect() as conn:
+            call_hash, task_hash = conn.execute(sa.text(
+                "SELECT c.hash, c.task_hash FROM lf_call c "
+                "JOIN lf_task_def d ON d.hash = c.task_hash WHERE d.name = 'compute'"
+            )).one()
+        child = SimpleNamespace(call_hash=call_hash, phase="cached", task_hash=task_hash)
+        parent = SimpleNamespace(children=[child], task_hash="p" * 40)
+        recorded: list[tuple[str, ...]] = []
+        recorder = SimpleNamespace(written=lambda rows: recorded.extend(rows))
+        WrittenRows(db, db.engine(), "r1").finished(parent, "c" * 40, recorder)  # type: ignore[arg-type]
+    keys = [json.loads(row[3])["key"] for row in recorded if row[0] == "c" * 40]
+    assert keys == [{"id_computation_result": 1}]

@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ledgerflow.db.chunks import chunks
+from ledgerflow.ledger.status import CACHED
 from ledgerflow.errors import ConfigError, DatabaseError
 
 if TYPE_CHECKING:
@@ -95,9 +96,20 @@ class WrittenRows:
     def finished(self, node: Node, call_hash: str, recorder: Recorder) -> None:
         """``node`` is done as ``call_hash``: record its rows and those of its sub-calls."""
         found = set(self._outcomes.pop(id(node), ()))
+        rows_of = self.rows_of
+        unseen = [
+            child.call_hash
+            for child in node.children
+            if child.call_hash is not None
+            and child.call_hash not in rows_of
+            and child.phase == CACHED
+            and self._writes.get(child.task_hash, True)
+        ]
+        if unseen:  # a result this run took without checking it (another run's, say)
+            self._learn(unseen)
         for child in node.children:
             if child.call_hash is not None:
-                found.update(self.rows_of.get(child.call_hash, ()))
+                found.update(rows_of.get(child.call_hash, ()))
         if not found:
             return
         self.rows_of[call_hash] = frozenset(found)
@@ -109,6 +121,21 @@ class WrittenRows:
         if task_hash not in self._marked:
             self._marked.add(task_hash)
             recorder.written([(task_hash, "", "", TASK_MARK)])
+
+    def _learn(self, call_hashes: list[str]) -> None:
+        """The rows the values of ``call_hashes`` rely on: the complete generation of each
+        (else the one missing fewest rows: the call is then found gone by the next run)."""
+        generations = self._generations(call_hashes)
+        present = self._presence(generations.values())
+        for call_hash in call_hashes:
+            by_run = generations.get(call_hash)
+            if not by_run:
+                self.rows_of[call_hash] = frozenset()
+                continue
+            ranked = sorted(
+                by_run.values(), key=lambda rows: sum(not _exists(present, r) for r in rows)
+            )
+            self.rows_of[call_hash] = ranked[0]
 
     # -- checking ------------------------------------------------------------------------
 
