@@ -305,6 +305,10 @@ def _node_digest(root: Any, gen: Node) -> bytes:
             reply = payload
 
 
+#: ``bytes`` longer than this are hashed where they are rather than through their encoding.
+_IN_PLACE_BYTES = 1 << 16
+
+
 def hash_value(obj: Any) -> str:
     """Canonical content hash of ``obj`` (40 hex chars), stable across processes and runs.
 
@@ -312,7 +316,12 @@ def hash_value(obj: Any) -> str:
     dataclass fields or a plain ``__dict__`` are hashed by their pickle bytes, which may vary
     between processes (for example a set inside such an object).
     """
-    enc = _LEAF.get(type(obj))
+    t = type(obj)
+    if t is bytes and len(obj) > _IN_PLACE_BYTES:  # the same digest, without a copy of obj
+        digest = blake2b(b"b%d:" % len(obj), digest_size=DIGEST_SIZE)
+        digest.update(obj)
+        return digest.hexdigest()
+    enc = _LEAF.get(t)
     if enc is not None:
         return blake2b(enc(obj), digest_size=DIGEST_SIZE).hexdigest()
     kind, payload = _classify(obj)
