@@ -41,7 +41,9 @@ WrittenRow = tuple[str, str, str | None]
 
 def key_json(columns: Iterable[str], values: Iterable[Any]) -> str:
     """The canonical JSON of a primary key: ``{"column": value, ...}`` with sorted columns."""
-    return json.dumps(dict(zip(columns, values)), sort_keys=True, separators=(",", ":"), default=str)
+    return json.dumps(
+        dict(zip(columns, values)), sort_keys=True, separators=(",", ":"), default=str
+    )
 
 
 class WriteTracker:

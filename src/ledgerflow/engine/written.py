@@ -30,8 +30,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ledgerflow.db.chunks import chunks
-from ledgerflow.ledger.status import CACHED
 from ledgerflow.errors import ConfigError, DatabaseError
+from ledgerflow.ledger.status import CACHED
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -115,7 +115,8 @@ class WrittenRows:
         self.rows_of[call_hash] = frozenset(found)
         run = self.run_id
         recorder.written(
-            (call_hash, bind, table, row_key(run, key)) for bind, table, key in sorted(found, key=_order)
+            (call_hash, bind, table, row_key(run, key))
+            for bind, table, key in sorted(found, key=_order)
         )
         task_hash = node.task_hash
         if task_hash not in self._marked:
@@ -375,7 +376,8 @@ def _exists(present: dict[Where, set[str | None] | str], row: WrittenRow) -> boo
 
 
 def _reason(missing: frozenset[WrittenRow], present: dict[Where, set[str | None] | str]) -> str:
-    """"3 rows of computation_result (bind default) are gone" (one clause per table)."""
+    """Why rows are missing: "3 rows of computation_result (bind default) are gone", one
+    clause per table."""
     by_table: dict[Where, int] = defaultdict(int)
     for bind, table, _key in missing:
         by_table[(bind, table)] += 1
