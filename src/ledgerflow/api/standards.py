@@ -166,11 +166,13 @@ class LineageExport:
 
 
 def _openlineage() -> Any:
+    import importlib
+
     try:
-        from ledgerflow.provenance import openlineage
+        importlib.import_module("openlineage.client")
+        return importlib.import_module("ledgerflow.provenance.openlineage")
     except ImportError:
         raise MissingExtraError("the OpenLineage export", "openlineage", "openlineage-python") from None
-    return openlineage
 
 
 def export_openlineage(
