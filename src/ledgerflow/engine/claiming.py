@@ -74,7 +74,8 @@ class Parking:
         claims = self.claims
         polled = claims.poll(list(self.parked))
         cached = [self.parked.pop(key) for key in polled.cached]
-        won: set[Key] = set()
+        won: set[Key] = set(polled.mine)
+        claims.held.update(polled.mine)
         if polled.free:
             won |= claims.claim(polled.free)
         if polled.expired:

@@ -73,6 +73,8 @@ class Polled:
     #: claims of a process known dead (on this host), lease or not: key -> (run id, fence)
     dead: dict[Key, tuple[str, int]] = field(default_factory=dict)
     held: int = 0  # still claimed by a live run
+    #: claims this run holds already (a takeover whose answer was lost): key -> fence
+    mine: dict[Key, int] = field(default_factory=dict)
 
 
 class ClaimSql:
@@ -266,8 +268,8 @@ class Claims:
                 polled.free.append(key)
                 continue
             run_id, fence, host, pid, expired = claim
-            if run_id == self.run_id:  # ours already (taken over earlier)
-                polled.free.append(key)
+            if run_id == self.run_id:
+                polled.mine[key] = fence
                 continue
             gone = dead.get((host, pid))
             if gone is None:
