@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hashlib import blake2b
+from typing import Any
 
 DIGEST_SIZE = 20
 HEX_LENGTH = 2 * DIGEST_SIZE
@@ -36,3 +37,9 @@ def arguments_hash(names: tuple[str, ...] | list[str], digests: tuple[str, ...] 
         parts.append(name)
         parts.append(digest)
     return combine(*parts)
+
+
+def bytes_hasher() -> Any:
+    """A BLAKE2b hasher fed piece by piece: ``hexdigest()`` equals :func:`hash_bytes` of
+    all the pieces joined."""
+    return blake2b(digest_size=DIGEST_SIZE)

@@ -15,7 +15,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from ledgerflow.errors import NotFoundError, UsageError, ValueStoreError
 
@@ -212,9 +212,46 @@ class ChunkReader(io.RawIOBase):
 
 def buffered(raw: ChunkReader) -> IO[bytes]:
     """``raw`` behind a read buffer, keeping its ``size`` for :func:`read_all`."""
-    stream = io.BufferedReader(raw, buffer_size=CHUNK_SIZE)
-    stream.size = raw.size  # type: ignore[attr-defined]
-    return stream
+    return cast(IO[bytes], ValueStream(io.BufferedReader(raw, buffer_size=CHUNK_SIZE), raw.size))
+
+
+class ValueStream(io.BufferedIOBase):
+    """A value's bytes read from a store, a chunk at a time, of known ``size``.
+
+    A buffered reader in all but its type: readers that would take an
+    :class:`io.BufferedReader` for a file on disk (numpy's ``fromfile``) read it as a
+    stream instead."""
+
+    def __init__(self, inner: io.BufferedReader, size: int) -> None:
+        super().__init__()
+        self._inner = inner
+        self.size = size
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._inner.read(size)
+
+    def read1(self, size: int = -1) -> bytes:
+        return self._inner.read1(size)
+
+    def readinto(self, buffer: Any) -> int:
+        return self._inner.readinto(buffer)
+
+    def readinto1(self, buffer: Any) -> int:
+        return self._inner.readinto1(buffer)
+
+    def peek(self, size: int = 0) -> bytes:
+        return self._inner.peek(size)
+
+    def tell(self) -> int:
+        return self._inner.tell()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._inner.close()
+        super().close()
 
 
 class MemoryStore(ValueStore):
