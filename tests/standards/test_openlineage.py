@@ -67,13 +67,18 @@ class Receiver:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
         self.paths: set[str] = set()
+        self.log: Path | None = None  # also writes "job EVENTTYPE" lines there
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.paths.add(self.path)
-                receiver.events.append(json.loads(body))
+                event = json.loads(body)
+                receiver.events.append(event)
+                if receiver.log is not None:
+                    with receiver.log.open("a") as log:
+                        log.write(f"{event['job']['name']} {event['eventType']}\n")
                 self.send_response(201)
                 self.end_headers()
 
@@ -341,3 +346,28 @@ def test_without_the_extra_one_line_says_what_to_install(
         assert done.code == 3 and len(done.err.strip().splitlines()) == 1, done.err
         assert "pip install 'ledgerflow[openlineage]'" in done.err
     assert cli("runs", "--json").out.strip() == "[]"  # the run was refused before it began
+
+
+@pytest.mark.parametrize("database_dialect", ["sqlite"])
+def test_events_arrive_while_the_run_still_runs(
+    tmp_path: Path, migrated_database_entry: dict[str, Any], isolated_imports: None,
+    fresh_models: None, monkeypatch: pytest.MonkeyPatch, cli: Cli, receiver: Receiver,
+) -> None:
+    """A later task waits (up to 10 s) until the catalogue has the COMPLETE of an earlier one."""
+    root = _project(tmp_path, migrated_database_entry, {"type": "http", "url": receiver.url},
+                    monkeypatch)
+    seen = tmp_path / "seen.txt"
+    (root / "slow.py").write_text(
+        "import time\nfrom pathlib import Path\nfrom ledgerflow import task\n\n"
+        "@task\ndef first() -> int:\n    return 1\n\n"
+        "@task\ndef later(x: int, seen: str) -> bool:\n"
+        "    for _ in range(200):\n"
+        "        if 'slow.first COMPLETE' in Path(seen).read_text():\n            return True\n"
+        "        time.sleep(0.05)\n"
+        "    return False\n\n"
+        f"@task\ndef main() -> bool:\n    return later(first(), {str(seen)!r})\n")
+    seen.write_text("")
+    receiver.log = seen
+    done = cli("run", "slow.py:main", "--json")
+    assert done.code == 0, done.err
+    assert json.loads(done.out)["result"] == "True"  # `later` saw `first` complete, live
