@@ -115,9 +115,14 @@ class SerializationError(LedgerflowError):
 
 
 class IntegrityError(LedgerflowError):
-    """A stored value failed its signature or hash check."""
+    """A stored value or cache entry failed its content check (bytes that do not hash to
+    their address, an entry inconsistent with its call)."""
 
     exit_code = 6
+
+
+class UntrustedValueError(IntegrityError):
+    """A pickled value whose writer is not trusted (``cache.trust``): it is not loaded."""
 
 
 class RunFailedError(LedgerflowError):

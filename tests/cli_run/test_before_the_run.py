@@ -191,19 +191,6 @@ def test_a_retried_run_counts_its_failed_attempts_like_log(
     assert json.loads(out)["retried_attempts"] == 2
 
 
-def test_a_corrupt_signing_key_is_one_configuration_error_before_the_run(
-    project: Settings, unique: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    key = project.root / ".ledgerflow" / "signing.key"
-    key.parent.mkdir(exist_ok=True)
-    key.write_text("this is not a key\n")
-    code, out, err = cli(["run", f"{unique}.flow:boxed"], capsys)
-    assert code == 3, out + err
-    [line] = err.strip().splitlines()
-    assert "signing key" in line and str(key) in line
-    assert run_count(project) == 0
-
-
 @pytest.fixture
 def immutable() -> Iterator[list[Path]]:
     """Files made immutable (``chattr +i``: even root cannot write them), restored afterwards."""

@@ -35,7 +35,7 @@ def test_the_page_has_its_examples() -> None:
     text = DOC.read_text(encoding="utf-8")
     for topic in ("version", "cache", "retries", "name", "namespace", "context.session",
                   "context.db", "context.logger", "context.args", "context.config",
-                  "context.run_id", "File(path)", "file_hash", "LEDGERFLOW_SIGNING_KEY",
+                  "context.run_id", "File(path)", "file_hash", "cache.trust",
                   "_LEDGERFLOW_COMPLETE=bash_source", "zsh_source", "fish_source"):  # fmt: skip
         assert topic in text, topic
 
@@ -47,7 +47,7 @@ def test_example_runs(number: int, tmp_path: Path) -> None:
     migrations.upgrade(settings)
     script = tmp_path / "example.py"
     script.write_text(EXAMPLES[number], encoding="utf-8")
-    env = {**os.environ, "LEDGERFLOW_SIGNING_KEY": "ab" * 32}
+    env = dict(os.environ)
     proc = subprocess.run(
         [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
         timeout=120,

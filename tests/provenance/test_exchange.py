@@ -356,7 +356,6 @@ def test_a_real_pipeline_moves_with_its_cache(
     tmp_path: Path, migrated_database_entry: dict[str, Any], other_entry: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("LEDGERFLOW_SIGNING_KEY", "ab" * 32)  # the team shares the signing key
     small = {"inline_max_bytes": 256}
     laptop = ledger(tmp_path / "laptop", migrated_database_entry, values=small)
     team = ledger(tmp_path / "team", other_entry, values=small)

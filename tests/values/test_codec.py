@@ -1,4 +1,4 @@
-"""encode/decode: exact round trips, JSON only when exact, previews, signed loading."""
+"""encode/decode: exact round trips, safe formats for plain data, previews, trusted loading."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from ledgerflow.errors import IntegrityError, SerializationError
-from ledgerflow.values import File, decode, decode_verified, encode, preview, sign
+from ledgerflow.errors import IntegrityError, SerializationError, UntrustedValueError
+from ledgerflow.hashing import hash_value
+from ledgerflow.values import File, Trust, decode, digest, encode, load_stored, preview
+from ledgerflow.values.signing import sign
 
 
 @dataclass
@@ -65,34 +67,66 @@ def test_round_trip_keeps_value_and_types(value: object) -> None:
         ("s", "json"),
         ([1, 2.5, None, True], "json"),
         ({"a": [1, {"b": "c"}]}, "json"),
-        ((1, 2), "pickle"),
-        ({1: 2}, "pickle"),
-        ([{"a": (1,)}], "pickle"),
-        (float("nan"), "pickle"),
-        (2**64, "pickle"),
+        ((1, 2), "tjson"),
+        ({1: 2}, "tjson"),
+        ([{"a": (1,)}], "tjson"),
+        (float("nan"), "tjson"),
+        (2**64, "tjson"),
+        ({"$tuple": [1]}, "json"),
+        ([{"$tuple": [1]}, (1,)], "tjson"),
+        (b"\x00", "tjson"),
+        ({frozenset({1}): {2, 3}}, "tjson"),
+        ([1 + 2j, {"k": None}], "tjson"),
         (Result("r", ()), "pickle"),
+        (datetime.date(2024, 1, 1), "pickle"),
+        ([Result("r", ())], "pickle"),
     ],
     ids=repr,
 )
-def test_json_only_for_exact_round_trips(value: object, fmt: str) -> None:
-    assert encode(value).format == fmt
+def test_plain_data_is_never_pickled(value: object, fmt: str) -> None:
+    encoded = encode(value)
+    assert encoded.format == fmt
+    back = decode(encoded.format, encoded.data)
+    assert hash_value(back) == hash_value(value)
+    assert type(back) is type(value) and (back == value or back != back)  # nan != nan
+
+
+def test_arrays_and_frames_use_formats_that_load_without_code() -> None:
+    np = pytest.importorskip("numpy")
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": [1, 2], "b": ["x", None], "c": [0.5, float("nan")]})
+    frame.index = pd.Index([10, 20], name="id")
+    arrays = np.arange(12, dtype=np.int32).reshape(3, 4)
+    cases = [
+        (arrays, "npy"),
+        (np.asfortranarray(arrays), "npy"),
+        (frame, "parquet"),
+        ({"x": arrays, "f": frame}, "tjson"),
+        (np.array([1, "a"], dtype=object), "pickle"),
+        (np.ma.masked_array([1, 2], mask=[0, 1]), "pickle"),
+    ]
+    for value, fmt in cases:
+        encoded = encode(value)
+        assert encoded.format == fmt, (value, encoded.format)
+        assert hash_value(decode(encoded.format, encoded.data)) == hash_value(value)
+    assert b"NUMPY" in encode(arrays).data[:8] and encode(frame).data[:4] == b"PAR1"
 
 
 def test_json_is_compact() -> None:
     assert encode({"a": [1, 2]}).data == b'{"a":[1,2]}'
 
 
-def test_nan_round_trips_through_pickle() -> None:
+def test_nan_round_trips_through_tagged_json() -> None:
     encoded = encode(float("nan"))
     back = decode(encoded.format, encoded.data)
     assert math.isnan(back)
 
 
-def test_shared_lists_keep_identity() -> None:
+def test_shared_lists_come_back_as_equal_copies() -> None:
     shared = [1]
     encoded = encode([shared, shared])
     back = decode(encoded.format, encoded.data)
-    assert encoded.format == "pickle" and back[0] is back[1]
+    assert encoded.format == "tjson" and back == [[1], [1]] and back[0] is not back[1]
 
 
 def test_type_name_and_preview() -> None:
@@ -151,6 +185,10 @@ def test_decode_errors() -> None:
         decode("json", b"{")
     with pytest.raises(SerializationError, match="cannot load"):
         decode("pickle", pickle.dumps(Result("r", ())).replace(b"Result", b"Absent"))
+    with pytest.raises(IntegrityError, match="unknown tag"):
+        decode("tjson", b'{"$eval":"print(1)"}')
+    with pytest.raises(IntegrityError, match="corrupt"):
+        decode("npy", b"\x93NUMPY garbage")
 
 
 class _Boom:
@@ -158,26 +196,38 @@ class _Boom:
         return (Path.write_text, (Path("should-not-exist"), "pwned"))  # type: ignore[return-value]
 
 
-def test_decode_verified_refuses_tampered_or_unsigned_bytes(
+def test_pickles_load_only_from_trusted_writers_with_intact_bytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    key = b"k" * 32
-    encoded = encode(Result("r", (1.0,)))
-    signature = sign(encoded.data, key)
-    assert decode_verified(encoded.format, encoded.data, signature, key) == Result("r", (1.0,))
     monkeypatch.chdir(tmp_path)
+    trust = Trust(frozenset({"alice"}))
+    encoded = encode(Result("r", (1.0,)))
+    good = digest(encoded.data)
+    assert load_stored("pickle", encoded.data, good, "alice", trust) == Result("r", (1.0,))
     evil = pickle.dumps(_Boom())
     middle = len(encoded.data) // 2
     tampered = (
         encoded.data[:middle] + bytes([encoded.data[middle] ^ 1]) + encoded.data[middle + 1 :]
     )
-    for data, sig, k in [
-        (evil, signature, key),
-        (tampered, signature, key),
-        (encoded.data, signature, b"other-key-" * 4),
-        (encoded.data, None, key),
-        (evil, "", key),
-    ]:
-        with pytest.raises(IntegrityError, match="signature"):
-            decode_verified("pickle", data, sig, k)
+    refusals = [
+        (evil, digest(evil), "mallory", UntrustedValueError, "'mallory', who is not in cache.trust"),
+        (evil, digest(evil), None, UntrustedValueError, "unknown writer"),
+        (evil, good, "alice", IntegrityError, "bytes changed"),
+        (tampered, good, "alice", IntegrityError, "bytes changed"),
+        (evil, None, "alice", IntegrityError, "no digest"),
+        (evil, sign(evil, b"k" * 32), "alice", UntrustedValueError, "earlier ledgerflow"),
+    ]
+    for data, signature, writer, error, text in refusals:
+        with pytest.raises(error, match=text):
+            load_stored("pickle", data, signature, writer, trust)
     assert not (tmp_path / "should-not-exist").exists()
+
+
+def test_a_legacy_signed_pickle_loads_with_the_checkouts_old_key() -> None:
+    key = b"k" * 32
+    encoded = encode(Result("r", (1.0,)))
+    trust = Trust(frozenset(), legacy_key=key)
+    signature = sign(encoded.data, key)
+    assert load_stored("pickle", encoded.data, signature, None, trust) == Result("r", (1.0,))
+    with pytest.raises(UntrustedValueError):
+        load_stored("pickle", encoded.data, signature, None, Trust(frozenset(), b"o" * 32))

@@ -25,12 +25,14 @@ if TYPE_CHECKING:
     from ledgerflow.provenance.cache import CachedResult, TaskCacheStats
     from ledgerflow.provenance.exchange import ImportReport
     from ledgerflow.provenance.prune import PruneReport
+    from ledgerflow.provenance.verify import VerifyReport
 
 __all__ = [
     "CacheClearReport",
     "CacheReport",
     "cache_clear",
     "cache_list",
+    "cache_verify",
     "export",
     "import_",
     "prune",
@@ -222,3 +224,13 @@ def cache_clear(settings: Settings, task: str | None = None, *, dry_run: bool = 
     with _refusals(settings, "default", "default"):
         removed = lib.cache_clear(settings, task, dry_run=dry_run)
     return CacheClearReport(task, removed, dry_run)
+
+
+def cache_verify(settings: Settings) -> VerifyReport:
+    """Check every cache entry and value of the ledger, changing nothing: entries must agree
+    with the call they claim, values must be reachable and their bytes must check out
+    (plain data hashes to its address; a pickle matches its digest and comes from a
+    trusted writer). The report lists one problem per line (``report.problems``)."""
+    from ledgerflow.provenance.verify import verify_cache
+
+    return verify_cache(settings)

@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "push": ("ledgerflow.cli.records", "push", "Copy ledger records into another configured database."),
     "pull": ("ledgerflow.cli.records", "pull", "Copy ledger records from another configured database."),
     "prune": ("ledgerflow.cli.records", "prune", "Remove old runs and the records only they needed."),
-    "cache": ("ledgerflow.cli.records", "cache", "List or clear the shared cache of task results."),
+    "cache": ("ledgerflow.cli.records", "cache", "List, verify or clear the shared cache of task results."),
     "runs": ("ledgerflow.cli.ledger", "runs", "List runs: status, duration, task runs by status."),
     "log": ("ledgerflow.cli.ledger", "log", "Show a run's task runs as a tree, with statuses and durations."),
     "show": ("ledgerflow.cli.ledger", "show", "Show everything about one run, task run, call, value or file."),

@@ -209,9 +209,9 @@ def prune(ctx: click.Context, older_than: str, status: str | None, keep_cache: b
          f"UTC and {report.total} record(s) in all.", style="yellow" if dry_run else "green")
 
 
-@click.group(short_help="List or clear the shared cache of task results.")
+@click.group(short_help="List, verify or clear the shared cache of task results.")
 def cache() -> None:
-    """The shared cache: entries and hit/miss statistics per task, and clearing it."""
+    """The shared cache: entries and hit/miss statistics per task, checking it, clearing it."""
 
 
 @cache.command("list", short_help="Cache entries and hit/miss statistics per task.")
@@ -243,6 +243,32 @@ def cache_list(ctx: click.Context, task: str | None, limit: int, as_json: bool) 
               f"{e.created_at:%Y-%m-%d %H:%M}") for e in entries],
             title=f"latest entries of {task}", status_column=None,
         )
+
+
+@cache.command("verify", short_help="Check every cache entry and value; exit 6 on problems.")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"ok", "entries", "values", "problems": [...]} (same exit code).')
+@click.pass_context
+def cache_verify(ctx: click.Context, as_json: bool) -> None:
+    """Check every cache entry (consistent with the call it claims) and every value
+    (reachable, bytes that hash to its address, pickles intact and from a trusted writer).
+    Prints one line per problem and exits 6 when there is any; changes nothing.
+    """
+    report = api.cache_verify(cli_settings(ctx))
+    if as_json:
+        print_json(report.to_json())
+    else:
+        for problem in report.problems:
+            echo(problem.line(), style="red")
+        summary = (f"Checked {report.entries} cache entr{'y' if report.entries == 1 else 'ies'} "
+                   f"and {report.values} value(s): ")
+        if report.ok:
+            echo(summary + "no problem.", style="green")
+        else:
+            echo(summary + f"{len(report.problems)} problem(s); runs compute those results "
+                 "again (an admin can remove the rows).", style="yellow")
+    if not report.ok:
+        raise SystemExit(6)  # not ctx.exit: main() runs click outside standalone mode
 
 
 def _size(n: int) -> str:

@@ -136,8 +136,7 @@ def settings_from_mapping(
         "plugins": list(plugins),
         "executor": _describe_executor(executor),
         "values": _describe_values(values),
-        "cache": {"file_hash": cache.file_hash, "claim": cache.claim, "wait": cache.wait,
-                  "lease": cache.lease, "poll": cache.poll},
+        "cache": _describe_cache(cache),
         "logs": {"max_bytes": logs.max_bytes, "echo": logs.echo},
         "auto_migrate": auto_migrate,
     }
@@ -497,7 +496,7 @@ def _describe_values(values: ValuesConfig) -> dict[str, Any]:
 
 
 def _cache(value: Any, where: Where) -> CacheConfig:
-    data = check.section(value, where, ("file_hash", "claim", "wait", "lease", "poll"))
+    data = check.section(value, where, ("file_hash", "claim", "wait", "lease", "poll", "trust"))
     default = CacheConfig()
     file_hash = check.optional(
         data, "file_hash", where, check.choice_of(FILE_HASHES, "file_hash"), "content"
@@ -510,7 +509,32 @@ def _cache(value: Any, where: Where) -> CacheConfig:
         wait=check.optional(data, "wait", where, check.boolean, default.wait),
         lease=lease,
         poll=poll,
+        trust=check.optional(data, "trust", where, _writer_names, None),
     )
+
+
+def _writer_names(value: Any, where: Where) -> tuple[str, ...]:
+    """``cache.trust``: a list of writer names (database roles or operating-system users)."""
+    if not isinstance(value, list):
+        raise where.error(
+            f"expected a list of writer names, got {check.type_name(value)}",
+            hint="e.g. trust: [alice, pipeline_admin]",
+        )
+    names = []
+    for position, item in enumerate(value):
+        name = check.string(item, where.index(position, item), "a writer name").strip()
+        if not name:
+            raise where.error("expected writer names, got an empty string")
+        names.append(name)
+    return tuple(dict.fromkeys(names))
+
+
+def _describe_cache(cache: CacheConfig) -> dict[str, Any]:
+    shown: dict[str, Any] = {"file_hash": cache.file_hash, "claim": cache.claim,
+                             "wait": cache.wait, "lease": cache.lease, "poll": cache.poll}
+    if cache.trust is not None:
+        shown["trust"] = list(cache.trust)
+    return shown
 
 
 def _logs(value: Any, where: Where) -> LogsConfig:

@@ -6,6 +6,8 @@ them from YAML; every other layer reads them.
 
 from __future__ import annotations
 
+import getpass
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -144,6 +146,17 @@ class CacheConfig:
     lease: float = 30.0
     #: seconds between two looks at the calls this run waits for
     poll: float = 0.5
+    #: Writers whose pickled values may be loaded (unpickling runs code); None means the
+    #: default: this project's own writer name and the admin role's.
+    trust: tuple[str, ...] | None = None
+
+
+def os_user() -> str:
+    """The operating-system user running this process (its uid when it has no name)."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
 
 
 @dataclass(frozen=True)
@@ -217,6 +230,30 @@ class Settings:
         import yaml
 
         return yaml.safe_dump(self.redacted, sort_keys=False)
+
+    @cached_property
+    def writer(self) -> str:
+        """The name the ledger records as the writer of this project's values and cache
+        entries: the runtime database role on PostgreSQL (the server sets it), the
+        operating-system user on SQLite."""
+        db = self.default
+        if db.dialect == "postgresql":
+            credentials = db.credentials("user")
+            if credentials is not None:
+                return credentials.username
+        return os_user()
+
+    @cached_property
+    def trusted_writers(self) -> frozenset[str]:
+        """Writers whose pickled values are loaded: ``cache.trust``, by default this
+        project's own writer and the admin role."""
+        if self.cache.trust is not None:
+            return frozenset(self.cache.trust)
+        names = {self.writer}
+        admin = self.default.admin
+        if admin is not None and self.default.dialect == "postgresql":
+            names.add(admin.username)
+        return frozenset(names)
 
     @cached_property
     def hash(self) -> str:

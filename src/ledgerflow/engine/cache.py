@@ -1,8 +1,11 @@
 """Batched cache lookups: one query for every call that became ready together.
 
 The cache key is ``(task hash, arguments hash)``. Each query reads the cache entries of
-one task for up to :data:`CHUNK` argument hashes, joined with their value rows, through
-the raw driver.
+one task for up to :data:`CHUNK` argument hashes, joined with their value rows and the
+``lf_call`` row they name, through the raw driver. An entry is consistent when its call
+hash is ``combine(task_hash, args_hash, value_hash)`` and that call row says the same; an
+inconsistent one (a row changed behind ledgerflow's back) comes with a ``problem`` and is
+never used.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ledgerflow.db.chunks import chunks
 from ledgerflow.errors import DatabaseError
+from ledgerflow.hashing import combine
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -24,6 +28,21 @@ CHUNK = 400  # keys per IN list here: each statement shape is prepared once per 
 PREFETCH_AFTER = 32
 #: A task with more cache entries than this is always looked up key by key.
 PREFETCH_MAX = 100_000
+#: JSON values up to this size come with the prefetched entries (checked without a query).
+PREFETCH_BYTES = 256
+ENTRY_CHANGED = "its cache entry does not match the call it claims (changed outside ledgerflow)"
+
+
+def entry_problem(
+    task_hash: str, args_hash: str, call_hash: str, value_hash: str, call: tuple[Any, ...]
+) -> str | None:
+    """Why a cache entry cannot be used (None when it is consistent). ``call`` is the
+    ``(task_hash, args_hash, value_hash)`` of the ``lf_call`` row named by ``call_hash``."""
+    if call_hash != combine(task_hash, args_hash, value_hash):
+        return ENTRY_CHANGED
+    if tuple(call) != (task_hash, args_hash, value_hash):
+        return "its call record is missing or disagrees with it (changed outside ledgerflow)"
+    return None
 
 
 class CacheHit(NamedTuple):
@@ -36,8 +55,9 @@ class CacheHit(NamedTuple):
     inline: bytes | None
     store_key: str | None
     signature: str | None
-    #: the value's bytes were not read (a JSON value, loaded when someone needs it)
-    deferred: bool = False
+    writer: str | None
+    #: why the entry cannot be used (None when consistent with its call)
+    problem: str | None = None
 
 
 class StoredValue(NamedTuple):
@@ -45,6 +65,7 @@ class StoredValue(NamedTuple):
     inline: bytes | None
     store_key: str | None
     signature: str | None
+    writer: str | None
 
 
 class CacheReader:
@@ -52,7 +73,7 @@ class CacheReader:
 
     def __init__(self, engine: Engine, *, defer_values: bool = False) -> None:
         self.engine = engine
-        self.defer_values = defer_values  # JSON hits of prefetched entries come without bytes
+        self.defer_values = defer_values  # small JSON values come with prefetched entries
         self._raw: Any = None
         self.queries = 0
         paramstyle = engine.dialect.paramstyle
@@ -75,8 +96,10 @@ class CacheReader:
         marks = ", ".join([self._mark] * count)
         return (
             "SELECT c.task_hash, c.args_hash, c.call_hash, c.value_hash, c.run_id, v.format, "
-            "v.inline, v.store_key, v.signature FROM lf_cache_entry c "
+            "v.inline, v.store_key, v.signature, v.writer, k.task_hash, k.args_hash, "
+            "k.value_hash FROM lf_cache_entry c "
             "JOIN lf_value v ON v.hash = c.value_hash "
+            "LEFT JOIN lf_call k ON k.hash = c.call_hash "
             f"WHERE c.task_hash = {self._mark} AND c.args_hash IN ({marks})"
         )
 
@@ -101,8 +124,12 @@ class CacheReader:
                     cursor.execute(self._sql(len(chunk)), [task_hash, *chunk])
                     self.queries += 1
                     for row in cursor.fetchall():
-                        hit = CacheHit(*row)
-                        found[(hit.task_hash, hit.args_hash)] = hit
+                        task, args, call, value = row[:4]
+                        problem = entry_problem(task, args, call, value, row[10:])
+                        found[(task, args)] = CacheHit(
+                            task, args, call, value, row[4], row[5], row[6], row[7], row[8],
+                            row[9], problem,
+                        )  # fmt: skip
         except DBAPIError as exc:
             raise DatabaseError(f"reading the cache failed: {exc.orig}") from None
         except Exception as exc:
@@ -126,8 +153,11 @@ class CacheReader:
             if asked <= PREFETCH_AFTER:
                 return args
             cursor.execute(
-                "SELECT c.args_hash, c.call_hash, c.value_hash, c.run_id, v.format "
+                "SELECT c.args_hash, c.call_hash, c.value_hash, c.run_id, v.format, "
+                f"CASE WHEN v.format = 'json' AND v.size <= {PREFETCH_BYTES} THEN v.inline END, "
+                "v.signature, v.writer, k.task_hash, k.args_hash, k.value_hash "
                 "FROM lf_cache_entry c JOIN lf_value v ON v.hash = c.value_hash "
+                "LEFT JOIN lf_call k ON k.hash = c.call_hash "
                 f"WHERE c.task_hash = {self._mark} LIMIT {PREFETCH_MAX + 1}",
                 [task_hash],
             )
@@ -144,17 +174,19 @@ class CacheReader:
             entry = entries.get(args_hash)
             if entry is None:
                 continue
-            call_hash, value_hash, run_id, fmt = entry
-            if fmt == "json" and self.defer_values:
+            call_hash, value_hash, run_id, fmt, inline, signature, writer = entry[:7]
+            problem = entry_problem(task_hash, args_hash, call_hash, value_hash, entry[7:])
+            if problem is not None or (inline is not None and self.defer_values):
                 found[(task_hash, args_hash)] = CacheHit(
-                    task_hash, args_hash, call_hash, value_hash, run_id, fmt, None, None, None, True
+                    task_hash, args_hash, call_hash, value_hash, run_id, fmt, inline, None,
+                    signature, writer, problem,
                 )
             else:
-                rest.append(args_hash)  # may hold files: read and checked now
+                rest.append(args_hash)  # its bytes are read (and checked) now
         return rest
 
     def values(self, hashes: Iterable[str]) -> dict[str, StoredValue]:
-        """The stored form of values by hash (for deferred cache hits)."""
+        """The stored form of values by hash."""
         wanted = list(dict.fromkeys(hashes))
         found: dict[str, StoredValue] = {}
         if not wanted:
@@ -164,7 +196,7 @@ class CacheReader:
             for chunk in chunks(wanted, CHUNK):
                 marks = ", ".join([self._mark] * len(chunk))
                 cursor.execute(
-                    "SELECT hash, format, inline, store_key, signature FROM lf_value "
+                    "SELECT hash, format, inline, store_key, signature, writer FROM lf_value "
                     f"WHERE hash IN ({marks})",
                     chunk,
                 )

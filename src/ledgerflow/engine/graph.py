@@ -135,7 +135,7 @@ class Graph:
                     "in the ledger",
                     hint=f"run again with --rerun {node.task.name}",
                 )
-            node.value, _ = self.values.load(*found)
+            node.value = self.values.load(found, node.value_hash or "")
 
     def materialize_calls(self, value: Any) -> None:
         """Read the unread values of the calls nested in ``value``."""

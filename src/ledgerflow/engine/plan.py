@@ -141,9 +141,7 @@ class Planner:
                     if hit.call_hash in gone:
                         node.status, node.reason = "run", gone[hit.call_hash]
                         continue
-                    ok, value, why = self.values.load_checked(
-                        hit.value_hash, hit.format, hit.inline, hit.store_key, hit.signature
-                    )
+                    ok, value, why = self.values.check_hit(hit)
                     if ok:
                         node.status, node.value, node.value_hash = "cached", value, hit.value_hash
                         node.hit_run = hit.run_id

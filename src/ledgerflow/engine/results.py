@@ -83,6 +83,9 @@ class RunResult:
     #: The signal that interrupted the run (``signal.SIGTERM``...); None after a plain Ctrl-C
     #: from another thread, and for runs that were not interrupted.
     signal: int | None = None
+    #: One line per cached result that was not used because it failed its check (changed
+    #: outside ledgerflow, or pickled by a writer not in ``cache.trust``): computed again.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 import re
 import socket
 from pathlib import Path
+
+from ledgerflow.config.settings import os_user as user_name
 
 _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
@@ -15,11 +15,7 @@ def host_name() -> str:
     return socket.gethostname()
 
 
-def user_name() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers
-        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+__all__ = ["git_commit", "host_name", "user_name"]
 
 
 def _git_dir(directory: Path) -> Path | None:

@@ -124,8 +124,7 @@ def execute(
 
     Returns a :class:`RunResult` whatever the tasks did; :func:`run` raises instead. Before
     anything is recorded, an unknown ``rerun`` name or a missing input ``File`` is a
-    :class:`~ledgerflow.errors.UsageError` and an unreadable signing key a
-    :class:`~ledgerflow.errors.ConfigError`; a ledger that refuses writes is a
+    :class:`~ledgerflow.errors.UsageError`; a ledger that refuses writes is a
     :class:`~ledgerflow.errors.DatabaseError`.
     """
     settings = resolve_settings(config, settings)
@@ -188,6 +187,7 @@ class _Run:
             "library_version": __version__,
             "root_call_hash": None,
             "result_hash": None,
+            "writer": settings.writer[:255],  # PostgreSQL sets its own: the role's name
         }
 
     def execute(
@@ -204,18 +204,15 @@ class _Run:
         from ledgerflow.engine.workspace import open_workspace, task_surroundings
         from ledgerflow.ledger.heartbeat import reap_stale_runs
         from ledgerflow.ledger.recorder import Recorder
-        from ledgerflow.values import load_signing_key
 
         settings = self.settings
-        # a bad signing key is one configuration error before anything is recorded
-        key = load_signing_key(settings.root)
         started = time.monotonic()
         with self.interrupts.installed(), open_workspace(settings, defer_values=True) as space:
             reap_stale_runs(space.engine)
-            recorder = Recorder(space.engine)
+            recorder = Recorder(space.engine, writer=settings.writer)
             parking = self._parking(space.engine, recorder, wait) if cache else None
             try:
-                values = space.values(recorder, key=key)
+                values = space.values(recorder)
                 values.store.remove_partial()  # left by writers killed an hour or more ago
                 scheduler = Scheduler(
                     run_id=self.run_id, recorder=recorder, values=values,
@@ -240,6 +237,7 @@ class _Run:
             counts=dict(scheduler.counts),
             duration=time.monotonic() - started,
             signal=self.signal if status == "interrupted" else None,
+            notes=list(scheduler.notes),
         )
         if self.observer is not None:
             self.observer.run_finished(result)

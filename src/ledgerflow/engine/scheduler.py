@@ -23,7 +23,7 @@ from ledgerflow.engine.expr import ATOMS, find_calls, substitute
 from ledgerflow.engine.failing import Failing
 from ledgerflow.engine.graph import Graph
 from ledgerflow.engine.interrupts import Interrupts
-from ledgerflow.engine.node import UNLOADED, Node, Relay, StoredResult
+from ledgerflow.engine.node import Node, Relay, StoredResult
 from ledgerflow.engine.results import Failure
 from ledgerflow.engine.task import Call, Task, rerun_covers
 from ledgerflow.engine.valuing import LazyValue, serialisation_error
@@ -93,6 +93,8 @@ class Scheduler(Failing):
         self.by_key: dict[tuple[str, str], Node] = {}
         self.counts: dict[str, int] = dict.fromkeys(TASK_RUN_STATUSES, 0)
         self.failures: list[Failure] = []
+        #: one line per cached result that could not be used (changed, untrusted)
+        self.notes: list[str] = []
         self.interrupted = False
         self._started = time.monotonic()
         self._last_progress = 0.0
@@ -340,15 +342,14 @@ class Scheduler(Failing):
         return found
 
     def _use_hit(self, node: Node, hit: CacheHit) -> bool:
-        if hit.deferred:  # a JSON value: no file to check, read when needed
-            self.recorder.value_known(hit.value_hash)
-            self._finish_cached(node, UNLOADED, hit.value_hash, hit.call_hash, hit.run_id)
-            return True
-        ok, value, why = self.values.load_checked(
-            hit.value_hash, hit.format, hit.inline, hit.store_key, hit.signature
-        )
+        values = self.values
+        ok, value, why = values.check_hit(hit)
         if not ok:
             node.miss_reason = why
+            if hit.value_hash in values.notes:  # not a changed file: something to tell
+                self.notes.append(
+                    f"{node.describe()}: cached result not used, {why}; computing it again"
+                )
             return False
         self.recorder.value_known(hit.value_hash)
         self._finish_cached(node, value, hit.value_hash, hit.call_hash, hit.run_id)

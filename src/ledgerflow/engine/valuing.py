@@ -1,22 +1,21 @@
 """Values in a run: hashing (each distinct object once), recording, and loading cached ones.
 
 A value is recorded as one ``lf_value`` row (inline bytes when small, the value store when
-large), signed with the project's key. A container (list, tuple, dict, dataclass) also
+large) with the digest of its bytes. A container (list, tuple, dict, dataclass) also
 records its elements and a ``lf_value_edge`` per element; a ``File`` also records a
-``lf_file`` row. Loading a stored value checks its signature first and never unpickles
-bytes that fail it.
+``lf_file`` row. A stored value is used only when it checks out (see
+:mod:`ledgerflow.values.integrity`): plain data must hash to its address, a pickle must
+come from a trusted writer with its bytes intact.
 
 A worker of a distributed executor may record a large result itself (:func:`store_result`):
 it writes the bytes to the value store and sends back a :class:`StoredResult`, the rows the
-run's process records instead of the value; such a result is read back (signature checked)
-only where the run's process needs the value itself (:class:`LazyValue`).
+run's process records instead of the value; such a result is read back (its digest
+checked) only where the run's process needs the value itself (:class:`LazyValue`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import hmac
 import os
 import time
 from collections.abc import Callable
@@ -29,28 +28,35 @@ from ledgerflow.errors import (
     IntegrityError,
     LedgerflowError,
     SerializationError,
+    UntrustedValueError,
     ValueStoreError,
 )
 from ledgerflow.hashing import hash_value
 from ledgerflow.values import (
+    SAFE_FORMATS,
     File,
-    decode,
-    decode_verified,
+    Trust,
+    content_problem,
     encode,
-    load_signing_key,
+    load_stored,
     open_store,
 )
+from ledgerflow.values import digest as bytes_digest
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from ledgerflow.config.settings import Settings
+    from ledgerflow.engine.cache import CacheHit, StoredValue
     from ledgerflow.ledger.recorder import Recorder
     from ledgerflow.values import ValueStore
 
 #: Elements of one container recorded as value edges; larger containers record the first ones.
 MAX_EDGES = 10_000
 _FILE_MARK = b"ledgerflow.values"
+#: The trust of bytes written by this run itself (a worker's stored result).
+_OWN_NAME = "ledgerflow: this run"
+_OWN = Trust(frozenset({_OWN_NAME}))
 #: Objects whose hash a run remembers (by identity) before it starts over.
 MEMO_SIZE = 50_000
 
@@ -63,7 +69,7 @@ class Values:
         settings: Settings,
         recorder: Recorder | None = None,
         stored: Callable[[str], bool] | None = None,
-        key: bytes | None = None,
+        trust: Trust | None = None,
         engine: Engine | None = None,
         store: ValueStore | None = None,
     ) -> None:
@@ -73,16 +79,17 @@ class Values:
         self.stored = stored  # asks the ledger whether a value is there already
         self.inline_max = settings.values.inline_max_bytes
         self._store: ValueStore | None = store
-        self._key = key  # loaded on first use when not given
+        self._trust = trust  # read from the settings on first use when not given
         self._memo: dict[int, tuple[Any, str]] = {}
-        self._hmac: Any = None
-        self._corrupt: set[str] = set()  # stored values that failed their check: rewrite them
+        self._corrupt: set[str] = set()  # stored values whose bytes failed: rewrite them
+        #: one line per stored value or cache entry that could not be used, by value hash
+        self.notes: dict[str, str] = {}
 
     @property
-    def key(self) -> bytes:
-        if self._key is None:
-            self._key = load_signing_key(self.settings.root)
-        return self._key
+    def trust(self) -> Trust:
+        if self._trust is None:
+            self._trust = Trust.of(self.settings)
+        return self._trust
 
     @property
     def store(self) -> ValueStore:
@@ -173,68 +180,96 @@ class Values:
             recorder.value_edges(edges)
 
     def load_stored(self, result: StoredResult) -> Any:
-        """The value a worker stored, read back from the value store (signature checked)."""
+        """The value a worker of this run stored, read back from the value store (its
+        bytes checked against their digest; the run's own pickles are trusted)."""
         row = result.rows[0]
-        value, _ = self.load(row[2], row[5], row[6], row[7])
+        value, why = self._load(result.digest, row[2], row[5], row[6], row[7], None, own=True)
+        if why is not None:
+            raise IntegrityError(
+                f"the result {result.digest} a worker stored cannot be used: {why}",
+                hint="run again: the call is computed again",
+            )
         self.known(value, result.digest)
         return value
 
-    def _sign(self, data: bytes) -> str:
-        if self._hmac is None:
-            self._hmac = hmac.new(self.key, digestmod=hashlib.sha256)
-        mac = self._hmac.copy()
-        mac.update(data)
-        return mac.hexdigest()  # the same as ledgerflow.values.sign(data, key)
-
-    def _value_row(self, obj: Any, digest: str, now: float) -> tuple[Any, ...]:
-        encoded = encode(obj)
+    def _value_row(self, obj: Any, value_hash: str, now: float) -> tuple[Any, ...]:
+        encoded = encode(obj, value_hash)
         data = encoded.data
-        signature = self._sign(data)
         inline: bytes | None = data
         store_key = None
         if encoded.size > self.inline_max:
-            store_key = self.store.put(digest, data)
+            store_key = self.store.put(value_hash, data)
             inline = None
         return (
-            digest, encoded.type_name[:255], encoded.format, encoded.preview[:255], encoded.size,
-            inline,
-            store_key, signature, now,
+            value_hash, encoded.type_name[:255], encoded.format, encoded.preview[:255],
+            encoded.size, inline, store_key, bytes_digest(data), now,
         )  # fmt: skip
 
     # -- loading -----------------------------------------------------------------------
 
-    def load(
-        self, fmt: str, inline: bytes | None, store_key: str | None, signature: str | None
-    ) -> tuple[Any, bytes]:
-        """A stored value and its bytes, after the signature check (IntegrityError if it fails)."""
-        data = bytes(inline) if inline is not None else self.store.get(store_key or "")
-        if signature is not None and hmac.compare_digest(self._sign(data), signature):
-            return decode(fmt, data), data
-        return decode_verified(fmt, data, signature, self.key), data  # raises IntegrityError
+    def load(self, stored: StoredValue, value_hash: str) -> Any:
+        """A stored value, checked (IntegrityError when it cannot be used)."""
+        value, why = self._load(
+            value_hash, stored.format, stored.inline, stored.store_key, stored.signature,
+            stored.writer,
+        )
+        if why is not None:
+            raise IntegrityError(
+                f"the stored value {value_hash} cannot be used: {why}",
+                hint="run again: the call that made it is computed again",
+            )
+        return value
 
-    def load_checked(
+    def check_hit(self, hit: CacheHit) -> tuple[bool, Any, str | None]:
+        """``(ok, value, why_not)`` for a cache hit: a consistent entry whose value checks
+        out (its bytes, its writer, its files). A hit that fails is noted in :attr:`notes`."""
+        if hit.problem is not None:
+            return self._refuse(hit.value_hash, hit.problem)
+        value, why = self._load(
+            hit.value_hash, hit.format, hit.inline, hit.store_key, hit.signature, hit.writer
+        )
+        if why is not None:
+            return False, None, why
+        self.known(value, hit.value_hash)
+        return True, value, None
+
+    def _load(
         self,
-        digest: str,
+        value_hash: str,
         fmt: str,
         inline: bytes | None,
         store_key: str | None,
         signature: str | None,
-    ) -> tuple[bool, Any, str | None]:
-        """``(ok, value, why_not)`` for a cached value: loaded, and its files unchanged."""
+        writer: str | None,
+        *,
+        own: bool = False,
+    ) -> tuple[Any, str | None]:
+        """``(value, None)``, or ``(None, why)`` when the stored value cannot be used.
+        ``own``: bytes this run wrote (a worker's result), whatever ``cache.trust`` says."""
+        trust = _OWN if own else self.trust
         try:
-            value, data = self.load(fmt, inline, store_key, signature)
-        except IntegrityError:
-            self._corrupt.add(digest)
-            return False, None, "the stored result failed its signature check"
+            data = bytes(inline) if inline is not None else self.store.get(store_key or "")
+            value = load_stored(fmt, data, signature, _OWN_NAME if own else writer, trust)
+        except IntegrityError as exc:
+            if not isinstance(exc, UntrustedValueError):
+                self._corrupt.add(value_hash)
+            return self._refuse(value_hash, exc.message)[1:]
         except LedgerflowError as exc:
-            self._corrupt.add(digest)
-            return False, None, f"the stored result cannot be loaded ({exc.message})"
-        if fmt == "pickle" and _FILE_MARK in data:
-            changed = changed_file(value, digest)
-            if changed is not None:
-                return False, None, changed
-        self.known(value, digest)
-        return True, value, None
+            self._corrupt.add(value_hash)
+            return self._refuse(value_hash, f"it cannot be loaded ({exc.message})")[1:]
+        if fmt in SAFE_FORMATS or _FILE_MARK in data:
+            why = content_problem(value, value_hash)
+            if why is not None:
+                if not why.startswith("file "):
+                    self._corrupt.add(value_hash)
+                    return self._refuse(value_hash, why)[1:]
+                return None, why
+        return value, None
+
+    def _refuse(self, value_hash: str, why: str) -> tuple[bool, None, str]:
+        """A stored result that is not used: noted once, computed again."""
+        self.notes.setdefault(value_hash, why)
+        return False, None, why
 
 
 class _Rows:
@@ -263,11 +298,11 @@ class _Rows:
         self.files.append(row)
 
 
-def store_result(value: Any, settings: Settings, key: bytes, store: ValueStore) -> StoredResult:
-    """On a worker: hash, encode, sign and store ``value`` (and its elements) as the run's
+def store_result(value: Any, settings: Settings, store: ValueStore) -> StoredResult:
+    """On a worker: hash, encode and store ``value`` (and its elements) as the run's
     process would, and return the rows to record instead of the value."""
     rows = _Rows()
-    values = Values(settings, recorder=rows, key=key, store=store)  # type: ignore[arg-type]
+    values = Values(settings, recorder=rows, store=store)  # type: ignore[arg-type]
     digest = values.hash(value)
     values.record(value, digest)
     return StoredResult(digest, tuple(rows.values), tuple(rows.edges), tuple(rows.files))
@@ -303,43 +338,6 @@ class LazyValue(Deferred):
 
     def __repr__(self) -> str:
         return f"<stored result {self._result.digest[:12]}: {self._result.preview}>"
-
-
-def changed_file(value: Any, digest: str) -> str | None:
-    """``"file changed: PATH"`` when a value's files no longer match its recorded hash."""
-    try:
-        if hash_value(value) == digest:
-            return None
-    except LedgerflowError:
-        pass
-    for item in iter_files(value):
-        if not item.exists():
-            return f"file missing: {item.as_posix()}"
-    files = list(iter_files(value))
-    if files:
-        return f"file changed: {', '.join(f.as_posix() for f in files)}"
-    return "the stored result no longer matches its hash"
-
-
-def iter_files(value: Any) -> list[File]:
-    """Every ``File`` inside a value (lists, tuples, sets, dicts, dataclasses)."""
-    found: list[File] = []
-    stack = [value]
-    seen: set[int] = set()
-    while stack:
-        item = stack.pop()
-        if type(item) in ATOMS or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, File):
-            found.append(item)
-        elif isinstance(item, (list, tuple, set, frozenset)):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
-            stack.extend(getattr(item, f.name) for f in dataclasses.fields(item))
-    return found
 
 
 def _large(obj: Any) -> bool:

@@ -96,16 +96,13 @@ class Workspace:
     engine: Engine
     reader: CacheReader
 
-    def values(self, recorder: Recorder | None = None, key: bytes | None = None) -> Values:
-        """The value store; with a recorder, values a run produces are recorded once each.
-        ``key`` is the signing key (read on first use when not given)."""
+    def values(self, recorder: Recorder | None = None) -> Values:
+        """The value store; with a recorder, values a run produces are recorded once each."""
         from ledgerflow.engine.valuing import Values
 
         if recorder is None:
-            return Values(self.settings, key=key, engine=self.engine)
-        return Values(
-            self.settings, recorder, stored=self.reader.value_stored, key=key, engine=self.engine
-        )
+            return Values(self.settings, engine=self.engine)
+        return Values(self.settings, recorder, stored=self.reader.value_stored, engine=self.engine)
 
     def written(self, run_id: str = "") -> WrittenRows:
         """Records the rows calls of ``run_id`` write and checks those of cache hits."""

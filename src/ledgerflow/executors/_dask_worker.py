@@ -9,10 +9,11 @@ project directory the worker's working directory when it exists there (a shared 
 system), as it is for the other executors.
 
 A result whose pickled size is above the run's ``by_reference_bytes`` does not travel back
-through the Dask scheduler: the worker hashes, encodes, signs and writes it to the value
+through the Dask scheduler: the worker hashes, encodes and writes it to the value
 store (``values.store``, which must be reachable from the workers) as the run's process
 would have, and returns a :class:`~ledgerflow.engine.node.StoredResult`, the ledger rows
-to record. The plugin carries the project's signing key for that.
+to record (with the digest of the bytes, which the run's process checks when it reads
+them back).
 """
 
 from __future__ import annotations
@@ -69,12 +70,10 @@ class RunPlugin(WorkerPlugin):  # type: ignore[misc]
         env: WorkerEnv,
         paths: tuple[str, ...],
         by_reference_bytes: int | None = None,
-        key: bytes | None = None,
     ) -> None:
         self.env = env
         self.paths = paths
         self.by_reference_bytes = by_reference_bytes
-        self.key = key
 
     def setup(self, worker: Any) -> None:
         from ledgerflow.engine.loading import extend_sys_path
@@ -88,10 +87,8 @@ class RunPlugin(WorkerPlugin):  # type: ignore[misc]
         with _LOCK:
             if self.env.run_id not in _STATES:
                 _STATES[self.env.run_id] = WorkerState(self.env)
-            if self.by_reference_bytes is not None and self.key is not None:
-                _BY_REFERENCE[self.env.run_id] = ByReference(
-                    self.by_reference_bytes, self.key, self.env
-                )
+            if self.by_reference_bytes is not None:
+                _BY_REFERENCE[self.env.run_id] = ByReference(self.by_reference_bytes, self.env)
 
     def teardown(self, worker: Any) -> None:
         with _LOCK:
@@ -121,24 +118,23 @@ def batch_job() -> str:
 
 class ByReference:
     """How one run's large results go by reference from this worker: the size above which
-    they do, the signing key, and the value store (opened on first use)."""
+    they do, and the value store (opened on first use)."""
 
-    def __init__(self, limit: int, key: bytes, env: WorkerEnv) -> None:
+    def __init__(self, limit: int, env: WorkerEnv) -> None:
         self.limit = limit
-        self.key = key
         self.settings = env.settings
         self._store: ValueStore | None = None
 
     def store(self, value: Any) -> StoredResult:
         from ledgerflow.engine.valuing import store_result
 
-        return store_result(value, self.settings, self.key, self.value_store())
+        return store_result(value, self.settings, self.value_store())
 
     def load(self, result: StoredResult) -> Any:
-        """A result stored by a worker, read back (its signature checked)."""
+        """A result stored by a worker, read back (its bytes checked)."""
         from ledgerflow.engine.valuing import Values
 
-        values = Values(self.settings, key=self.key, store=self.value_store())
+        values = Values(self.settings, store=self.value_store())
         return values.load_stored(result)
 
     def value_store(self) -> ValueStore:

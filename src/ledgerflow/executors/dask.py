@@ -132,12 +132,9 @@ class DaskExecutor(Executor):
                 module_paths,
                 plugin_name,
             )
-            from ledgerflow.values import load_signing_key
 
             self._plugin = plugin_name(env.run_id)
-            plugin = RunPlugin(
-                env, module_paths(), self.by_reference_bytes, load_signing_key(env.settings.root)
-            )
+            plugin = RunPlugin(env, module_paths(), self.by_reference_bytes)
             self._client.register_plugin(plugin, name=self._plugin)
             self._started, self._resent = set(), set()
             self._client.subscribe_topic(STARTED_TOPIC, self._on_started)

@@ -189,14 +189,16 @@ T = tables.metadata.tables
 TASK_DEF = ("hash", "name", "namespace", "version", "module", "source", "helpers", "created_at")
 VALUE = (
     "hash", "type_name", "format", "preview", "size", "inline", "store_key", "signature",
-    "created_at",
+    "created_at", "writer",
 )  # fmt: skip
 VALUE_EDGE = ("parent_hash", "position", "child_hash")
 FILE = ("hash", "path", "content_hash", "size", "mtime", "created_at")
 ARGUMENT = ("args_hash", "position", "key", "value_hash")
 CALL = ("hash", "task_hash", "args_hash", "value_hash", "created_at")
 CALL_EDGE = ("parent_hash", "position", "child_hash")
-CACHE_ENTRY = ("task_hash", "args_hash", "call_hash", "value_hash", "run_id", "created_at")
+CACHE_ENTRY = (
+    "task_hash", "args_hash", "call_hash", "value_hash", "run_id", "created_at", "writer",
+)  # fmt: skip
 TASK_RUN = (
     "id", "run_id", "parent_id", "task_hash", "task_name", "args_hash", "call_hash",
     "value_hash", "status", "attempt", "cached_from", "started_at", "ended_at", "duration",
@@ -225,7 +227,7 @@ class LedgerStatements:
             T["lf_value"],
             VALUE,
             conflict=("hash",),
-            update=("format", "size", "inline", "store_key", "signature") if rewrite else (),
+            update=("format", "size", "inline", "store_key", "signature", "writer") if rewrite else (),
         )
         self.value_edge = s.insert(T["lf_value_edge"], VALUE_EDGE, conflict=())
         self.file = s.insert(T["lf_file"], FILE, conflict=())
@@ -236,7 +238,7 @@ class LedgerStatements:
             T["lf_cache_entry"],
             CACHE_ENTRY,
             conflict=("task_hash", "args_hash"),
-            update=("call_hash", "value_hash", "run_id", "created_at") if rewrite else (),
+            update=("call_hash", "value_hash", "run_id", "created_at", "writer") if rewrite else (),
         )
         self.task_run = s.insert(T["lf_task_run"], TASK_RUN)
         self.task_run_update = s.update(T["lf_task_run"], TASK_RUN_MUTABLE, "id")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError
 
+from ledgerflow.config.settings import os_user
 from ledgerflow.errors import DatabaseError
 from ledgerflow.ledger import _sql, tables
 
@@ -51,9 +52,13 @@ class Recorder:
         *,
         flush_interval: float = FLUSH_INTERVAL,
         flush_rows: int = FLUSH_ROWS,
+        writer: str | None = None,
     ) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        #: recorded as the writer of values and cache entries (PostgreSQL's trigger sets
+        #: the role's name whatever is sent; SQLite keeps what the client writes)
+        self.writer = (writer or os_user()) if self.dialect == "sqlite" else writer
         self.sql = _statements(engine, rewrite=True)
         self.flush_interval = flush_interval
         self.flush_rows = flush_rows
@@ -108,12 +113,14 @@ class Recorder:
     def value(self, row: tuple[Any, ...]) -> None:
         key = row[0]
         if key not in self._known_values and key not in self._values:
-            self._values[key] = row
+            self._values[key] = (*row, self.writer)
             self._pending += 1
 
     def value_repair(self, row: tuple[Any, ...]) -> None:
-        """Overwrite a stored value whose bytes or signature were found corrupt."""
-        self._repairs[row[0]] = row
+        """Rewrite a stored value whose bytes were found corrupt, when this role may (else
+        the row stays for the admin: the run used the value it computed, and ``cache
+        verify`` keeps reporting the row)."""
+        self._repairs[row[0]] = (*row, self.writer)
         self._pending += 1
 
     def value_edges(self, rows: list[tuple[Any, ...]]) -> None:
@@ -144,7 +151,7 @@ class Recorder:
         self._pending += 1 + len(edges)
 
     def cache_entry(self, row: tuple[Any, ...]) -> None:
-        self._cache_entries[(row[0], row[1])] = row
+        self._cache_entries[(row[0], row[1])] = (*row, self.writer)
         self._pending += 1
 
     def written(self, rows: Iterable[tuple[Any, ...]]) -> None:

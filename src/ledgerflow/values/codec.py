@@ -1,9 +1,12 @@
 """Turning task results into bytes for the ledger and back.
 
-Plain data that JSON round-trips exactly (None, bool, int up to 64 bits, finite float, str,
-list, dict with str keys, no shared or nested-in-itself containers) is stored as compact JSON
-in insertion order; everything else as pickle protocol 5. Pickled bytes are only ever loaded
-through :func:`decode_verified` by the engine, which checks their HMAC signature first.
+Plain data is stored in formats that load without running code: compact JSON when JSON
+round-trips it exactly (None, bool, int up to 64 bits, finite float, str, list, dict with
+str keys), tagged JSON (``tjson``) for the rest of plain data (tuples, bytes, sets, big
+ints, non-finite floats, dicts with other keys, ``File`` values, and arrays and frames
+nested in them), raw ``.npy`` for a numpy array and Parquet for a pandas frame. Anything
+else is pickled (protocol 5). Unpickling runs code: the engine loads a pickle only when its
+writer is trusted (see :mod:`ledgerflow.values.integrity`).
 """
 
 from __future__ import annotations
@@ -15,12 +18,17 @@ from typing import Any, NamedTuple
 
 from ledgerflow.errors import IntegrityError, SerializationError
 from ledgerflow.hashing import type_name
+from ledgerflow.values import _plain
 from ledgerflow.values.preview import preview
-from ledgerflow.values.signing import verify
 
 JSON = "json"
+TJSON = _plain.TJSON
+NPY = _plain.NPY
+PARQUET = _plain.PARQUET
 PICKLE = "pickle"
-FORMATS = (JSON, PICKLE)
+#: Formats that load without running code.
+SAFE_FORMATS = (JSON, TJSON, NPY, PARQUET)
+FORMATS = (*SAFE_FORMATS, PICKLE)
 
 _ENCODER = json.JSONEncoder(
     ensure_ascii=True, check_circular=False, allow_nan=False, separators=(",", ":")
@@ -91,8 +99,9 @@ def _pickle(obj: Any) -> bytes:
         ) from exc
 
 
-def encode(obj: Any) -> Encoded:
-    """Bytes, format, type name and preview of ``obj``; raises SerializationError if impossible."""
+def encode(obj: Any, digest: str | None = None) -> Encoded:
+    """Bytes, format, type name and preview of ``obj``; raises SerializationError if
+    impossible. ``digest`` (the value's hash, when known) spares hashing a frame twice."""
     data: bytes | None = None
     fmt = JSON
     t = type(obj)
@@ -104,13 +113,25 @@ def encode(obj: Any) -> Encoded:
         except RecursionError:
             data = None
     if data is None:
+        fmt, data = _safe(obj, t, digest)
+    if data is None:
         fmt = PICKLE
         data = _pickle(obj)
     return Encoded(fmt, data, type_name(t), preview(obj), len(data))
 
 
+def _safe(obj: Any, t: type, digest: str | None) -> tuple[str, bytes | None]:
+    module = t.__module__
+    if module == "numpy" and t.__name__ == "ndarray":
+        return NPY, _plain.npy_bytes(obj)
+    if module.startswith("pandas") and t.__name__ == "DataFrame":
+        return PARQUET, _plain.parquet_bytes(obj, digest)
+    return TJSON, _plain.tjson_bytes(obj)
+
+
 def decode(format: str, data: bytes) -> Any:
-    """The value stored as ``data``. Unchecked: use :func:`decode_verified` for stored values."""
+    """The value stored as ``data``, unchecked: pickles are loaded whoever wrote them, so
+    load stored values through :func:`ledgerflow.values.integrity.load_stored`."""
     if format == JSON:
         try:
             return _DECODER.decode(data.decode("utf-8"))
@@ -125,16 +146,6 @@ def decode(format: str, data: bytes) -> Any:
                 hint="the class it was made from may have been renamed or removed; "
                 "rerun the task without its cache (--rerun TASK)",
             ) from exc
+    if format in SAFE_FORMATS:
+        return _plain.read(format, data)
     raise IntegrityError(f"unknown stored value format {format!r} (expected one of {FORMATS})")
-
-
-def decode_verified(format: str, data: bytes, signature: str | None, key: bytes) -> Any:
-    """Like :func:`decode`, after checking ``signature``; never unpickles unsigned bytes."""
-    if not verify(data, signature, key):
-        raise IntegrityError(
-            f"a stored {format} value ({len(data)} bytes) failed its signature check, "
-            "so it was not loaded",
-            hint="it was changed outside ledgerflow or signed with another key "
-            "($LEDGERFLOW_SIGNING_KEY / .ledgerflow/signing.key)",
-        )
-    return decode(format, data)
