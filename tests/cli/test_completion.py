@@ -34,7 +34,7 @@ def test_each_documented_shell_gets_a_script(shell: str) -> None:
 
 def test_commands_subcommands_and_choices_complete() -> None:
     assert complete("ledgerflow ca", 1) == ["cache"]
-    assert complete("ledgerflow cache ", 2) == ["clear", "list"]
+    assert complete("ledgerflow cache ", 2) == ["clear", "list", "verify"]
     assert complete("ledgerflow run --executor ", 3) == ["local", "threads", "processes", "dask"]
 
 

@@ -161,3 +161,20 @@ def test_cache_trust_must_be_a_list_of_names(ledger_settings: Settings, bad: str
     path.write_text(path.read_text() + f"cache: {{trust: {bad}}}\n")
     with pytest.raises(ConfigError, match="trust"):
         load_settings(path)
+
+
+def test_a_runs_notes_are_printed_one_line_each_and_listed_in_json(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from ledgerflow.cli.run import NOTES_SHOWN, _report
+    from ledgerflow.engine.results import RunResult
+
+    notes = [f"t.f(n={i}): cached result not used, x; computing it again" for i in range(25)]
+    result = RunResult(run_id="ab" * 16, status="done", value=1, notes=notes)
+    _report(result, quiet=False, as_json=False, dry_run=False)
+    err = capsys.readouterr().err.splitlines()
+    assert err[:NOTES_SHOWN] == [f"note: {line}" for line in notes[:NOTES_SHOWN]]
+    assert err[NOTES_SHOWN] == "note: … and 5 more (run --json lists them)"
+    _report(result, quiet=False, as_json=True, dry_run=False)
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["notes"] == notes and captured.err == ""

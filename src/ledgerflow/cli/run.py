@@ -80,6 +80,7 @@ def result_json(result: Any, retried: int = 0) -> dict[str, Any]:
             }
             for f in result.failures
         ],
+        "notes": list(getattr(result, "notes", ())),
     }
 
 
@@ -153,6 +154,8 @@ def _report(result: Any, *, quiet: bool, as_json: bool, dry_run: bool,
         _print_plan(result)
     for failure in result.failures:
         click.echo(failure_block(failure), err=True)
+    if not as_json:
+        _print_notes(getattr(result, "notes", ()))
     if result.status == "interrupted":
         raise _interrupted(result.run_id, result.signal)
     if result.status == "failed":
@@ -165,6 +168,19 @@ def _report(result: Any, *, quiet: bool, as_json: bool, dry_run: bool,
         if shown is not None:
             echo(f"result: {shown}")
         echo(summary_line(result.run_id, result.status, result.duration, result.counts, retried))
+
+
+#: Notes printed after a run; the rest are counted (``--json`` lists them all).
+NOTES_SHOWN = 20
+
+
+def _print_notes(notes: Any) -> None:
+    """One line on stderr per cached result the run could not use (and computed again)."""
+    notes = list(notes)
+    for line in notes[:NOTES_SHOWN]:
+        click.echo(click.style(f"note: {line}", fg="yellow"), err=True)
+    if len(notes) > NOTES_SHOWN:
+        click.echo(f"note: … and {len(notes) - NOTES_SHOWN} more (run --json lists them)", err=True)
 
 
 def _interrupted(run_id: str | None, signum: int | None) -> RunInterruptedError:

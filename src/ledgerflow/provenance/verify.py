@@ -95,7 +95,7 @@ def _check_entries(conn: Connection, problems: list[CacheProblem]) -> int:
     c, k, v, d = t.cache_entry, t.call, t.value, t.task_def
     query = (
         select(c.c.task_hash, c.c.args_hash, c.c.call_hash, c.c.value_hash, k.c.task_hash,
-               k.c.args_hash, k.c.value_hash, v.c.hash, d.c.name)  # fmt: skip
+               k.c.args_hash, k.c.value_hash, v.c.hash, d.c.name)
         .outerjoin(k, k.c.hash == c.c.call_hash)
         .outerjoin(v, v.c.hash == c.c.value_hash)
         .outerjoin(d, d.c.hash == c.c.task_hash)
