@@ -124,10 +124,10 @@ class CacheReader:
                     cursor.execute(self._sql(len(chunk)), [task_hash, *chunk])
                     self.queries += 1
                     for row in cursor.fetchall():
-                        task, args, call, value = row[:4]
-                        problem = entry_problem(task, args, call, value, row[10:])
-                        found[(task, args)] = CacheHit(
-                            task, args, call, value, row[4], row[5], row[6], row[7], row[8],
+                        task, arg, call, value = row[:4]
+                        problem = entry_problem(task, arg, call, value, row[10:])
+                        found[(task, arg)] = CacheHit(
+                            task, arg, call, value, row[4], row[5], row[6], row[7], row[8],
                             row[9], problem,
                         )  # fmt: skip
         except DBAPIError as exc:
@@ -144,9 +144,9 @@ class CacheReader:
         self, cursor: Any, task_hash: str, args: list[str], found: dict[tuple[str, str], CacheHit]
     ) -> list[str]:
         """The keys still to read. A task looked up many times (a chain, say) has its
-        entries read once (without the values' bytes): misses then cost no query, and hits
-        on JSON values need none either. Entries written by other runs after that are not
-        seen: those calls are computed again, which is safe."""
+        entries read once (with the bytes of small JSON values only): misses then cost no
+        query, and hits on small JSON values need none either. Entries written by other runs
+        after that are not seen: those calls are computed again, which is safe."""
         if task_hash not in self._entries:
             asked = self._asked.get(task_hash, 0) + len(args)
             self._asked[task_hash] = asked
