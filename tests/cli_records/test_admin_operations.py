@@ -151,3 +151,47 @@ def test_the_user_role_removes_its_own_tags_only(
     removed = cli(user_only.path, "tag", old, "checked", "--remove", "--json")
     assert removed.code == 0, removed
     assert json.loads(removed.out)["removed"] == 1
+
+
+def _new_value(export: Path, digest: str) -> Path:
+    """An export file holding one value record the ledger lacks (hash ``digest``)."""
+    for line in export.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if record["kind"] == "value" and record["data"]["store_key"] is None:
+            record["key"] = record["data"]["hash"] = digest
+            one = export.with_name(f"{digest[:4]}.jsonl")
+            one.write_text(json.dumps(record) + "\n", encoding="utf-8")
+            return one
+    raise AssertionError("no inline value in the export")
+
+
+def test_records_the_admin_imports_are_not_the_admins(
+    cli: Cli, team: tuple[Settings, Settings, ExampleLedger], tmp_path: Path,
+    migrated_database_entry: dict[str, Any],
+) -> None:
+    """Everyone trusts the admin's pickles: an import must not make foreign records the
+    admin's. The user role cannot borrow the switch that keeps them unknown."""
+    full, user_only, _ = team
+    export = tmp_path / "all.jsonl"
+    assert cli(full.path, "export", "-o", str(export)).code == 0
+    assert cli(full.path, "import", str(_new_value(export, "1" * 40))).code == 0
+    assert cli(user_only.path, "import", str(_new_value(export, "2" * 40))).code == 0
+    writers = {
+        digest: scalar(full, f"SELECT writer FROM lf_value WHERE hash = '{digest}'")
+        for digest in ("1" * 40, "2" * 40)
+    }
+    user = migrated_database_entry["user"].split(":")[0]
+    assert writers == {"1" * 40: None, "2" * 40: user}
+
+    admin = migrated_database_entry["admin"].split(":")[0]
+    database = Database(user_only)
+    try:
+        with database.engine().begin() as conn:
+            conn.execute(text("SELECT set_config('ledgerflow.keep_writer', 'on', true)"))
+            conn.execute(text(
+                "INSERT INTO lf_value (hash, type_name, format, created_at, writer) "
+                f"VALUES ('{'3' * 40}', 'int', 'json', now(), '{admin}')"
+            ))
+    finally:
+        database.dispose()
+    assert scalar(full, f"SELECT writer FROM lf_value WHERE hash = '{'3' * 40}'") == user

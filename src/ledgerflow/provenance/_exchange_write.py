@@ -22,7 +22,8 @@ On PostgreSQL the user role may add records but not overwrite another role's run
 task runs or log records to them (row-level security): such an import stops with a
 :class:`~ledgerflow.errors.PrivilegeError` (it is the admin's), and nothing is written.
 ``COPY`` is not allowed into a table whose row security applies to the role: ``INSERT`` is
-used there instead.
+used there instead. Records carry no writer: those the admin imports keep none (unknown, so
+nobody's trust covers their pickles), those the user role imports are its own.
 """
 
 from __future__ import annotations
@@ -105,6 +106,8 @@ class RecordWriter:
         )
         if conn.dialect.name == "sqlite":  # big indexes stay in memory while they grow
             conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+        else:  # the admin's import leaves foreign records' writer unknown, not the admin's
+            conn.exec_driver_sql("SELECT set_config('ledgerflow.keep_writer', 'on', true)")
         self._failed: Exception | None = None
         self._queue: queue.Queue[Batch | None] | None = None
         self._thread: threading.Thread | None = None

@@ -9,6 +9,10 @@ On PostgreSQL, the server keeps the user role from rewriting what others recorde
   and their task runs). The admin owns the tables and is not subject to these policies;
 - ``writer`` on ``lf_tag``, set like the other writers by the ``lf_set_writer`` trigger
   (both dialects get the column; SQLite leaves it to the client);
+- ``lf_set_writer`` lets the tables' owner (the admin) keep the writer a row comes with when
+  its transaction sets ``ledgerflow.keep_writer`` to ``on``: an import by the admin then
+  leaves the writer of foreign records unknown (NULL) instead of making them the admin's,
+  whose pickles everyone trusts. Any other role still writes as itself;
 - ``lf_reap_stale_runs(stale_after)``: a ``SECURITY DEFINER`` function owned by the admin
   that marks ``interrupted`` the running runs (anyone's) whose heartbeat is older than
   ``stale_after`` seconds (never less than ten) by the database's clock, with their
@@ -57,6 +61,38 @@ POLICIES = (
     ("lf_tag", "remove_from_own_run", "DELETE", OWN_TAG, None),
 )  # fmt: skip
 
+SET_WRITER = """
+CREATE OR REPLACE FUNCTION lf_set_writer() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF current_setting('ledgerflow.keep_writer', true) = 'on' THEN
+            IF pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID),
+                           'USAGE') THEN
+                RETURN NEW;
+            END IF;
+        END IF;
+        NEW.writer := current_user;
+    ELSE
+        NEW.writer := OLD.writer;
+    END IF;
+    RETURN NEW;
+END
+$$
+"""
+
+SET_WRITER_BEFORE = """
+CREATE OR REPLACE FUNCTION lf_set_writer() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        NEW.writer := current_user;
+    ELSE
+        NEW.writer := OLD.writer;
+    END IF;
+    RETURN NEW;
+END
+$$
+"""
+
 SECURED = tuple(dict.fromkeys(table for table, *_ in POLICIES))
 
 REAP = """
@@ -90,6 +126,7 @@ def upgrade() -> None:
     op.add_column("lf_tag", sa.Column("writer", sa.String(length=255), nullable=True))
     if not _postgres():
         return
+    op.execute(SET_WRITER)
     op.execute(
         "CREATE TRIGGER lf_tag_writer BEFORE INSERT OR UPDATE ON lf_tag "
         "FOR EACH ROW EXECUTE FUNCTION lf_set_writer()"
@@ -114,4 +151,5 @@ def downgrade() -> None:
         for table in SECURED:
             op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
         op.execute("DROP TRIGGER IF EXISTS lf_tag_writer ON lf_tag")
+        op.execute(SET_WRITER_BEFORE)
     op.drop_column("lf_tag", "writer")
