@@ -356,3 +356,37 @@ def test_a_sub_call_taken_unchecked_still_counts_for_its_parent(
         WrittenRows(db, db.engine(), "r1").finished(parent, "c" * 40, recorder)  # type: ignore[arg-type]
     keys = [json.loads(row[3])["key"] for row in recorded if row[0] == "c" * 40]
     assert keys == [{"id_computation_result": 1}]
+
+
+def test_exported_calls_bring_their_written_rows(
+    tutorial: Path, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest,
+    database_dialect: str, tmp_path: Path,
+) -> None:
+    """A teammate importing the records has a cache hit only while *their* database holds
+    the rows: an empty table there makes the calls run again."""
+    from ledgerflow.api import export, import_
+
+    run_json(capsys, MAIN, "--n", "2", "--multiplier", "8")
+    records = tmp_path / "records.jsonl"
+    export(load_settings(tutorial / "ledgerflow.yml"), output=records)
+    assert '"kind":"written"' in records.read_text()
+
+    if database_dialect == "sqlite":
+        entry: dict[str, Any] = {"dialect": "sqlite", "path": str(tmp_path / "teammate.db")}
+    else:
+        session = request.getfixturevalue("pg_session")
+        database = session.create_database()
+        request.addfinalizer(lambda: session.release(database))
+        entry = database.config_entry()
+    mate = tmp_path / "teammate"
+    mate.mkdir()
+    config = yaml.safe_load((tutorial / "ledgerflow.yml").read_text())
+    config["databases"]["default"] = entry
+    (mate / "ledgerflow.yml").write_text(yaml.safe_dump(config))
+    migrations.upgrade(load_settings(mate / "ledgerflow.yml"))
+    import_(load_settings(mate / "ledgerflow.yml"), records)
+
+    ran = json.loads(cli(capsys, "--config", str(mate / "ledgerflow.yml"), "run", MAIN,
+                         "--n", "2", "--multiplier", "8", "--json"))
+    assert statuses(mate, ran["run_id"])["compute"] == ["done", "done"]
+    assert results(mate) == [(0, 0), (10, 80)]

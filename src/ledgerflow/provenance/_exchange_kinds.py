@@ -55,6 +55,7 @@ KIND_TABLES: tuple[tuple[str, str], ...] = (
     ("run", "lf_run"),
     ("task_run", "lf_task_run"),
     ("log_record", "lf_log_record"),
+    ("written", "lf_written"),  # before the cache entries whose hits it keeps honest
     ("cache_entry", "lf_cache_entry"),
     ("tag", "lf_tag"),
 )

@@ -163,6 +163,8 @@ def stream_reached(conn: Connection, kind: Kind, found: Reach, raw_times: bool) 
         "run": ("id", found.runs),
         "task_run": ("id", found.task_runs),
         "log_record": ("run_id", found.runs),
+        # the rows calls wrote, and the marks of tasks whose calls wrote rows
+        "written": ("call_hash", found.calls | found.task_defs),
         "tag": ("entity_id", found.runs | found.task_runs | found.calls | found.values),
     }
     name, keys = plans[kind.name]
