@@ -228,10 +228,13 @@ class Claim(LedgerBase):
 
 class Written(LedgerBase):
     """A row a call wrote through its session (bind, table, primary key as JSON): the
-    call's cached result stays valid only while the row exists."""
+    call's cached result stays valid only while the rows one run recorded for it all exist
+    (see docs/sharing.md). A row with a task's hash as ``call_hash`` and an empty bind and
+    table marks a task some of whose calls wrote rows."""
 
     __table__ = tables.written
-    call_hash: Mapped[str]
-    bind: Mapped[str]
-    table_name: Mapped[str]
-    row_key: Mapped[str]
+    call_hash: Mapped[str]  # the call (`lf_call.hash`); a task (`lf_task_def.hash`) in its mark
+    bind: Mapped[str]  # the database holding the table, as named in ledgerflow.yml
+    table_name: Mapped[str]  # the table (`schema.table` when it has a schema)
+    row_key: Mapped[str]  # JSON `{"key": {column: value}, "run": run id}`; `"key": null`: the table must hold rows
+
