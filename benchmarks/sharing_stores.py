@@ -52,10 +52,9 @@ MB = 1_000_000
 def make_value(mb: int, kind: str) -> Any:
     import numpy as np
 
-    rng = np.random.default_rng(mb)
     if kind == "bytes":
-        return rng.bytes(mb * MB)
-    return rng.random(mb * MB // 8)
+        return os.urandom(mb * MB)  # one allocation (numpy's rng.bytes makes several)
+    return np.random.default_rng(mb).random(mb * MB // 8)
 
 
 def _status(field: str) -> int:

@@ -42,6 +42,7 @@ from ledgerflow.values import (
     open_store,
 )
 from ledgerflow.values import digest as bytes_digest
+from ledgerflow.values.streaming import NOT_STREAMED, read_streamed, write_streamed
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -193,6 +194,12 @@ class Values:
         return value
 
     def _value_row(self, obj: Any, value_hash: str, now: float) -> tuple[Any, ...]:
+        streamed = write_streamed(obj, self.inline_max, lambda: self.store.writer(value_hash))
+        if streamed is not None:  # a large array or bytes, encoded straight into the store
+            return (
+                value_hash, streamed.type_name[:255], streamed.format, streamed.preview[:255],
+                streamed.size, None, value_hash, streamed.digest, now,
+            )  # fmt: skip
         encoded = encode(obj, value_hash)
         data = encoded.data
         inline: bytes | None = data
@@ -248,8 +255,13 @@ class Values:
         ``own``: bytes this run wrote (a worker's result), whatever ``cache.trust`` says."""
         trust = _OWN if own else self.trust
         try:
-            data = bytes(inline) if inline is not None else self.store.get(store_key or "")
-            value = load_stored(fmt, data, signature, _OWN_NAME if own else writer, trust)
+            data = b""
+            value = NOT_STREAMED
+            if inline is None:  # a large array or bytes: decoded as it is read, then checked
+                value = read_streamed(self.store, store_key or "", fmt)
+            if value is NOT_STREAMED:
+                data = bytes(inline) if inline is not None else self.store.get(store_key or "")
+                value = load_stored(fmt, data, signature, _OWN_NAME if own else writer, trust)
         except IntegrityError as exc:
             if not isinstance(exc, UntrustedValueError):
                 self._corrupt.add(value_hash)

@@ -153,15 +153,23 @@ class ValueStore(ABC):
         )
 
 
+def stream_size(stream: IO[bytes]) -> int | None:
+    """The size of a stored value's stream (a store's stream or a file), when known."""
+    size = getattr(stream, "size", None)
+    if size is not None:
+        return int(size)
+    try:
+        return os.fstat(stream.fileno()).st_size
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
+
+
 def read_all(stream: IO[bytes]) -> bytes:
     """Everything left in ``stream``, read into one ``bytes`` when its size is known (a
     stream with a ``size`` attribute, or a file): no second copy is made."""
-    size = getattr(stream, "size", None)
+    size = stream_size(stream)
     if size is None:
-        try:
-            size = os.fstat(stream.fileno()).st_size
-        except (AttributeError, OSError, io.UnsupportedOperation):
-            return stream.read()
+        return stream.read()
     data = stream.read(max(size - stream.tell(), 0))
     rest = stream.read()  # a value that grew meanwhile is still read whole
     return data + rest if rest else data

@@ -13,17 +13,82 @@ from __future__ import annotations
 import binascii
 import io
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from ledgerflow.errors import IntegrityError
+from ledgerflow.hashing import type_name
 from ledgerflow.hashing.digest import bytes_hasher
-from ledgerflow.values.store import CHUNK_SIZE, Chunk, Upload
+from ledgerflow.values.codec import NPY, TJSON
+from ledgerflow.values.preview import preview
+from ledgerflow.values.store import CHUNK_SIZE, Chunk, Upload, stream_size
+
+if TYPE_CHECKING:
+    from ledgerflow.values.store import ValueStore
 
 #: The tagged JSON of a ``bytes`` value is exactly ``{"$bytes":"<base64>"}``.
 TJSON_BYTES_HEAD = b'{"$bytes":"'
 TJSON_BYTES_TAIL = b'"}'
 #: Base64 is written and read in pieces of this many characters (a multiple of 4).
 _B64_PIECE = (CHUNK_SIZE // 4) * 4
+
+
+class Streamed(NamedTuple):
+    """A value encoded straight into the value store: what its ledger row says of it."""
+
+    format: str
+    type_name: str
+    preview: str
+    size: int
+    digest: str  # hash_bytes of the bytes stored
+
+
+#: What :func:`read_streamed` returns for a stored value it does not read as a stream.
+NOT_STREAMED: Any = object()
+
+
+def write_streamed(obj: Any, limit: int, open_upload: Callable[[], Upload]) -> Streamed | None:
+    """Encode a numpy array or a ``bytes`` value larger than ``limit`` straight into the
+    upload ``open_upload()`` gives, in the format :func:`~ledgerflow.values.codec.encode`
+    gives it (``.npy``, tagged JSON) and with the same bytes. None for any other value
+    (encode it in memory)."""
+    t = type(obj)
+    write: Callable[[Any, Any], None]
+    if t is bytes and len(obj) > limit:
+        fmt, write = TJSON, write_tjson_bytes
+    elif (
+        t.__module__ == "numpy" and t.__name__ == "ndarray"
+        and not obj.dtype.hasobject and obj.nbytes > limit
+    ):  # fmt: skip
+        fmt, write = NPY, write_npy
+    else:
+        return None
+    try:
+        with Spool(limit, open_upload) as spool:
+            write(obj, spool)
+            if spool.inline is not None:  # smaller than it looked: keep it in the row
+                raise _Small
+    except (_Small, ValueError):  # an array numpy will not save without pickle: encode it
+        return None
+    return Streamed(fmt, type_name(t), preview(obj), spool.size, spool.hexdigest())
+
+
+class _Small(Exception):
+    """A streamed value that stayed under the inline limit."""
+
+
+def read_streamed(store: ValueStore, key: str, fmt: str) -> Any:
+    """A stored ``.npy`` array or tagged-JSON ``bytes`` value, decoded from the store's
+    stream into one new object; :data:`NOT_STREAMED` for any other stored value.
+    Unchecked: the caller checks it against its content address."""
+    if fmt not in (NPY, TJSON):
+        return NOT_STREAMED
+    with store.open(key) as stream:
+        if fmt == NPY:
+            return read_npy(stream)
+        size = stream_size(stream)
+        if size is not None and starts_tjson_bytes(stream):
+            return read_tjson_bytes(stream, size)
+    return NOT_STREAMED
 
 
 class Spool:
