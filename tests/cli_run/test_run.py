@@ -122,9 +122,10 @@ def test_json_summary(project: Settings, unique: str, capsys: pytest.CaptureFixt
     assert code == 0
     data = json.loads(out)
     assert set(data) == {
-        "run_id", "status", "counts", "retried_attempts", "duration", "result", "failures"
+        "run_id", "status", "counts", "retried_attempts", "duration", "result", "failures", "notes"
     }
     assert data["status"] == "done" and data["result"] == "[0, 1]" and data["failures"] == []
+    assert data["notes"] == []
     assert data["counts"]["done"] == 3 and data["counts"]["failed"] == 0
     assert query(project, "SELECT id FROM lf_run")[0][0] == data["run_id"]
 
