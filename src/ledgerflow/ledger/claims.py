@@ -82,6 +82,7 @@ class ClaimSql:
 
     def __init__(self, dialect: str, mark: str) -> None:
         self.mark = mark
+        self.sqlite = dialect == "sqlite"
         if dialect == "sqlite":
             fmt = "strftime('%Y-%m-%d %H:%M:%f', 'now'{}) || '000'"  # as SQLAlchemy stores it
             self.now = fmt.format("")
@@ -132,21 +133,49 @@ class ClaimSql:
         )
 
     def take_over(self, count: int, lease: float, expired_only: bool) -> str:
+        """Parameters: new owner's run id, host, pid; old owner's run id, fence; the keys."""
         m = self.mark
         expired = f" AND expires_at < {self.now}" if expired_only else ""
+        sets = (
+            f"SET run_id = {m}, fence = fence + 1, claimed_at = {self.now}, "
+            f"expires_at = {self.later(lease)}, host = {m}, pid = {m}"
+        )
+        if self.sqlite:
+            return (
+                f"UPDATE lf_claim {sets} WHERE run_id = {m} AND fence = {m}{expired} "
+                f"AND {self.keyed(count)} RETURNING task_hash, args_hash, fence"
+            )
         return (
-            f"UPDATE lf_claim SET run_id = {m}, fence = fence + 1, claimed_at = {self.now}, "
-            f"expires_at = {self.later(lease)}, host = {m}, pid = {m} "
-            f"WHERE run_id = {m} AND fence = {m}{expired} AND {self.keyed(count)} "
-            "RETURNING task_hash, args_hash, fence"
+            f"UPDATE lf_claim AS l {sets} FROM {self.values(count)} AS k "
+            "WHERE l.task_hash = k.column1 AND l.args_hash = k.column2 "
+            f"AND l.run_id = {m} AND l.fence = {m}{expired.replace('expires_at', 'l.expires_at')} "
+            "RETURNING l.task_hash, l.args_hash, l.fence"
         )
 
     def release(self, count: int) -> str:
+        """Parameters: the run id, the fence, then the keys (SQLite) or the keys first
+        (PostgreSQL, whose planner joins them by hash instead of probing a list per row)."""
         m = self.mark
+        if self.sqlite:
+            return (
+                f"DELETE FROM lf_claim WHERE run_id = {m} AND fence = {m} AND "
+                f"{self.keyed(count)} RETURNING task_hash, args_hash"
+            )
         return (
-            f"DELETE FROM lf_claim WHERE run_id = {m} AND fence = {m} AND {self.keyed(count)} "
-            "RETURNING task_hash, args_hash"
+            f"DELETE FROM lf_claim AS l USING {self.values(count)} AS k "
+            "WHERE l.task_hash = k.column1 AND l.args_hash = k.column2 "
+            f"AND l.run_id = {m} AND l.fence = {m} RETURNING l.task_hash, l.args_hash"
         )
+
+    def release_params(self, run_id: str, fence: int, keys: Sequence[Key]) -> list[Any]:
+        flat = _flat(keys)
+        return [run_id, fence, *flat] if self.sqlite else [*flat, run_id, fence]
+
+    def take_over_params(
+        self, new: tuple[str, str, int], old: tuple[str, int], keys: Sequence[Key]
+    ) -> list[Any]:
+        flat = _flat(keys)
+        return [*new, *old, *flat] if self.sqlite else [*new, *flat, *old]
 
 
 def _flat(keys: Sequence[Key]) -> list[str]:
@@ -294,7 +323,9 @@ class Claims:
             for chunk in chunks(keys, CHUNK):
                 rows = self._run(
                     self.sql.take_over(len(chunk), self.lease, expired_only=not dead),
-                    [self.run_id, self.host, self.pid, run_id, fence, *_flat(chunk)],
+                    self.sql.take_over_params(
+                        (self.run_id, self.host, self.pid), (run_id, fence), chunk
+                    ),
                     "taking over claimed calls",
                 )
                 for t, a, new_fence in rows:
@@ -311,7 +342,7 @@ class Claims:
             for chunk in chunks(group, CHUNK):
                 self._run(
                     self.sql.release(len(chunk)),
-                    [self.run_id, fence, *_flat(chunk)],
+                    self.sql.release_params(self.run_id, fence, chunk),
                     "releasing claimed calls",
                 )
 
@@ -354,7 +385,9 @@ class Claims:
         owned: set[Key] = set()
         for fence, group in by_fence.items():
             for chunk in chunks(group, CHUNK):
-                cursor.execute(self.sql.release(len(chunk)), [self.run_id, fence, *_flat(chunk)])
+                cursor.execute(
+                    self.sql.release(len(chunk)), self.sql.release_params(self.run_id, fence, chunk)
+                )
                 owned.update((t, a) for t, a in cursor.fetchall())
         lost = len(keys) - len(owned)
         if lost:
