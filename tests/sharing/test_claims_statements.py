@@ -73,3 +73,32 @@ def test_an_expired_lease_is_taken_over_once_and_fences_the_old_owner(engine: ob
     finally:
         for claims in (owner, *rivals):
             claims.close()
+
+
+def test_leases_follow_the_database_clock_not_the_hosts(
+    engine: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose host clock is an hour behind claims a call: its lease is not expired for
+    the others; a rival an hour ahead cannot take it over before it expires."""
+    import datetime as real_datetime
+
+    from ledgerflow.db import times
+
+    def skewed(hours: float) -> None:
+        offset = real_datetime.timedelta(hours=hours)
+        monkeypatch.setattr(times, "utcnow", lambda: real_datetime.datetime.now(real_datetime.UTC) + offset)
+        monkeypatch.setattr(time, "time", lambda: time.monotonic() + 1.8e9 + offset.total_seconds())
+
+    owner, rival = _claims(engine, "a", lease=1.0), _claims(engine, "b")
+    key = KEYS[:1]
+    try:
+        skewed(-1)
+        assert owner.claim(key) == set(key)
+        skewed(+1)
+        assert rival.poll(key).expired == {}
+        assert rival.take_over({key[0]: ("a" * 32, 1)}) == set()  # live: the CAS refuses
+        time.sleep(1.3)
+        assert rival.take_over(rival.poll(key).expired) == set(key)
+    finally:
+        owner.close()
+        rival.close()
