@@ -86,6 +86,12 @@ class ValueStoreError(LedgerflowError):
     exit_code = 4
 
 
+class LineageSendError(LedgerflowError):
+    """A lineage endpoint (an OpenLineage transport) could not be reached or refused events."""
+
+    exit_code = 4
+
+
 class MigrationError(LedgerflowError):
     """A migration could not be created or applied."""
 

@@ -238,6 +238,7 @@ def test_an_endpoint_that_is_down_costs_one_warning_not_the_run(
     warnings = [r.getMessage() for r in caplog.records if "OpenLineage" in r.getMessage()]
     assert len(warnings) == 1, warnings
     assert "cannot send the events" in warnings[0] and "export --openlineage" in warnings[0]
+    assert "--send" in warnings[0]
     assert elapsed < 30
 
 
@@ -371,3 +372,34 @@ def test_events_arrive_while_the_run_still_runs(
     done = cli("run", "slow.py:main", "--json")
     assert done.code == 0, done.err
     assert json.loads(done.out)["result"] == "True"  # `later` saw `first` complete, live
+
+
+@pytest.mark.parametrize("database_dialect", ["sqlite"])
+def test_send_replays_into_the_catalogue_and_a_down_one_is_one_line(
+    tmp_path: Path, migrated_database_entry: dict[str, Any], isolated_imports: None,
+    fresh_models: None, monkeypatch: pytest.MonkeyPatch, cli: Cli, receiver: Receiver,
+) -> None:
+    root = _project(tmp_path, migrated_database_entry, {"type": "file", "log_file_path": "live.jsonl"},
+                    monkeypatch)
+    assert cli("run", "genomics/pipeline.py:main").code == 0
+    config = root / "ledgerflow.yml"
+    config.write_text(config.read_text().replace(
+        "type: file\n      log_file_path: live.jsonl", f"type: http\n      url: {receiver.url}"))
+    assert receiver.url in config.read_text()
+    sent = cli("export", "--openlineage", "--send")
+    assert sent.code == 0, sent.err
+    assert "Sent 18 OpenLineage event(s) of 1 run(s) to the http transport." in sent.out
+    live = [json.loads(line) for line in (root / "live.jsonl").read_text().splitlines()]
+    key = lambda e: json.dumps(_without_client_tags(e), sort_keys=True)  # noqa: E731
+    assert sorted(map(key, receiver.events)) == sorted(map(key, live))
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config.write_text(config.read_text().replace(receiver.url, f"http://127.0.0.1:{port}"))
+    down = cli("export", "--openlineage", "--send")
+    assert down.code == 4 and len(down.err.strip().splitlines()) == 1, down.err
+    assert "the OpenLineage http transport failed after 0 event(s)" in down.err
+    assert "Traceback" not in down.err
+    assert cli("export", "--openlineage", "--send", "-o", "x.jsonl").code == 2
+    assert not (root / "x.jsonl").exists()

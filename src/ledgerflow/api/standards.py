@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from ledgerflow.config.settings import Settings
 
-from ledgerflow.errors import MissingExtraError
+from ledgerflow.errors import LineageSendError, MissingExtraError, UsageError
 
 __all__ = ["CrateExport", "LineageExport", "ProvExport", "export_openlineage", "export_prov",
            "export_ro_crate"]
@@ -176,11 +176,14 @@ def _openlineage() -> Any:
 
 
 def export_openlineage(
-    settings: Settings, runs: Sequence[str] | None = None, *, output: Output = "-"
+    settings: Settings, runs: Sequence[str] | None = None, *, output: Output = "-",
+    send: bool = False,
 ) -> LineageExport:
     """Write the OpenLineage events of recorded runs (ids or unique prefixes; every run when
     none is given), as JSON lines in time order: the events a live run emits (namespace:
-    ``lineage.openlineage.namespace``, else ``ledgerflow``)."""
+    ``lineage.openlineage.namespace``, else ``ledgerflow``). With ``send``, send them through
+    the configured transport instead (a catalogue that missed a run's live events); one that
+    fails stops it with a :class:`~ledgerflow.errors.LineageSendError`."""
     from sqlalchemy import select
 
     from ledgerflow.ledger import tables
@@ -188,8 +191,13 @@ def export_openlineage(
     from ledgerflow.provenance.run_facts import read_run
 
     openlineage = _openlineage()
-    _check(output)
     config = settings.lineage.openlineage
+    if send:
+        if config is None:
+            raise UsageError("--send needs an OpenLineage transport",
+                             hint="set lineage: {openlineage: {transport: ...}} in ledgerflow.yml")
+        return _send(settings, config, runs, openlineage)
+    _check(output)
     namespace = config.namespace if config is not None else "ledgerflow"
     database = _reading(settings)
     try:
@@ -209,3 +217,50 @@ def export_openlineage(
     finally:
         database.dispose()
     return LineageExport(ids, count, _shown(output))
+
+
+def _send(settings: Settings, config: Any, runs: Sequence[str] | None, openlineage: Any) -> LineageExport:
+    from openlineage.client import OpenLineageClient
+    from sqlalchemy import select
+
+    from ledgerflow.ledger import tables
+    from ledgerflow.provenance.lineage_live import make_transport
+    from ledgerflow.provenance.run_facts import read_run
+
+    kind = str(config.transport.get("type"))
+    try:
+        client = OpenLineageClient(transport=make_transport(config.transport))
+    except Exception as exc:
+        raise LineageSendError(f"cannot open the OpenLineage {kind} transport: {_first(exc)}",
+                               hint="check lineage.openlineage.transport in ledgerflow.yml") from None
+    ids = _run_ids(settings, runs) if runs else None
+    database = _reading(settings)
+    sent = 0
+    try:
+        with database.engine().connect() as conn:
+            if ids is None:
+                ids = list(conn.execute(select(tables.run.c.id)
+                                        .order_by(tables.run.c.started_at, tables.run.c.id)).scalars())
+            for run_id in ids:
+                for event in openlineage.run_events(read_run(conn, run_id), config.namespace,
+                                                    settings.root):
+                    try:
+                        client.emit(event)
+                    except Exception as exc:
+                        raise LineageSendError(
+                            f"the OpenLineage {kind} transport failed after {sent} event(s): "
+                            f"{_first(exc)}",
+                            hint="check that the endpoint is up; sending again is harmless, "
+                            "catalogues merge repeated events") from None
+                    sent += 1
+    finally:
+        database.dispose()
+    return LineageExport(ids, sent, f"the {kind} transport")
+
+
+def _first(exc: BaseException) -> str:
+    """The first line of an error, without the passwords of the URLs it names."""
+    from ledgerflow.config.settings import hide_url_passwords
+
+    lines = str(exc).strip().splitlines()
+    return hide_url_passwords(f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__)

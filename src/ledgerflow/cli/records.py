@@ -74,12 +74,14 @@ def _print_report(report: Any, verb: str, where: str, as_json: bool) -> None:
               help="Write one run as a Workflow Run RO-Crate (Provenance Run Crate, a zip) instead.")
 @click.option("--openlineage", "openlineage", is_flag=True,
               help="Write the RUNs' OpenLineage events (JSON lines, all runs when none is given) instead.")
+@click.option("--send", is_flag=True,
+              help="With --openlineage: send the events through the configured transport instead.")
 @click.option("--include-files", is_flag=True,
               help="Embed the run's files in the crate (those still holding their recorded content).")
 @click.pass_context
 def export(ctx: click.Context, runs: Sequence[str], since: str | None, output: str,
            prov_target: str | None, prov_format: str, crate_run: str | None,
-           openlineage: bool, include_files: bool) -> None:
+           openlineage: bool, send: bool, include_files: bool) -> None:
     """Write every record the RUNs reach as JSON lines (all runs when none is given).
 
     Content-addressed records are written once; values kept in the value store carry their
@@ -104,10 +106,15 @@ def export(ctx: click.Context, runs: Sequence[str], since: str | None, output: s
     if openlineage:
         if since:
             raise UsageError("--openlineage replays the RUNs given (or every run): no --since")
-        lineage = api.export_openlineage(settings, runs or None, output=output)
-        _status(f"Wrote {lineage.events} OpenLineage event(s) of {len(lineage.runs)} run(s) to "
-                f"{lineage.output}.", to_stdout)
+        if send and not to_stdout:
+            raise UsageError("--send sends the events: give no -o")
+        lineage = api.export_openlineage(settings, runs or None, output=output, send=send)
+        verb = "Sent" if send else "Wrote"
+        _status(f"{verb} {lineage.events} OpenLineage event(s) of {len(lineage.runs)} run(s) to "
+                f"{lineage.output}.", to_stdout and not send)
         return
+    if send:
+        raise UsageError("--send goes with --openlineage")
     if prov_target is not None:
         if runs or since:
             raise UsageError("--prov exports one value's provenance: give no RUN and no --since")

@@ -11,7 +11,7 @@ openlineage-python's transport.
 
 It never fails or stops a run: a transport that fails (a catalogue down, a file that cannot
 be written) costs one warning, and the events after it are dropped (``ledgerflow export
---openlineage RUN`` sends them later). When the run ends, the thread sends what is left;
+--openlineage RUN --send`` sends them later). When the run ends, the thread sends what is left;
 the run waits for it at most ``flush_timeout`` seconds.
 """
 
@@ -115,7 +115,7 @@ class LineageObserver:
         thread.join(self.config.flush_timeout)
         if thread.is_alive():
             log.warning("OpenLineage: events of run %s still unsent after %.0f s (flush_timeout); "
-                        "`ledgerflow export --openlineage %s` replays them",
+                        "`ledgerflow export --openlineage %s --send` sends them later",
                         (self.run_id or "")[:12], self.config.flush_timeout, (self.run_id or "")[:12])
 
     # -- the thread ----------------------------------------------------------------------
@@ -128,11 +128,13 @@ class LineageObserver:
             self._client.emit(event)
             self.sent += 1
         except Exception as exc:
+            from ledgerflow.config.settings import hide_url_passwords
+
             detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            self.failure = f"{type(exc).__name__}: {detail}"
+            self.failure = hide_url_passwords(f"{type(exc).__name__}: {detail}")
             self.dropped += 1
             log.warning("OpenLineage: cannot send the events of run %s (%s); the run goes on "
-                        "without them, `ledgerflow export --openlineage %s` replays them",
+                        "without them; `ledgerflow export --openlineage %s --send` sends them later",
                         (self.run_id or "")[:12], self.failure, (self.run_id or "")[:12])
 
     def _work(self) -> None:
