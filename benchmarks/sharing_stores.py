@@ -116,8 +116,12 @@ def _child(config: Path, mb: int, kind: str, phase: str) -> dict[str, Any]:
 @contextmanager
 def s3_server() -> Iterator[dict[str, Any]]:
     """A local S3-protocol server (moto) with one bucket; yields the store options."""
+    import logging
+
     import boto3
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -85,12 +85,6 @@ def _stored_keys(settings: Settings) -> list[str]:
         rows.close()
 
 
-@pytest.fixture(autouse=True)
-def _one_signing_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Checkouts of one team share what makes a value usable (whatever that is)."""
-    monkeypatch.setenv("LEDGERFLOW_SIGNING_KEY", "ab" * 32)
-
-
 # -- every store, through a real run -------------------------------------------------------
 
 
