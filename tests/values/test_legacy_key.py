@@ -47,3 +47,46 @@ def test_a_run_needs_no_key_and_writes_none(
     assert not path.exists()
     for row in ledger.rows("lf_value"):
         assert row["signature"] is not None and len(row["signature"]) == 40
+
+
+class Old:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+
+@task
+def old(n: int) -> Old:
+    return Old(n)
+
+
+def test_a_ledger_signed_by_an_earlier_version_keeps_its_pickles_where_the_key_is(
+    ledger_settings: Settings, ledger: LedgerRows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import update
+
+    from ledgerflow.db import Database
+    from ledgerflow.hashing import hash_value
+    from ledgerflow.ledger import tables
+    from ledgerflow.values.signing import sign
+
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    ledgerflow.run(old(1), settings=ledger_settings)
+    (row,) = ledger.rows("lf_value", hash=hash_value(Old(1)))
+    key = b"k" * 32
+    database = Database(ledger_settings, role="admin")  # as an earlier version left it
+    try:
+        with database.engine().begin() as conn:
+            conn.execute(update(tables.value).where(tables.value.c.hash == row["hash"])
+                         .values(signature=sign(row["inline"], key)))  # fmt: skip
+    finally:
+        database.dispose()
+    path = ledger_settings.root / KEY_FILE
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(key.hex())
+    kept = ledgerflow.execute(old(1), settings=ledger_settings)
+    assert kept.counts["cached"] == 1 and kept.value.n == 1 and kept.notes == []
+    path.unlink()  # another checkout, without that key
+    other = ledgerflow.execute(old(1), settings=ledger_settings)
+    assert other.counts["done"] == 1 and other.value.n == 1
+    (note,) = other.notes
+    assert "pickled by an earlier ledgerflow and signed with a key this checkout does not have" in note
