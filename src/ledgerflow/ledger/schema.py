@@ -49,7 +49,7 @@ class Run(LedgerBase):
     library_version: Mapped[str | None]
     root_call_hash: Mapped[str | None]
     result_hash: Mapped[str | None]
-    writer: Mapped[str | None]
+    writer: Mapped[str | None]  # role (PostgreSQL, set by the server) or OS user (SQLite) that wrote it
 
 
 class TaskDef(LedgerBase):
@@ -77,9 +77,9 @@ class Value(LedgerBase):
     size: Mapped[int | None]
     inline: Mapped[bytes | None]
     store_key: Mapped[str | None]
-    signature: Mapped[str | None]
+    signature: Mapped[str | None]  # hash_bytes of the stored bytes (earlier versions: a 64-hex HMAC)
     created_at: Mapped[datetime]
-    writer: Mapped[str | None]
+    writer: Mapped[str | None]  # role (PostgreSQL, set by the server) or OS user (SQLite) that wrote it
 
 
 class ValueEdge(LedgerBase):
@@ -197,7 +197,7 @@ class CacheEntry(LedgerBase):
     value_hash: Mapped[str]
     run_id: Mapped[str | None]  # run that produced it
     created_at: Mapped[datetime]
-    writer: Mapped[str | None]
+    writer: Mapped[str | None]  # role (PostgreSQL, set by the server) or OS user (SQLite) that wrote it
 
 
 
