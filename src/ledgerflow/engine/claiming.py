@@ -11,7 +11,9 @@ expired, or whose owner's process is gone, is taken over. With ``cache.wait: fal
 
 from __future__ import annotations
 
+import math
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -21,6 +23,13 @@ if TYPE_CHECKING:
 
 #: The first poll of newly parked calls comes this soon (their owner may be done already).
 FIRST_POLL = 0.1
+#: A run claims about this many seconds of work ahead of what it computes (by the rate at
+#: which its calls finish), so that runs wanting the same calls share them out...
+CLAIM_AHEAD = 0.5
+#: ... at least this many calls (and the executor's workers twice over) ...
+MIN_WINDOW = 8
+#: ... and at most this many (one statement's worth).
+MAX_WINDOW = 400
 
 
 class Parking:
@@ -30,13 +39,35 @@ class Parking:
         self.claims = claims
         self.wait = wait
         self.parked: dict[Key, Node] = {}
+        #: uncached calls not claimed yet: claimed a window at a time (:meth:`window`)
+        self.unclaimed: deque[Node] = deque()
         self.next_poll = 0.0
         self.polls = 0
+        self._finished = 0
+        self._since: float | None = None
 
     def fence(self, node: Node) -> int | None:
         """The fence of ``node``'s claim when this run holds it, else None."""
         key = node.key
         return self.claims.held.get(key) if key is not None else None
+
+    def finished(self) -> None:
+        """A call this run computed has finished (the rate sets the claim window)."""
+        self._finished += 1
+
+    def window(self, workers: int) -> int:
+        """How many calls this run keeps claimed ahead: about :data:`CLAIM_AHEAD` seconds of
+        its own throughput, so that slow calls are shared out between the runs that want
+        them and quick ones cost one statement per few hundred calls."""
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+        low = max(MIN_WINDOW, 2 * workers)
+        elapsed = now - self._since
+        if self._finished == 0 or elapsed <= 0:
+            return low
+        ahead = math.ceil(self._finished / elapsed * CLAIM_AHEAD)
+        return max(low, min(MAX_WINDOW, ahead))
 
     def sort(self, nodes: Sequence[Node]) -> tuple[list[Node], list[Node]]:
         """Claim ``nodes`` (one statement per chunk): (the ones to compute now, the ones

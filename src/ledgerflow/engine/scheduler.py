@@ -144,6 +144,8 @@ class Scheduler(Failing):
             check()
             if self.ready:
                 self._dispatch_ready()
+            if self.parking is not None and self.parking.unclaimed:
+                self._claim_more()
             capacity = executor.capacity
             while self.runnable and len(running) < capacity:
                 self._submit(self.runnable.popleft())
@@ -153,7 +155,7 @@ class Scheduler(Failing):
             if not running:
                 if self.ready or self.runnable:
                     continue
-                if self.parking is not None and self.parking.parked:
+                if self.parking is not None and (self.parking.parked or self.parking.unclaimed):
                     self._wait_parked()
                     continue
                 break
@@ -297,12 +299,34 @@ class Scheduler(Failing):
     # -- claims: each call computed by one run -----------------------------------------
 
     def _compute(self, nodes: list[Node]) -> None:
-        """Queue uncached calls, once this run claimed them; park those another run holds."""
-        if self.parking is not None and nodes:
-            nodes, parked = self.parking.sort(nodes)
-            for node in parked:
-                self._set_phase(node, st.PARKED)
-        for node in nodes:
+        """Queue uncached calls, once this run claimed them (a window at a time)."""
+        if self.parking is None:
+            for node in nodes:
+                self._queue(node)
+            return
+        self.parking.unclaimed.extend(nodes)
+        self._claim_more()
+
+    def _claim_more(self) -> None:
+        """Claim the next calls (one statement) when what this run holds runs low; park
+        those another run holds."""
+        parking = self.parking
+        assert parking is not None
+        unclaimed = parking.unclaimed
+        want = parking.window(self.executor.workers) - len(self.runnable) - len(self.running)
+        if want <= 0 or not unclaimed:
+            return
+        batch = []
+        while unclaimed and len(batch) < want:
+            node = unclaimed.popleft()
+            if node.phase is st.READY:  # not interrupted meanwhile
+                batch.append(node)
+        if not batch:
+            return
+        compute, parked = parking.sort(batch)
+        for node in parked:
+            self._set_phase(node, st.PARKED)
+        for node in compute:
             self._queue(node)
 
     def _poll_parked(self) -> None:
@@ -322,8 +346,12 @@ class Scheduler(Failing):
         self._settle()
 
     def _wait_parked(self) -> None:
-        """Nothing else to do: wait for the next poll of the parked calls."""
+        """Nothing else to do: claim more, or wait for the next poll of the parked calls."""
         assert self.parking is not None
+        if self.parking.unclaimed:
+            self._claim_more()
+            if self.runnable:
+                return
         self._housekeeping()
         if self.parking.parked and not self.parking.due():
             time.sleep(min(self.parking.seconds_to_poll(), TICK))
@@ -334,6 +362,7 @@ class Scheduler(Failing):
             fence = self.parking.fence(node)
             if fence is not None:
                 self.recorder.release_claim(node.key, fence)
+                self.parking.finished()
 
     def _rerun(self, task: Task[Any, Any]) -> bool:
         found = self._reruns.get(id(task))
