@@ -316,7 +316,7 @@ class Scheduler(Failing):
         want = parking.window(self.executor.workers) - len(self.runnable) - len(self.running)
         if want <= 0 or not unclaimed:
             return
-        batch = []
+        batch: list[Node] = []
         while unclaimed and len(batch) < want:
             node = unclaimed.popleft()
             if node.phase is st.READY:  # not interrupted meanwhile
