@@ -390,3 +390,33 @@ def test_exported_calls_bring_their_written_rows(
                          "--n", "2", "--multiplier", "8", "--json"))
     assert statuses(mate, ran["run_id"])["compute"] == ["done", "done"]
     assert results(mate) == [(0, 0), (10, 80)]
+
+
+def test_a_result_waited_for_is_checked_against_fresh_marks(
+    tutorial: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run that learnt early that a task never wrote rows asks again for the results it
+    waited for (another run may have computed them since, writing rows)."""
+    from ledgerflow.engine.cache import CacheHit
+    from ledgerflow.engine.written import WrittenRows
+    settings = load_settings(tutorial / "ledgerflow.yml")
+    tasks = __import__("tuto.data_reduction.tasks", fromlist=["compute"])
+    with Database(settings) as db:
+        waiting = WrittenRows(db, db.engine(), "waiting-run")
+        waiting._ask_writers({tasks.compute.code.hash})  # before any call of it wrote rows
+        run_json(capsys, MAIN, "--n", "1", "--multiplier", "5")  # another run computes it
+        with db.engine().begin() as conn:
+            conn.execute(sa.text("DELETE FROM computation_result"))
+            row = conn.execute(sa.text(
+                "SELECT e.task_hash, e.args_hash, e.call_hash, e.value_hash, e.run_id "
+                "FROM lf_cache_entry e WHERE e.task_hash = :t"
+            ), {"t": tasks.compute.code.hash}).one()
+        task_hash, args_hash, call_hash, value_hash, run_id = row
+        hit = CacheHit(
+            task_hash=task_hash, args_hash=args_hash, call_hash=call_hash, value_hash=value_hash,
+            run_id=run_id, format="json", inline=None, store_key=None, signature=None, writer=None,
+        )
+        assert waiting.check([hit]) == {}  # what it learnt first: nothing to check
+        assert waiting.check([hit], fresh=True) == {
+            hit.call_hash: "1 row of computation_result (bind default) is gone"
+        }

@@ -334,7 +334,8 @@ class Scheduler(Failing):
         cached, compute = self.parking.poll()
         if cached and self.cache is not None:
             hits = self.cache.lookup([n.key for n in cached], fresh=True)  # type: ignore[misc]
-            gone = self.written.check(hits.values()) if self.written is not None else {}
+            written = self.written
+            gone = written.check(hits.values(), fresh=True) if written is not None else {}
             for node in cached:
                 hit = hits.get(node.key)  # type: ignore[arg-type]
                 if hit is not None and hit.call_hash in gone:

@@ -140,11 +140,18 @@ class WrittenRows:
 
     # -- checking ------------------------------------------------------------------------
 
-    def check(self, hits: Iterable[CacheHit]) -> dict[str, str]:
-        """Why each of ``hits`` may not be used (call hash -> reason); absent: still valid."""
+    def check(self, hits: Iterable[CacheHit], *, fresh: bool = False) -> dict[str, str]:
+        """Why each of ``hits`` may not be used (call hash -> reason); absent: still valid.
+
+        ``fresh``: the hits were just written by other runs (calls this run waited for), so
+        what this run learnt of their tasks may be out of date: ask again."""
         hits = list(hits)
         if not hits:
             return {}
+        if fresh:
+            for hit in hits:
+                if not self._writes.get(hit.task_hash, True):
+                    del self._writes[hit.task_hash]
         self._ask_writers({hit.task_hash for hit in hits})
         calls = {hit.call_hash: hit for hit in hits if self._writes.get(hit.task_hash)}
         if not calls:
