@@ -116,6 +116,10 @@ class ContextError(LedgerflowError):
     """`context` was used outside a running task."""
 
 
+class TaskTimeoutError(LedgerflowError):
+    """A task run went past its ``timeout=`` (recorded as the task run's failure)."""
+
+
 class SerializationError(LedgerflowError):
     """A value cannot be stored in the ledger."""
 

@@ -33,7 +33,7 @@ EXAMPLES = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), r
 def test_the_page_has_its_examples() -> None:
     assert len(EXAMPLES) >= 4
     text = DOC.read_text(encoding="utf-8")
-    for topic in ("version", "cache", "retries", "name", "namespace", "context.session",
+    for topic in ("version", "cache", "retries", "timeout", "TaskTimeoutError", "name", "namespace", "context.session",
                   "context.db", "context.logger", "context.args", "context.config",
                   "context.run_id", "File(path)", "file_hash", "cache.trust",
                   "_LEDGERFLOW_COMPLETE=bash_source", "zsh_source", "fish_source"):  # fmt: skip

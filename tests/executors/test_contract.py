@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,40 @@ def flaky(marker: str) -> str:
         path.write_text("tried")
         raise RuntimeError("first attempt fails")
     return "second attempt"
+
+
+@task(timeout=0.5)
+def overrun(seconds: float) -> str:
+    time.sleep(seconds)
+    return "late"
+
+
+@task(timeout=0.5, retries=1)
+def overrun_once(marker: str) -> str:
+    """Goes past its timeout on its first attempt only."""
+    path = Path(marker)
+    if not path.exists():
+        path.write_text("tried")
+        time.sleep(1.5)
+    return "in time"
+
+
+@task(timeout=1)
+def hang() -> int:
+    time.sleep(600)
+    return os.getpid()
+
+
+@task
+def steady(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@task
+def follow(gate: int, i: int) -> int:
+    time.sleep(0.2)
+    return os.getpid()
 
 
 @task
@@ -165,6 +200,97 @@ def test_every_executor_records_the_same_ledger(
         main(3), settings=ledger_settings, executor=_executor(executor, request), workers=2
     )
     assert again.value == [1, 11, 21] and again.counts["cached"] == 1
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_every_executor_fails_a_task_past_its_timeout(
+    executor: str,
+    ledger_settings: Settings,
+    ledger: LedgerRows,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> None:
+    """The same records everywhere: the task run is failed with TaskTimeoutError, and a
+    task with ``retries`` gets its next attempt as after any other failure. (Processes and
+    dask stop it at its timeout; local and threads, which cannot stop a thread, when it
+    returns.)"""
+    result = ledgerflow.execute(
+        {"late": overrun(1.5), "once": overrun_once(str(tmp_path / "marker")), "ok": generate(1)},
+        settings=ledger_settings, executor=_executor(executor, request), workers=2,
+    )  # fmt: skip
+    assert result.status == "failed"
+    for f in result.failures:
+        print("FAILURE", f.task_name, f.arguments_preview, f.message[:60])
+    print("ROWS", [(r["task_name"][-12:], r["attempt"], r["status"], r["duration"]) for r in ledger.rows("lf_task_run")])
+    assert len(result.failures) == 1
+    (failure,) = result.failures
+    assert failure.task_name == overrun.fullname
+    assert failure.exception_type == "ledgerflow.errors.TaskTimeoutError"
+    assert f"task {overrun.fullname}" in failure.message and "timeout of 0.5 s" in failure.message
+    rows = ledger.rows("lf_task_run")
+    attempts = sorted((r["attempt"], r["status"]) for r in rows if r["task_name"] == overrun_once.fullname)
+    assert attempts == [(1, "failed"), (2, "done")]
+    (late,) = [r for r in rows if r["task_name"] == overrun.fullname]
+    assert late["status"] == "failed" and late["value_hash"] is None and late["worker"]
+    assert {r["status"] for r in rows if r["task_name"] == generate.fullname} == {"done"}
+
+
+@pytest.mark.parametrize("executor", ["processes", pytest.param("dask", marks=pytest.mark.dask)])
+def test_a_task_past_its_timeout_is_stopped_and_its_worker_replaced(
+    executor: str,
+    ledger_settings: Settings,
+    ledger: LedgerRows,
+    request: pytest.FixtureRequest,
+) -> None:
+    """``hang`` would sleep 600 s: it is stopped after 1 s, while ``steady`` goes on
+    undisturbed on the other worker, and a new worker takes the jobs that were waiting."""
+    started = time.monotonic()
+    gate = steady(1.5)
+    result = ledgerflow.execute(
+        {"hang": hang(), "steady": steady(3.0), "after": [follow(gate, i) for i in range(4)]},
+        settings=ledger_settings, executor=_executor(executor, request), workers=2,
+    )  # fmt: skip
+    assert time.monotonic() - started < 60
+    (failure,) = result.failures
+    assert failure.exception_type == "ledgerflow.errors.TaskTimeoutError"
+    assert "its worker was stopped and replaced" in failure.message
+    rows = ledger.rows("lf_task_run")
+    (hung,) = [r for r in rows if r["task_name"] == hang.fullname]
+    assert hung["status"] == "failed" and 0.9 < hung["duration"] < 30
+    done = [r for r in rows if r["task_name"] in (steady.fullname, follow.fullname)]
+    assert len(done) == 6 and {r["status"] for r in done} == {"done"}
+
+    def pid(row: dict[str, Any]) -> int:
+        return int(row["worker"].split(":")[1].split()[0])
+
+    killed_at = hung["ended_at"]
+    assert all(r["started_at"] < hung["started_at"] for r in done if pid(r) == pid(hung))
+    before = {pid(r) for r in done if r["started_at"] < killed_at} | {pid(hung)}
+    if executor == "processes":  # a new worker took the jobs that waited
+        assert {pid(r) for r in done if r["started_at"] >= killed_at} - before
+    else:  # the nanny starts a new worker process (the jobs may all have gone to the other)
+        cluster = request.getfixturevalue("dask_cluster")
+        deadline = time.monotonic() + 30
+
+
+        def live() -> set[int]:
+            return {int(w.pid) for w in cluster.scheduler.workers.values()}
+
+        while (len(live()) < 2 or pid(hung) in live()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(live()) == 2 and pid(hung) not in live()
+
+
+@pytest.mark.parametrize("bad", [0, -1, "60", True, float("inf"), float("nan")])
+def test_timeout_must_be_a_positive_number_of_seconds(bad: Any) -> None:
+    from ledgerflow.errors import TaskDefinitionError
+
+    def f() -> int:
+        return 1
+
+    with pytest.raises(TaskDefinitionError, match="timeout must be a positive number of seconds"):
+        task(timeout=bad)(f)
+    assert task(timeout=2.5)(f).timeout == 2.5 and task(f).timeout is None
 
 
 def test_executors_are_registered_lazily_and_unknown_names_are_refused() -> None:

@@ -44,6 +44,7 @@ class Task(Generic[P, R]):
         version: str | int | None = None,
         cache: bool = True,
         retries: int = 0,
+        timeout: float | None = None,
     ) -> None:
         if isinstance(func, Task):
             raise TaskDefinitionError(f"{func.name} is already a task", hint="apply @task once")
@@ -58,6 +59,11 @@ class Task(Generic[P, R]):
             raise TaskDefinitionError(
                 f"{func.__qualname__}: retries must be an integer >= 0 (got {retries!r})"
             )
+        if timeout is not None and not _positive_seconds(timeout):
+            raise TaskDefinitionError(
+                f"{func.__qualname__}: timeout must be a positive number of seconds (got {timeout!r})",
+                hint="e.g. @task(timeout=60), or leave it out for no limit",
+            )
         functools.update_wrapper(self, func)
         self.func = func
         self.name: str = name or func.__name__
@@ -65,6 +71,8 @@ class Task(Generic[P, R]):
         self.version: str | None = None if version is None else str(version)
         self.cache = bool(cache)
         self.retries = retries
+        #: Seconds a task run may take (None: no limit); see docs/tasks.md.
+        self.timeout: float | None = None if timeout is None else float(timeout)
         self.fullname = f"{self.namespace}.{self.name}" if self.namespace else self.name
         self._code: CodeHash | None = None
         self._bind_setup(inspect.signature(func))
@@ -170,6 +178,12 @@ class Task(Generic[P, R]):
         return _load_task, (module, qualname)
 
 
+def _positive_seconds(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return 0 < value < float("inf")
+
+
 def _load_task(module: str, qualname: str) -> Task[Any, Any]:
     value: Any = importlib.import_module(module)
     for part in qualname.split("."):
@@ -221,6 +235,7 @@ def task(
     version: str | int | None = None,
     cache: bool = True,
     retries: int = 0,
+    timeout: float | None = None,
     name: str | None = None,
     namespace: str | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
@@ -233,12 +248,14 @@ def task(
     version: str | int | None = None,
     cache: bool = True,
     retries: int = 0,
+    timeout: float | None = None,
     name: str | None = None,
     namespace: str | None = None,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
-    """Make a function a task: ``@task`` or ``@task(version="2", retries=1, ...)``."""
+    """Make a function a task: ``@task`` or ``@task(version="2", retries=1, timeout=60, ...)``."""
     options: dict[str, Any] = {
-        "version": version, "cache": cache, "retries": retries, "name": name, "namespace": namespace
+        "version": version, "cache": cache, "retries": retries, "timeout": timeout, "name": name,
+        "namespace": namespace,
     }
     if func is not None:
         return Task(func, **options)

@@ -100,7 +100,34 @@ def run_job(job: Job, state: WorkerState, worker: str) -> Outcome:
         deactivate(token)
         outcome.duration = time.perf_counter() - start
         ctx.output.finish()
+    limit = job.task.timeout
+    if limit is not None and outcome.duration > limit:  # it could not be stopped in time
+        outcome.value = None
+        outcome.written = []
+        outcome.error = timeout_error(job, outcome.duration, stopped=False)
     return outcome
+
+
+def timeout_error(job: Job, elapsed: float, *, stopped: bool) -> ErrorInfo:
+    """The failure of a task run that went past its ``timeout=``: stopped by its executor
+    (``stopped``), or only noticed when it returned (an executor that cannot stop it)."""
+    from ledgerflow.errors import TaskTimeoutError
+
+    limit = job.task.timeout
+    if stopped:
+        what = (f"task {job.task.fullname} did not finish within its timeout of {limit:g} s: "
+                "its worker was stopped and replaced")
+    else:
+        what = (f"task {job.task.fullname} took {elapsed:.2f} s, over its timeout of {limit:g} s "
+                "(its result is discarded)")
+    error = TaskTimeoutError(what, hint="raise timeout= on @task if the task needs longer")
+    return ErrorInfo(exception_name(error), str(error), str(error))
+
+
+def timeout_outcome(job: Job, started_at: float, elapsed: float, worker: str) -> Outcome:
+    """The outcome of a job its executor stopped at its ``timeout=``."""
+    return Outcome(job.id, error=timeout_error(job, elapsed, stopped=True), started_at=started_at,
+                   duration=elapsed, worker=worker)
 
 
 def _close_quietly(ctx: TaskContext) -> None:

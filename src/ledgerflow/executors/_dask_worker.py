@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 #: The event a worker sends when it starts a job: a job lost with its worker before it
 #: started there is sent again, once, instead of failing with the job that killed it.
 STARTED_TOPIC = "ledgerflow-job-started"
+#: The event a worker sends when the code of a job whose task has a ``timeout=`` starts
+#: (after the job was unpacked): the job's clock starts then.
+TIMED_TOPIC = "ledgerflow-timed-job-running"
 _STATES: dict[str, WorkerState] = {}
 _BY_REFERENCE: dict[str, ByReference] = {}
 _LOCK = threading.Lock()
@@ -54,6 +58,19 @@ def module_paths() -> tuple[str, ...]:
             continue
         paths.append(path)
     return tuple(dict.fromkeys(paths))
+
+
+def processing_on(key: str, dask_scheduler: Any = None) -> str | None:
+    """On the scheduler: the address of the worker running the task ``key`` (None if none)."""
+    task = dask_scheduler.tasks.get(key) if dask_scheduler is not None else None
+    worker = getattr(task, "processing_on", None)
+    return None if worker is None else str(worker.address)
+
+
+async def end_worker_process() -> None:
+    """On a worker, from the run's client: end this process now (a task went past its
+    timeout and cannot be stopped otherwise); the worker's nanny starts a new one."""
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def plugin_name(run_id: str) -> str:
@@ -189,6 +206,8 @@ def run_on_worker(run_id: str, job_id: str, data: bytes) -> Outcome:
         _read_stored_arguments(job, _BY_REFERENCE.get(run_id))
     except Exception as exc:
         return _failed(job_id, label, exc, "an argument could not be read from the value store")
+    if job.task.timeout is not None:
+        worker.log_event(TIMED_TOPIC, job_id)
     outcome = run_job(job, state, label)
     if outcome.error is None:
         sink = _Discard()

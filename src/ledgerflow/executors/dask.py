@@ -24,6 +24,12 @@ A worker that dies while running a job fails that job with "worker lost" (a star
 ``LocalCluster`` does not run a job again after it killed a worker: the task's own
 ``retries`` decide); jobs that were only waiting on that worker are sent again, once.
 A lost connection to the scheduler ends the run interrupted.
+
+A job past its task's ``timeout=`` (counted from the moment its worker reported that the
+task's code started) is failed with :class:`~ledgerflow.errors.TaskTimeoutError` at once; its future is
+cancelled and the process of the worker that runs it is ended (Dask cannot stop a running
+task otherwise), so the cluster keeps its size. Other jobs that were running on that same
+worker process (``threads_per_worker`` > 1) are lost with it.
 """
 
 from __future__ import annotations
@@ -33,10 +39,11 @@ import logging
 import os
 import pickle
 import queue
+import time
 from typing import TYPE_CHECKING, Any
 
 from ledgerflow.config.settings import BY_REFERENCE_BYTES
-from ledgerflow.engine.executor import Executor, Job, Outcome, WorkerEnv
+from ledgerflow.engine.executor import Executor, Job, Outcome, WorkerEnv, worker_label
 from ledgerflow.errors import ConfigError, LedgerflowError, MissingExtraError
 from ledgerflow.executors.threads import failed_outcome
 
@@ -101,6 +108,8 @@ class DaskExecutor(Executor):
         self._lost = False
         self._started: set[str] = set()  # jobs a worker reported starting
         self._resent: set[str] = set()  # jobs sent again after their worker died
+        self._timed: dict[str, Job] = {}  # submitted jobs whose task has a timeout
+        self._started_at: dict[str, float] = {}  # monotonic time they were reported started
 
     def default_workers(self) -> int:
         return min(os.cpu_count() or 1, 4)
@@ -128,6 +137,7 @@ class DaskExecutor(Executor):
             self._client = self._connect()
             from ledgerflow.executors._dask_worker import (
                 STARTED_TOPIC,
+                TIMED_TOPIC,
                 RunPlugin,
                 module_paths,
                 plugin_name,
@@ -137,7 +147,9 @@ class DaskExecutor(Executor):
             plugin = RunPlugin(env, module_paths(), self.by_reference_bytes)
             self._client.register_plugin(plugin, name=self._plugin)
             self._started, self._resent = set(), set()
+            self._timed, self._started_at = {}, {}
             self._client.subscribe_topic(STARTED_TOPIC, self._on_started)
+            self._client.subscribe_topic(TIMED_TOPIC, self._on_timed_start)
         except BaseException:
             self._close(cancel=True)
             raise
@@ -207,9 +219,10 @@ class DaskExecutor(Executor):
                 if futures:
                     client.cancel(futures)
                 try:
-                    from ledgerflow.executors._dask_worker import STARTED_TOPIC
+                    from ledgerflow.executors._dask_worker import STARTED_TOPIC, TIMED_TOPIC
 
                     client.unsubscribe_topic(STARTED_TOPIC)
+                    client.unsubscribe_topic(TIMED_TOPIC)
                 except Exception:
                     log.debug("could not unsubscribe from the workers' events", exc_info=True)
                 if cluster is None:  # a shared cluster: free this run's state on its workers
@@ -243,6 +256,8 @@ class DaskExecutor(Executor):
             pure=False,
         )  # fmt: skip
         self._futures[job.id] = future
+        if job.task.timeout is not None:
+            self._timed[job.id] = job
         future.add_done_callback(lambda f, job=job: self._done.put((job, f)))
 
     def _outcome(self, job: Job, future: Any, fetched: Any = None) -> Outcome:
@@ -261,6 +276,11 @@ class DaskExecutor(Executor):
     def _on_started(self, event: tuple[float, Any]) -> None:
         """From the client's thread: a worker started a job."""
         self._started.add(event[1])
+
+    def _on_timed_start(self, event: tuple[float, Any]) -> None:
+        """From the client's thread: the code of a job with a timeout started on a worker."""
+        if event[1] in self._timed:
+            self._started_at[event[1]] = time.monotonic()
 
     def _innocent(self, job: Job, future: Any) -> bool:
         """Whether a job lost with its worker never started there (it waited behind the
@@ -318,11 +338,16 @@ class DaskExecutor(Executor):
     def collect(self, timeout: float) -> list[Outcome]:
         if not self._futures:
             return []
+        deadline = self._next_deadline()
+        if deadline is not None:
+            timeout = max(0.0, min(timeout, deadline - time.monotonic()))
         try:
             first = self._done.get(timeout=timeout)
         except queue.Empty:
             first = None
         outcomes = self._take(first) if first is not None else []
+        if self._timed:
+            outcomes += self._expire()
         if self._scheduler_lost():
             # the client gave up reconnecting: end the run interrupted, like Ctrl-C, with
             # what finished recorded (the scheduler takes it from take_finished)
@@ -336,6 +361,71 @@ class DaskExecutor(Executor):
 
     def take_finished(self) -> list[Outcome]:
         return self._take(None)
+
+    # -- timeouts
+
+    def _deadline(self, job_id: str) -> float | None:
+        job, started = self._timed.get(job_id), self._started_at.get(job_id)
+        if job is None or started is None or job.task.timeout is None:
+            return None
+        return started + job.task.timeout
+
+    def _next_deadline(self) -> float | None:
+        deadlines = [d for d in map(self._deadline, list(self._timed)) if d is not None]
+        return min(deadlines, default=None)
+
+    def _expire(self) -> list[Outcome]:
+        """Fail the jobs past their task's timeout and end the worker processes running them."""
+        from ledgerflow.engine.worker import timeout_outcome
+
+        now = time.monotonic()
+        outcomes = []
+        for job_id in list(self._timed):
+            if job_id not in self._futures:  # finished (or cancelled) meanwhile
+                self._timed.pop(job_id, None)
+                self._started_at.pop(job_id, None)
+                continue
+            deadline = self._deadline(job_id)
+            if deadline is None or now < deadline:
+                continue
+            job = self._timed.pop(job_id)
+            started = self._started_at.pop(job_id)
+            future = self._futures.pop(job_id)
+            address, label = self._running_on(future.key)
+            self._client.cancel([future])
+            if address is not None:
+                self._restart(address)
+            elapsed = now - started
+            outcomes.append(timeout_outcome(job, time.time() - elapsed, elapsed, label))
+        return outcomes
+
+    def _running_on(self, key: str) -> tuple[str | None, str]:
+        """The address and label (host:pid) of the worker running ``key``, if any."""
+        from ledgerflow.executors._dask_worker import processing_on
+
+        try:
+            address: str | None = self._client.run_on_scheduler(processing_on, key)
+        except Exception:
+            log.debug("could not find the worker running %s", key, exc_info=True)
+            return None, ""
+        if address is None:
+            return None, ""
+        try:
+            labels = self._client.run(worker_label, workers=[address], on_error="return")
+            label = labels.get(address)
+        except Exception:
+            label = None
+        return address, label if isinstance(label, str) else address
+
+    def _restart(self, address: str) -> None:
+        """End the worker's process at once: its nanny starts a new one, as after a crash."""
+        from ledgerflow.executors._dask_worker import end_worker_process
+
+        try:
+            self._client.run(end_worker_process, workers=[address], wait=False)
+        except Exception:
+            log.warning("could not stop the Dask worker %s after a task timed out", address,
+                        exc_info=True)
 
 
 def jobqueue_cluster(config: ClusterConfig) -> Any:
