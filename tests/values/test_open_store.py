@@ -72,3 +72,48 @@ def test_a_run_keeps_its_large_values_in_the_file_url_store(
     assert (shared / row["store_key"][:2] / row["store_key"][2:]).is_file()
     assert not (tmp_path / ".ledgerflow" / "values").exists()
     assert ledgerflow.run(_big(5000), settings=settings) == "v" * 5000
+
+
+def test_ledger_names_the_ledger_database_and_dot_slash_ledger_a_folder(tmp_path: Path) -> None:
+    from ledgerflow.values.in_ledger import LedgerStore
+
+    store = open_store(_settings(tmp_path, "values: {store: ledger}\n"))
+    assert isinstance(store, LedgerStore) and "ledger.db" in store.describe()
+    folder = open_store(_settings(tmp_path, "values: {store: ./ledger}\n"))
+    assert isinstance(folder, DirectoryStore) and folder.root == tmp_path / "ledger"
+
+
+def test_a_postgresql_ledger_keeps_large_values_in_itself_unless_told_otherwise(
+    tmp_path: Path,
+) -> None:
+    from ledgerflow.values.in_ledger import LedgerStore
+
+    path = tmp_path / "ledgerflow.yml"
+    pg = "databases:\n  default: {dialect: postgresql, address: h, database: d, user: u}\n"
+    path.write_text(pg)
+    assert isinstance(open_store(load_settings(path, environ={})), LedgerStore)
+    path.write_text(pg + "values: {store: /srv/values}\n")
+    folder = open_store(load_settings(path, environ={}))
+    assert isinstance(folder, DirectoryStore) and folder.root == Path("/srv/values")
+
+
+def test_an_object_store_url_with_its_options(tmp_path: Path) -> None:
+    from ledgerflow.values.object_store import ObjectStore
+
+    settings = _settings(
+        tmp_path,
+        "values: {store: 's3://bucket/team/', store_options: {endpoint_url: 'http://h:9000'}}\n",
+    )
+    store = open_store(settings)
+    assert isinstance(store, ObjectStore)
+    assert store.url == "s3://bucket/team" and store.options == {"endpoint_url": "http://h:9000"}
+
+
+def test_an_object_store_whose_package_is_missing_says_what_to_install(tmp_path: Path) -> None:
+    from ledgerflow.errors import MissingExtraError
+    from ledgerflow.hashing import hash_value
+
+    store = open_store(_settings(tmp_path, "values: {store: 'gs://bucket/values'}\n"))
+    with pytest.raises(MissingExtraError, match="gcsfs") as info:
+        store.exists(hash_value("x"))
+    assert "gs://bucket/values" in str(info.value) and "\n" not in str(info.value)
