@@ -153,6 +153,44 @@ def signal_name(signum: int | None) -> str:
         return f"signal {signum}"
 
 
+class RunInterrupt(KeyboardInterrupt):
+    """A stop signal (``signum``) arrived: a KeyboardInterrupt, so Ctrl-C code sees it.
+
+    ``after_end``: it arrived once the run's end was recorded (nothing was interrupted).
+    """
+
+    def __init__(self, signum: int = 2, *, after_end: bool = False) -> None:
+        super().__init__(signal_name(signum))
+        self.signum = signum
+        self.after_end = after_end
+
+
+def interrupt_on_signal(signum: int, frame: object) -> None:
+    """A signal handler: raise :class:`RunInterrupt` at once.
+
+    The command line handles SIGTERM and SIGHUP with it (:func:`stop_signals_interrupt`)
+    outside a run's recording: while it loads the task, and after the run's end is
+    recorded. A run replaces it with its own handler while it records (see
+    :mod:`ledgerflow.engine.interrupts`).
+    """
+    raise RunInterrupt(signum)
+
+
+def stop_signals_interrupt() -> None:
+    """Make SIGTERM and SIGHUP raise :class:`RunInterrupt` like Ctrl-C raises
+    KeyboardInterrupt (each only where its handler is the default: an ignored SIGHUP, under
+    ``nohup``, stays ignored). Main thread only."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, interrupt_on_signal)
+
+
 class RunInterruptedError(LedgerflowError):
     """A run was interrupted (Ctrl-C, SIGTERM or SIGHUP): exit code 128 + the signal's
     number (130 after Ctrl-C, 143 after SIGTERM, 129 after SIGHUP)."""

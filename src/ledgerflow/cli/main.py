@@ -16,7 +16,13 @@ import click
 from click.core import ParameterSource
 
 from ledgerflow._version import __version__
-from ledgerflow.errors import LedgerflowError
+from ledgerflow.errors import (
+    LedgerflowError,
+    RunInterrupt,
+    RunInterruptedError,
+    signal_name,
+    stop_signals_interrupt,
+)
 
 #: command name -> (module, attribute, one-line help). Keep the help in sync with the command.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -76,10 +82,33 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-def main(argv: list[str] | None = None) -> Any:
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+def _stop_signal(exc: BaseException) -> int | None:
+    """The SIGTERM/SIGHUP behind a KeyboardInterrupt (click turns it into Abort), if any."""
+    for cause in (exc, exc.__cause__, exc.__context__):
+        signum = getattr(cause, "signum", None)
+        if isinstance(cause, RunInterrupt) and signum is not None:
+            return int(signum)
+    return None
+
+
+def _command(argv: list[str] | None) -> Any:
+    """Run the command line; a stop signal (SIGTERM, SIGHUP) becomes one error line and
+    exit code 128 + its number, like Ctrl-C for a run (the ``run`` command says more)."""
     try:
         return cli.main(args=argv, prog_name="ledgerflow", standalone_mode=False)
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        signum = _stop_signal(exc)
+        if signum is None:
+            raise
+        raise RunInterruptedError(f"ledgerflow interrupted by {signal_name(signum)}",
+                                  signum=signum) from None
+
+
+def main(argv: list[str] | None = None) -> Any:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    stop_signals_interrupt()  # for the life of the process: a late signal too exits 128+N
+    try:
+        return _command(argv)
     except LedgerflowError as exc:
         if debug:
             traceback.print_exc()

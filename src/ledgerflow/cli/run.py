@@ -125,11 +125,16 @@ def run(ctx: click.Context, target: str | None, no_cache: bool, rerun: tuple[str
             command_line=_command_line(ctx), wait=False if no_wait else None,
         )
     except KeyboardInterrupt as exc:  # before the run began, or after it was recorded
+        if getattr(exc, "after_end", False):
+            raise _too_late(progress.run_id, getattr(exc, "signum", None)) from None
         raise _interrupted(progress.run_id, getattr(exc, "signum", None)) from None
     finally:
         progress.close()
-    _report(result, quiet=quiet, as_json=as_json, dry_run=dry_run,
-            retried=0 if dry_run else _retried_attempts(settings, result))
+    try:
+        _report(result, quiet=quiet, as_json=as_json, dry_run=dry_run,
+                retried=0 if dry_run else _retried_attempts(settings, result))
+    except KeyboardInterrupt as exc:  # the run's end is recorded already
+        raise _too_late(result.run_id, getattr(exc, "signum", None)) from None
 
 
 def _retried_attempts(settings: Any, result: Any) -> int:
@@ -188,6 +193,17 @@ def _interrupted(run_id: str | None, signum: int | None) -> RunInterruptedError:
     what = f"run {short_id(run_id)}" if run_id else "the run"
     return RunInterruptedError(
         f"{what} interrupted{by}", hint="finished tasks are recorded and cached", signum=signum
+    )
+
+
+def _too_late(run_id: str | None, signum: int | None) -> RunInterruptedError:
+    """A stop signal that arrived once the run's end was recorded: nothing was interrupted,
+    but the process still ends with 128 + the signal's number."""
+    if not run_id:
+        return _interrupted(run_id, signum)
+    return RunInterruptedError(
+        f"run {short_id(run_id)} had ended when {signal_name(signum)} arrived",
+        hint=f"its record is complete: ledgerflow show {short_id(run_id)}", signum=signum,
     )
 
 

@@ -6,6 +6,11 @@ example SIGHUP under ``nohup``, stays ignored). A signal never raises in the mid
 engine's own bookkeeping or of a ledger write: it is noted, and the scheduler stops at its
 next turn. Only where the run waits for a task's own code in this thread (the ``local``
 executor) does it raise :class:`RunInterrupt` at once, so a long task stops too.
+
+Outside the run's recording the command line makes SIGTERM and SIGHUP raise
+:class:`RunInterrupt` at once (:func:`~ledgerflow.errors.stop_signals_interrupt`): before
+the run's record exists nothing is left ``running``, and a signal that arrives once the
+run's end is recorded is raised with ``after_end`` when the handlers are restored.
 """
 
 from __future__ import annotations
@@ -17,20 +22,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from ledgerflow.errors import signal_name
+from ledgerflow.errors import RunInterrupt as RunInterrupt
+from ledgerflow.errors import interrupt_on_signal
 
 #: The signals that interrupt a run.
 SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
-
-
-class RunInterrupt(KeyboardInterrupt):
-    """A run was asked to stop by ``signum`` (a KeyboardInterrupt, so Ctrl-C code sees it)."""
-
-    def __init__(self, signum: int = signal.SIGINT) -> None:
-        super().__init__(signal_name(signum))
-        self.signum = signum
 
 
 class Interrupts:
@@ -49,7 +47,7 @@ class Interrupts:
             return
         for signum in SIGNALS:
             current = signal.getsignal(signum)
-            if current in (signal.SIG_DFL, signal.default_int_handler):
+            if current in (signal.SIG_DFL, signal.default_int_handler, interrupt_on_signal):
                 self._previous[signum] = signal.signal(signum, self._handle)
         try:
             yield self
@@ -59,6 +57,8 @@ class Interrupts:
                 signal.signal(signum, previous)  # type: ignore[arg-type]
             self._previous.clear()
             if late is not None:  # arrived once the end was recorded: the process gets it
+                if signal.getsignal(late) is interrupt_on_signal:  # the command line's
+                    raise RunInterrupt(late, after_end=True)
                 os.kill(os.getpid(), late)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
