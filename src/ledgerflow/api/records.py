@@ -25,13 +25,14 @@ if TYPE_CHECKING:
     from ledgerflow.provenance.cache import CachedResult, TaskCacheStats
     from ledgerflow.provenance.exchange import ImportReport
     from ledgerflow.provenance.prune import PruneReport
-    from ledgerflow.provenance.verify import VerifyReport
+    from ledgerflow.provenance.verify import RepairReport, VerifyReport
 
 __all__ = [
     "CacheClearReport",
     "CacheReport",
     "cache_clear",
     "cache_list",
+    "cache_repair",
     "cache_verify",
     "export",
     "import_",
@@ -234,3 +235,22 @@ def cache_verify(settings: Settings) -> VerifyReport:
     from ledgerflow.provenance.verify import verify_cache
 
     return verify_cache(settings)
+
+
+def cache_repair(
+    settings: Settings, *, dry_run: bool = True, drop_untrusted: bool = False
+) -> RepairReport:
+    """``cache verify --repair``: check the cache, then (unless ``dry_run``, the default)
+    remove, as the admin, what is damaged, so the next run computes those calls once and
+    records results later runs use: inconsistent cache entries go; a value whose bytes fail
+    their check loses them (inline and in the value store) and the next run that computes
+    it stores them again; with ``drop_untrusted``, pickles of writers not in
+    ``cache.trust`` too. Runs, task runs, calls and arguments are kept. With the user role
+    only (PostgreSQL) it raises :class:`~ledgerflow.errors.PrivilegeError` and changes
+    nothing."""
+    from ledgerflow.provenance.verify import repair_cache
+
+    if not dry_run:
+        _writable(settings)
+    with _refusals(settings, "default", "default"):
+        return repair_cache(settings, dry_run=dry_run, drop_untrusted=drop_untrusted)

@@ -252,30 +252,58 @@ def cache_list(ctx: click.Context, task: str | None, limit: int, as_json: bool) 
         )
 
 
-@cache.command("verify", short_help="Check every cache entry and value; exit 6 on problems.")
+@cache.command("verify", short_help="Check every cache entry and value (--repair: remove damaged ones).")
+@click.option("--repair", is_flag=True,
+              help="Remove what is damaged, as the admin: inconsistent cache entries, and the "
+              "bytes of values that fail their check (inline and in the value store); the "
+              "next run computes those calls once. Without it, only shows what would go.")
+@click.option("--drop-untrusted", is_flag=True,
+              help="Also drop pickles whose writer is not in cache.trust (with --repair).")
 @click.option("--json", "as_json", is_flag=True,
-              help='Print {"ok", "entries", "values", "problems": [...]} (same exit code).')
+              help='Print {"ok", "entries", "values", "problems": [...], "repair": {...}} '
+              "(same exit code).")
 @click.pass_context
-def cache_verify(ctx: click.Context, as_json: bool) -> None:
+def cache_verify(ctx: click.Context, repair: bool, drop_untrusted: bool, as_json: bool) -> None:
     """Check every cache entry (consistent with the call it claims) and every value
     (reachable, bytes that hash to its address, pickles intact and from a trusted writer).
-    Prints one line per problem and exits 6 when there is any; changes nothing.
+    Prints one line per problem and exits 6 when there is any.
+
+    Without --repair nothing changes: the last line says what --repair would remove. With
+    --repair (an admin operation: on PostgreSQL it connects as the admin role), inconsistent
+    cache entries are deleted and damaged values lose their bytes, so the next run computes
+    those calls once and records results later runs use; runs and task runs stay.
+    --drop-untrusted also drops pickles by writers not in cache.trust. The exit code is
+    still 6 after a repair: it says what was found.
     """
-    report = api.cache_verify(cli_settings(ctx))
+    report = api.cache_repair(cli_settings(ctx), dry_run=not repair, drop_untrusted=drop_untrusted)
+    verified = report.verified
     if as_json:
         print_json(report.to_json())
     else:
-        for problem in report.problems:
+        for problem in verified.problems:
             echo(problem.line(), style="red")
-        summary = (f"Checked {report.entries} cache entr{'y' if report.entries == 1 else 'ies'} "
-                   f"and {report.values} value(s): ")
-        if report.ok:
+        summary = (f"Checked {verified.entries} cache entr{'y' if verified.entries == 1 else 'ies'} "
+                   f"and {verified.values} value(s): ")
+        if verified.ok:
             echo(summary + "no problem.", style="green")
         else:
-            echo(summary + f"{len(report.problems)} problem(s); runs compute those results "
+            echo(summary + f"{len(verified.problems)} problem(s); runs compute those results "
                  "again (an admin can remove the rows).", style="yellow")
-    if not report.ok:
+            what = (f"{len(report.entries)} cache entr{'y' if len(report.entries) == 1 else 'ies'} "
+                    f"and the bytes of {len(report.values)} value(s)")
+            if report.dry_run:
+                echo(f"--repair would remove {what}"
+                     + ("" if drop_untrusted or not _untrusted(report.left) else
+                        " (--drop-untrusted: also the untrusted pickles)") + ".")
+            else:
+                echo(f"Removed {what} ({report.blobs} object(s) of the value store); the next "
+                     "run computes those calls again.", style="green")
+    if not verified.ok:
         raise SystemExit(6)  # not ctx.exit: main() runs click outside standalone mode
+
+
+def _untrusted(left: Any) -> bool:
+    return any(p.fix == "untrusted" for p in left)
 
 
 def _size(n: int) -> str:

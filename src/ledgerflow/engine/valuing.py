@@ -133,7 +133,10 @@ class Values:
                 self.store.delete(digest)
             except ValueStoreError:  # a store in the ledger only grows for the user role
                 pass
-            recorder.value_repair(self._value_row(obj, digest, time.time()))
+            # its bytes go to the store, under its hash: a role that may not rewrite the
+            # row (the user role on PostgreSQL) thus fills a row whose damaged bytes an
+            # admin dropped (`cache verify --repair` points it at that key)
+            recorder.value_repair(self._value_row(obj, digest, time.time(), to_store=True))
             recorder.value_known(digest)
         if recorder.has_value(digest):
             return
@@ -193,7 +196,11 @@ class Values:
         self.known(value, result.digest)
         return value
 
-    def _value_row(self, obj: Any, value_hash: str, now: float) -> tuple[Any, ...]:
+    def _value_row(
+        self, obj: Any, value_hash: str, now: float, *, to_store: bool = False
+    ) -> tuple[Any, ...]:
+        """The ``lf_value`` row of ``obj``, its bytes inline when small (``to_store``: in the
+        value store whatever their size)."""
         streamed = write_streamed(obj, self.inline_max, lambda: self.store.writer(value_hash))
         if streamed is not None:  # a large array or bytes, encoded straight into the store
             return (
@@ -204,7 +211,7 @@ class Values:
         data = encoded.data
         inline: bytes | None = data
         store_key = None
-        if encoded.size > self.inline_max:
+        if to_store or encoded.size > self.inline_max:
             store_key = self.store.put(value_hash, data)
             inline = None
         return (
