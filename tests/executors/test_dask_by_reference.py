@@ -192,3 +192,28 @@ def test_a_worker_that_cannot_write_the_store_fails_the_task_and_says_what_to_do
     assert "by_reference_bytes" in failure.message
     (row,) = ledger.rows("lf_task_run")
     assert row["status"] == "failed" and row["value_hash"] is None
+
+
+def test_a_repaired_value_computed_again_by_a_worker_is_stored_once_as_itself(
+    scheduler_address: str,
+    ledger_settings: Settings,
+    ledger: LedgerRows,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After ``cache verify --repair`` dropped a large value's damaged bytes, the worker
+    that computes it again stores them; the run records the worker's row and keeps its bytes."""
+    from ledgerflow import api
+
+    executor = dask_executor(scheduler_address, monkeypatch, [])
+    ledgerflow.execute(blob(SIZE), settings=ledger_settings, executor=executor)
+    digest = hash_value(payload(SIZE))
+    store = open_store(ledger_settings)
+    store.delete(digest)
+    store.put(digest, encode(payload(SIZE // 2)).data)  # other bytes under its key
+    assert api.cache_repair(ledger_settings, dry_run=False).values == (digest,)
+    again = ledgerflow.execute(blob(SIZE), settings=ledger_settings, executor=executor)
+    assert again.counts["done"] == 1 and again.value == payload(SIZE)
+    assert store.get(digest) == encode(payload(SIZE)).data
+    last = ledgerflow.execute(blob(SIZE), settings=ledger_settings, executor="local")
+    assert last.counts["cached"] == 1 and not last.notes and last.value == payload(SIZE)
+    assert api.cache_verify(ledger_settings).ok

@@ -129,14 +129,17 @@ class Values:
         assert recorder is not None
         if digest in self._corrupt:
             self._corrupt.discard(digest)
-            try:
-                self.store.delete(digest)
-            except ValueStoreError:  # a store in the ledger only grows for the user role
-                pass
-            # its bytes go to the store, under its hash: a role that may not rewrite the
-            # row (the user role on PostgreSQL) thus fills a row whose damaged bytes an
-            # admin dropped (`cache verify --repair` points it at that key)
-            recorder.value_repair(self._value_row(obj, digest, time.time(), to_store=True))
+            if type(obj) is StoredResult:  # its worker stored its bytes under its hash
+                recorder.value_repair(obj.rows[0])
+            else:
+                try:
+                    self.store.delete(digest)
+                except ValueStoreError:  # a store in the ledger only grows for the user role
+                    pass
+                # its bytes go to the store, under its hash: a role that may not rewrite
+                # the row (the user role on PostgreSQL) thus fills a row whose damaged
+                # bytes an admin dropped (`cache verify --repair` points it at that key)
+                recorder.value_repair(self._value_row(obj, digest, time.time(), to_store=True))
             recorder.value_known(digest)
         if recorder.has_value(digest):
             return
