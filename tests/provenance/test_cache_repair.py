@@ -198,6 +198,10 @@ def test_drop_untrusted_only_when_asked(ledger_settings: Settings, ledger: Ledge
     admin_do(settings, update(v).where(v.c.hash == blob).values(writer="mallory"))
     kept = api.cache_repair(settings, dry_run=False)
     assert kept.values == () and [p.fix for p in kept.left] == ["untrusted"]
+    assert kept.untrusted_left == 1
+    dry = CliRunner().invoke(cli, ["--config", str(settings.path), "cache", "verify"])
+    assert dry.exit_code == 6 and "--repair would remove 0 cache entries and the bytes of 0 " \
+        "value(s) (--drop-untrusted: also the untrusted pickles)." in dry.output, dry.output
     CALLS.clear()
     assert execute([pickled(5)], settings=settings).notes  # still untrusted
     dropped = api.cache_repair(settings, dry_run=False, drop_untrusted=True)

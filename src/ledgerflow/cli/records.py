@@ -293,17 +293,13 @@ def cache_verify(ctx: click.Context, repair: bool, drop_untrusted: bool, as_json
                     f"and the bytes of {len(report.values)} value(s)")
             if report.dry_run:
                 echo(f"--repair would remove {what}"
-                     + ("" if drop_untrusted or not _untrusted(report.left) else
-                        " (--drop-untrusted: also the untrusted pickles)") + ".")
+                     + (" (--drop-untrusted: also the untrusted pickles)"
+                        if report.untrusted_left else "") + ".")
             else:
                 echo(f"Removed {what} ({report.blobs} object(s) of the value store); the next "
                      "run computes those calls again.", style="green")
     if not verified.ok:
         raise SystemExit(6)  # not ctx.exit: main() runs click outside standalone mode
-
-
-def _untrusted(left: Any) -> bool:
-    return any(p.fix == "untrusted" for p in left)
 
 
 def _size(n: int) -> str:

@@ -201,6 +201,11 @@ class RepairReport:
     def ok(self) -> bool:
         return self.verified.ok
 
+    @property
+    def untrusted_left(self) -> int:
+        """Untrusted pickles left as they are (``--drop-untrusted`` would drop them)."""
+        return sum(p.fix == UNTRUSTED for p in self.left)
+
     def to_json(self) -> dict[str, Any]:
         return {**self.verified.to_json(), "repair": {
             "dry_run": self.dry_run, "drop_untrusted": self.drop_untrusted,
