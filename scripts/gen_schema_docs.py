@@ -82,7 +82,7 @@ ledgerflow pull team                                    # databases.team -> defa
 ledgerflow prune --older-than 30d [--status failed] [--keep-cache] [--dry-run] [--yes]
 ledgerflow cache list [--task NAME]                     # entries, hits and misses per task
 ledgerflow cache clear [--task NAME] [--dry-run] [--yes]
-ledgerflow cache verify [--repair [--drop-untrusted]] [--json]  # every entry and value checked; exit 6 on problems
+ledgerflow cache verify [--repair [--drop-untrusted] [--yes]] [--json]  # every entry and value checked; exit 6 on problems
 ```
 
 `prune` and `cache clear` remove records, so they ask first: on a terminal they say how

@@ -178,7 +178,12 @@ def test_verify_repair_on_the_command_line(ledger_settings: Settings, ledger: Le
     assert dry.exit_code == 6
     assert "--repair would remove 1 cache entry and the bytes of 3 value(s)." in dry.output
     assert ledger.count("lf_cache_entry") == 5
-    done = runner.invoke(cli, [*base, "--repair", "--json"], catch_exceptions=False)
+    unasked = runner.invoke(cli, [*base, "--repair"], input="")  # off a terminal, no --yes
+    assert unasked.exit_code != 0
+    assert "refusing to repair the cache without confirmation" in str(unasked.exception)
+    assert "leave out --repair" in str(unasked.exception)
+    assert ledger.count("lf_cache_entry") == 5
+    done = runner.invoke(cli, [*base, "--repair", "--yes", "--json"], catch_exceptions=False)
     assert done.exit_code == 6, done.output  # it says what it found
     data = json.loads(done.output)
     assert data["ok"] is False and len(data["problems"]) == 4
@@ -233,7 +238,7 @@ def test_repair_as_the_user_role_is_one_line_and_changes_nothing(
         api.cache_repair(user_only, dry_run=False)
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
-        main(["--config", str(user_only.path), "cache", "verify", "--repair"])
+        main(["--config", str(user_only.path), "cache", "verify", "--repair", "--yes"])
     assert exit_.value.code == 4
     err = capsys.readouterr().err
     assert err.startswith("Error: cache verify --repair needs the admin role"), err

@@ -125,10 +125,16 @@ def print_table(
     console().print(table)
 
 
-def confirm(action: str, *, yes: bool, details: Callable[[], str] | None = None) -> None:
+def confirm(
+    action: str,
+    *,
+    yes: bool,
+    details: Callable[[], str] | None = None,
+    preview: str = "--dry-run",
+) -> None:
     """Ask before a destructive ``action`` ("prune the ledger"): a prompt on a terminal
     (``details()``, say what would be removed, is computed only then), ``--yes`` otherwise.
-    Every destructive command also offers ``--dry-run``."""
+    Every destructive command also offers a way to see first (``preview``, ``--dry-run``)."""
     if yes:
         return
     if not sys.stdin.isatty():
@@ -136,7 +142,7 @@ def confirm(action: str, *, yes: bool, details: Callable[[], str] | None = None)
 
         raise UsageError(
             f"refusing to {action} without confirmation",
-            hint="pass --yes to confirm, or --dry-run to see what would change",
+            hint=f"pass --yes to confirm, or {preview} to see what would change",
         )
     detail = f": {details()}" if details is not None else ""
     click.confirm(f"{action[:1].upper()}{action[1:]}{detail}?", abort=True)

@@ -259,11 +259,14 @@ def cache_list(ctx: click.Context, task: str | None, limit: int, as_json: bool) 
               "next run computes those calls once. Without it, only shows what would go.")
 @click.option("--drop-untrusted", is_flag=True,
               help="Also drop pickles whose writer is not in cache.trust (with --repair).")
+@click.option("--yes", is_flag=True,
+              help="Repair without asking first (needed off a terminal with --repair).")
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"ok", "entries", "values", "problems": [...], "repair": {...}} '
               "(same exit code).")
 @click.pass_context
-def cache_verify(ctx: click.Context, repair: bool, drop_untrusted: bool, as_json: bool) -> None:
+def cache_verify(ctx: click.Context, repair: bool, drop_untrusted: bool, yes: bool,
+                 as_json: bool) -> None:
     """Check every cache entry (consistent with the call it claims) and every value
     (reachable, bytes that hash to its address, pickles intact and from a trusted writer).
     Prints one line per problem and exits 6 when there is any.
@@ -273,9 +276,18 @@ def cache_verify(ctx: click.Context, repair: bool, drop_untrusted: bool, as_json
     cache entries are deleted and damaged values lose their bytes, so the next run computes
     those calls once and records results later runs use; runs and task runs stay.
     --drop-untrusted also drops pickles by writers not in cache.trust. The exit code is
-    still 6 after a repair: it says what was found.
+    still 6 after a repair: it says what was found. --repair asks first (--yes skips the
+    question, and is required when not on a terminal).
     """
-    report = api.cache_repair(cli_settings(ctx), dry_run=not repair, drop_untrusted=drop_untrusted)
+    settings = cli_settings(ctx)
+
+    def plan() -> str:
+        planned = api.cache_repair(settings, dry_run=True, drop_untrusted=drop_untrusted)
+        return (f"{len(planned.entries)} cache entr{'y' if len(planned.entries) == 1 else 'ies'} "
+                f"and the bytes of {len(planned.values)} value(s) would go")
+
+    confirm("repair the cache", yes=yes or not repair, details=plan, preview="leave out --repair")
+    report = api.cache_repair(settings, dry_run=not repair, drop_untrusted=drop_untrusted)
     verified = report.verified
     if as_json:
         print_json(report.to_json())
