@@ -4,14 +4,16 @@ pages, their JSON twins (the CLI's ``--json`` objects), keyset pages, filters an
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 from starlette.testclient import TestClient
 
 from ledgerflow import Ledger
 from ledgerflow.db import Database
+from ledgerflow.db.times import database_now
 from ledgerflow.testing.workload import LedgerWriter
 
 from .conftest import HOSTILE_RUN, Board
@@ -222,6 +224,43 @@ def test_a_running_run_without_heartbeat_is_shown_as_probably_dead(client: TestC
     assert "No heartbeat for 1h 59m: the process running it has probably died" in page
     assert client.get(f"/runs/{run_id}/live").status_code == 286  # no point polling a dead run
     assert client.get(f"/api/runs/{run_id}").json()["status"] == "running"  # nothing was written
+
+
+def _skew_client_clock(monkeypatch: pytest.MonkeyPatch, skew: timedelta) -> None:
+    """The dashboard's process reads a clock ``skew`` away from the database's."""
+
+    class Skewed(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return datetime.now(tz) + skew
+
+    for module in ("ledgerflow.api.browsing", "ledgerflow.db.times", "ledgerflow.ledger.heartbeat"):
+        monkeypatch.setattr(f"{module}.datetime", Skewed, raising=False)
+
+
+def _write_running_run(board: Board, name: str, silent: timedelta, seed: int) -> str:
+    """A running run whose last heartbeat is ``silent`` old by the database's clock."""
+    database = Database(board.settings)
+    with database.engine().connect() as conn:
+        now = database_now(conn)
+    database.dispose()
+    writer = LedgerWriter(now=now, seed=seed)
+    run_id = writer.run(name, status="running", started_at=now - silent - timedelta(seconds=30), seconds=30)
+    writer.write(board.settings)
+    return run_id
+
+
+@pytest.mark.parametrize("skew", [timedelta(hours=2), timedelta(hours=-2)])
+def test_probably_dead_is_judged_by_the_database_clock_not_the_dashboards(
+    client: TestClient, board: Board, monkeypatch: pytest.MonkeyPatch, skew: timedelta,
+) -> None:
+    fresh = _write_running_run(board, "pipeline.alive", timedelta(seconds=5), seed=17)
+    stale = _write_running_run(board, "pipeline.lost", timedelta(hours=2), seed=19)
+    _skew_client_clock(monkeypatch, skew)
+    alive = client.get(f"/runs/{fresh}/live", headers={"HX-Request": "true"})
+    assert alive.status_code == 200 and 'id="run-stale"' not in alive.text  # still polled
+    lost = client.get(f"/runs/{stale}").text
+    assert "No heartbeat for 2h 00m: the process running it has probably died" in lost
 
 
 # -- task runs, calls, values, files -----------------------------------------------------------

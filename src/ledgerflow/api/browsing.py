@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -158,11 +157,12 @@ def why(source: Settings | Ledger, task_run: str) -> str:
         return why_task_run(session, found.id)
 
 
-def stale_seconds(run: RunInfo, *, now: datetime | None = None) -> float | None:
+def stale_seconds(source: Settings | Ledger, run: RunInfo) -> float | None:
     """How long a ``running`` run has been silent, when its heartbeat is older than the
     ledger counts as dead (its process probably died; a command that writes the ledger will
-    mark it ``interrupted``); None otherwise."""
-    from ledgerflow.db.times import utc
+    mark it ``interrupted``); None otherwise. The age is measured with the database's clock,
+    the one PostgreSQL writes heartbeats with, never the reader's."""
+    from ledgerflow.db.times import database_now, utc
     from ledgerflow.ledger.heartbeat import STALE_AFTER
 
     if run.status != "running":
@@ -170,7 +170,9 @@ def stale_seconds(run: RunInfo, *, now: datetime | None = None) -> float | None:
     last = utc(run.heartbeat_at or run.started_at)
     if last is None:
         return None
-    silent = ((now or datetime.now(UTC)) - last).total_seconds()
+    with _session(source) as session:
+        now = database_now(session)
+    silent = (now - last).total_seconds()
     return silent if silent > STALE_AFTER else None
 
 

@@ -7,12 +7,26 @@ datetime read back is UTC.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import overload
+from typing import TYPE_CHECKING, Any, overload
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
 
 
 def utcnow() -> datetime:
     """Now, as an aware UTC datetime."""
     return datetime.now(UTC)
+
+
+def database_now(conn: Connection | Session) -> datetime:
+    """Now by the database's clock (aware UTC): the clock PostgreSQL writes heartbeats with,
+    so an age measured against it does not depend on the reader's clock. On SQLite, the
+    clock of the machine holding the file (to the second)."""
+    from sqlalchemy import DateTime, func, select
+
+    now: Any = conn.execute(select(func.current_timestamp(type_=DateTime(timezone=True)))).scalar_one()
+    return utc(now)
 
 
 @overload

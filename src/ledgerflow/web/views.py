@@ -122,7 +122,7 @@ def _run_context(request: Request) -> dict[str, Any]:
                 if run.status != "done" else [])
     timeline = api.run_timeline(book, run.id)
     return {"run": run, "failures": failures, "timeline": timeline, "gantt": charts.gantt(timeline),
-            "silent": api.stale_seconds(run),
+            "silent": api.stale_seconds(book, run),
             "states": api.TASK_RUN_STATUSES}
 
 
