@@ -403,3 +403,62 @@ def test_send_replays_into_the_catalogue_and_a_down_one_is_one_line(
     assert "Traceback" not in down.err
     assert cli("export", "--openlineage", "--send", "-o", "x.jsonl").code == 2
     assert not (root / "x.jsonl").exists()
+
+
+def _git(root: Path, *args: str) -> str:
+    import subprocess
+
+    done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                          check=True, timeout=30)
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize("database_dialect", ["sqlite"])
+def test_task_runs_carry_the_git_commit_and_source_location(
+    tmp_path: Path, migrated_database_entry: dict[str, Any], isolated_imports: None,
+    fresh_models: None, monkeypatch: pytest.MonkeyPatch, cli: Cli,
+) -> None:
+    """The project sits in a subfolder of a git repository with a commit: every task run's
+    START names that commit, the repository and the file's path in it."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "trunk")
+    _git(repo, "config", "user.name", "Lineage Test")
+    _git(repo, "config", "user.email", "lineage@example.invalid")
+    _git(repo, "config", "commit.gpgsign", "false")
+    root = repo / "project"
+    genomics_project(root, migrated_database_entry,
+                     {"lineage": {"openlineage": {"transport": {
+                         "type": "file", "log_file_path": str(tmp_path / "events.jsonl")}}}})
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("LEDGERFLOW_CONFIG", raising=False)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    _git(repo, "add", "project/genomics")
+    _git(repo, "commit", "-q", "-m", "the pipeline")
+    commit = _git(repo, "rev-parse", "HEAD")
+    assert len(commit) == 40
+
+    done = cli("run", "genomics/pipeline.py:main", "--json")
+    assert done.code == 0, done.err
+    run_id = json.loads(done.out)["run_id"]
+    live = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    replay = tmp_path / "replay.jsonl"
+    assert cli("export", "--openlineage", run_id, "-o", str(replay)).code == 0
+    replayed = [json.loads(line) for line in replay.read_text().splitlines()]
+    for events in (live, replayed):
+        for event in events:
+            assert invalid(event) == [], event
+        run_uuid = str(uuid.UUID(hex=run_id))
+        starts = [e for e in events if e["eventType"] == "START" and e["run"]["runId"] != run_uuid]
+        assert sorted(e["job"]["name"] for e in starts) == sorted(
+            ["pipeline.align"] * 4 + ["pipeline.call_variants"] * 4)
+        for event in starts:
+            location = event["job"]["facets"]["sourceCodeLocation"]
+            assert location["type"] == "git"
+            assert location["version"] == commit
+            assert location["path"] == "project/genomics/pipeline.py"  # in the repository
+            assert location["repoUrl"] == repo.resolve().as_uri()
+            assert location["branch"] == "trunk"
+            assert location["url"] == (root / "genomics/pipeline.py").resolve().as_uri()
+        begun = next(e for e in events if e["run"]["runId"] == run_uuid)
+        assert begun["run"]["facets"]["ledgerflow_run"]["gitCommit"] == commit

@@ -15,7 +15,7 @@ def host_name() -> str:
     return socket.gethostname()
 
 
-__all__ = ["git_commit", "host_name", "user_name"]
+__all__ = ["git_commit", "git_work_tree", "host_name", "user_name"]
 
 
 def _git_dir(directory: Path) -> Path | None:
@@ -61,6 +61,24 @@ def git_commit(start: Path) -> str | None:
             if head.startswith("ref:"):
                 return _read_ref(git_dir, head[4:].strip())
             return head if _SHA.fullmatch(head) else None
+    except OSError:
+        return None
+    return None
+
+
+def git_work_tree(start: Path) -> tuple[Path, str | None] | None:
+    """The top folder of the git work tree holding ``start`` and the branch checked out
+    there (None when detached); None outside a repository."""
+    try:
+        start = start.resolve()
+        for directory in (start, *start.parents):
+            git_dir = _git_dir(directory)
+            if git_dir is None:
+                continue
+            head = (git_dir / "HEAD").read_text(encoding="utf-8", errors="replace").strip()
+            ref = head[4:].strip() if head.startswith("ref:") else ""
+            return directory, (ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/")
+                               else None)
     except OSError:
         return None
     return None

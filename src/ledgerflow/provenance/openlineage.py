@@ -13,9 +13,10 @@ replay (``ledgerflow export --openlineage``), so both say the same thing about a
   and its traceback) or ABORT (``skipped``, ``interrupted``); inputs are the files among its
   arguments (in lists and dicts too), outputs the files it returned;
 * a task run's START carries its job's ``sourceCode`` (the task's source as recorded) and
-  ``sourceCodeLocation``
-  (the module's file in the project when one still defines the task's function, and the git
-  commit the run recorded);
+  ``sourceCodeLocation``: ``url``, the module's file in the project when one still defines
+  the task's function; when the run recorded a git commit (``version``), ``type`` git,
+  ``repoUrl`` the work tree holding the project, ``path`` the file in that repository and
+  ``branch`` the branch checked out there (when the events are built);
 * a file is the dataset ``file://<host>`` / ``<absolute path>`` (the OpenLineage naming of
   a file system, through openlineage-python's ``naming``), with the ``version`` facet (its
   content hash) and ``ledgerflow_file`` (hash algorithm, content hash, size, ledger hash).
@@ -145,6 +146,14 @@ def _located(root: str, module: str, function: str) -> str | None:
     return None
 
 
+@cache
+def _checkout(root: str) -> tuple[Path, str | None] | None:
+    """The git work tree holding the project and its branch (see ``git_work_tree``)."""
+    from ledgerflow.engine.runinfo import git_work_tree
+
+    return git_work_tree(Path(root))
+
+
 class EventBuilder:
     """The events of one run, from its ledger facts."""
 
@@ -182,10 +191,20 @@ class EventBuilder:
                 language="python", sourceCode=task.source, producer=PRODUCER)
             function = task.name.rsplit(".", 1)[-1]
             where = _located(str(self.root), task.module, function) if task.module else None
-            target = self.root / where if where else self.root
+            target = (self.root / where if where else self.root).resolve()
+            checkout = _checkout(str(self.root)) if run.code_version else None
+            path, repo, branch = where, None, None
+            if checkout is not None:
+                top, branch = checkout
+                repo = top.as_uri()
+                try:
+                    path = target.relative_to(top).as_posix() if where else None
+                except ValueError:
+                    pass
             facets["sourceCodeLocation"] = source_code_location_job.SourceCodeLocationJobFacet(
                 type="git" if run.code_version else "file", url=target.as_uri(),
-                path=where, version=run.code_version, producer=PRODUCER)
+                repoUrl=repo, path=path, version=run.code_version, branch=branch,
+                producer=PRODUCER)
         return Job(namespace=self.namespace, name=name, facets=facets)
 
     def _entry_task(self, run: RunFacts) -> TaskFact | None:
