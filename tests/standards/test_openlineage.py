@@ -462,3 +462,68 @@ def test_task_runs_carry_the_git_commit_and_source_location(
             assert location["url"] == (root / "genomics/pipeline.py").resolve().as_uri()
         begun = next(e for e in events if e["run"]["runId"] == run_uuid)
         assert begun["run"]["facets"]["ledgerflow_run"]["gitCommit"] == commit
+
+
+@pytest.mark.parametrize("database_dialect", ["sqlite"])
+@pytest.mark.parametrize(("signame", "executor"), [("SIGINT", "local"), ("SIGTERM", "local"),
+                                                ("SIGTERM", "processes")])
+def test_an_interrupted_run_ends_in_abort_live_and_replayed(
+    tmp_path: Path, migrated_database_entry: dict[str, Any], isolated_imports: None,
+    fresh_models: None, monkeypatch: pytest.MonkeyPatch, cli: Cli, signame: str, executor: str,
+) -> None:
+    """``ledgerflow run`` in its own process is stopped by a signal while a task sleeps: the
+    run and its unfinished task run end in ABORT, finished ones in COMPLETE."""
+    import os
+    import signal
+    import subprocess
+
+    events_file = tmp_path / "events.jsonl"
+    root = _project(tmp_path, migrated_database_entry,
+                    {"type": "file", "log_file_path": str(events_file)}, monkeypatch)
+    marker = tmp_path / "sleeping"
+    (root / "sleepy.py").write_text(
+        "import time\nfrom pathlib import Path\nfrom ledgerflow import task\n\n"
+        "@task\ndef first() -> int:\n    return 1\n\n"
+        "@task\ndef sleepy(x: int) -> int:\n"
+        f"    Path({str(marker)!r}).write_text('yes')\n"
+        "    time.sleep(60)\n    return x\n\n"
+        "@task\ndef main() -> int:\n    return sleepy(first())\n")
+    env = {k: v for k, v in os.environ.items() if k != "LEDGERFLOW_CONFIG"}
+    process = subprocess.Popen([sys.executable, "-m", "ledgerflow", "run", "sleepy.py:main",
+                                "--executor", executor],
+                               cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while not marker.exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the task never started"
+            time.sleep(0.05)
+        process.send_signal(getattr(signal, signame))
+        out, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 128 + getattr(signal, signame), err
+    live = [json.loads(line) for line in events_file.read_text().splitlines()]
+    runs = json.loads(cli("runs", "--json").out)
+    assert len(runs) == 1 and runs[0]["status"] == "interrupted"
+    run_id = runs[0]["id"]
+    replay = tmp_path / "replay.jsonl"
+    assert cli("export", "--openlineage", run_id, "-o", str(replay)).code == 0
+    replayed = [json.loads(line) for line in replay.read_text().splitlines()]
+    run_uuid = str(uuid.UUID(hex=run_id))
+    for events in (live, replayed):
+        for event in events:
+            assert invalid(event) == [], event
+        states = [(e["job"]["name"], e["eventType"]) for e in events]
+        assert sorted(states) == sorted([
+            ("sleepy.main", "START"), ("sleepy.first", "START"), ("sleepy.first", "COMPLETE"),
+            ("sleepy.sleepy", "START"), ("sleepy.sleepy", "ABORT"), ("sleepy.main", "ABORT")])
+        assert states[-1] == ("sleepy.main", "ABORT")
+        ended = next(e for e in events if e["job"]["name"] == "sleepy.sleepy"
+                     and e["eventType"] == "ABORT")
+        assert ended["run"]["facets"]["ledgerflow_taskRun"]["status"] == "interrupted"
+        assert ended["run"]["facets"]["parent"]["run"]["runId"] == run_uuid
+    key = lambda e: json.dumps(_without_client_tags(e), sort_keys=True)  # noqa: E731
+    assert sorted(map(key, replayed)) == sorted(map(key, live))
