@@ -499,7 +499,7 @@ def test_an_interrupted_run_ends_in_abort_live_and_replayed(
             assert time.monotonic() < deadline, "the task never started"
             time.sleep(0.05)
         process.send_signal(getattr(signal, signame))
-        out, err = process.communicate(timeout=20)
+        _, err = process.communicate(timeout=20)
     finally:
         if process.poll() is None:
             process.kill()
