@@ -112,8 +112,11 @@ def dask_cluster() -> Iterator[Any]:
     """Two single-thread Dask workers (processes), shared by this module's dask tests."""
     from distributed import LocalCluster
 
+    from ledgerflow.executors.dask import LOCAL_SCHEDULER_HTTP
+
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)  # fmt: skip
+                           dashboard_address=None, scheduler_kwargs=dict(LOCAL_SCHEDULER_HTTP),
+                           silence_logs=logging.ERROR)  # fmt: skip
     try:
         yield cluster
     finally:

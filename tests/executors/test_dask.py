@@ -159,6 +159,34 @@ def sleepy(marker: str, after: int) -> int:
 
 
 @pytest.mark.dask
+def test_the_local_cluster_leaves_port_8787_to_others() -> None:
+    """Two runs at once (or a run beside someone's dashboard) must not compete for the
+    scheduler's default HTTP port: the executor's LocalCluster takes any free one."""
+    import socket
+    import warnings
+
+    from ledgerflow.executors.dask import DaskExecutor
+
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 8787))  # the default port, taken (else: already taken by someone)
+        holder.listen()
+    except OSError:
+        pass
+    executor = DaskExecutor(workers=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cluster = executor._local_cluster()
+    try:
+        port = cluster.scheduler.http_server.port
+        assert port != 8787
+    finally:
+        cluster.close()
+        holder.close()
+    assert not [w for w in caught if "already in use" in str(w.message)]
+
+
+@pytest.mark.dask
 def test_a_lost_scheduler_ends_the_run_interrupted(
     ledger_settings: Settings, ledger: LedgerRows, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -168,10 +196,11 @@ def test_a_lost_scheduler_ends_the_run_interrupted(
     from distributed import LocalCluster
 
     from ledgerflow.executors import dask as dask_executor
+    from ledgerflow.executors.dask import LOCAL_SCHEDULER_HTTP
 
     monkeypatch.setattr(dask_executor, "CONNECT_TIMEOUT", 2.0)  # how long the client retries
     cluster = LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None,
-                           silence_logs=logging.CRITICAL)  # fmt: skip
+                           scheduler_kwargs=dict(LOCAL_SCHEDULER_HTTP), silence_logs=logging.CRITICAL)  # fmt: skip
     marker = tmp_path / "started"
 
     def lose_the_scheduler() -> None:

@@ -61,8 +61,10 @@ def pair(size: int) -> tuple[bytes, bytes]:
 def scheduler_address() -> Iterator[str]:
     from distributed import LocalCluster
 
+    from ledgerflow.executors.dask import LOCAL_SCHEDULER_HTTP
+
     cluster = LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None,
-                           silence_logs=logging.ERROR)  # fmt: skip
+                           scheduler_kwargs=dict(LOCAL_SCHEDULER_HTTP), silence_logs=logging.ERROR)  # fmt: skip
     try:
         yield cluster.scheduler_address
     finally:

@@ -65,6 +65,10 @@ WORKER_LOST = "worker lost"
 #: For a started cluster: a job whose worker died fails at once (the task's own retries
 #: decide what follows).
 LOCAL_SCHEDULER_CONFIG = {"distributed.scheduler.allowed-failures": 0}
+#: A LocalCluster's scheduler without a dashboard still serves a small HTTP server (health
+#: checks), on port 8787 unless told otherwise: two clusters at once would compete for it.
+#: Any free port on the loopback instead (``scheduler_kwargs`` of a ``LocalCluster``).
+LOCAL_SCHEDULER_HTTP = {"dashboard": False, "dashboard_address": "127.0.0.1:0"}
 
 
 def require_dask() -> None:
@@ -192,6 +196,7 @@ class DaskExecutor(Executor):
                     threads_per_worker=self.threads_per_worker or 1,
                     processes=True,
                     dashboard_address=None,
+                    scheduler_kwargs=dict(LOCAL_SCHEDULER_HTTP),
                     scheduler_port=0,
                     silence_logs=logging.ERROR,
                 )
