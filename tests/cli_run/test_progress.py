@@ -47,6 +47,26 @@ def test_failure_block_shows_call_exception_and_last_traceback_lines() -> None:
     assert len(block) == 3 + 6
 
 
+def test_failure_block_shows_a_multi_line_message_once_and_keeps_the_notes() -> None:
+    message = "bad input 2\n\nsee the sample sheet"
+    trace = TRACEBACK.replace("ValueError: bad input 2\n", f"flow.errors.ValueError: {message}\nchecked twice\n")
+    block = failure_block(Failure("flow.check", "x=2", "ValueError", message, trace)).splitlines()
+    assert block[:3] == ["✗ flow.check(x=2) failed", "  ValueError: bad input 2", "  see the sample sheet"]
+    assert sum("bad input 2" in line for line in block) == 1
+    assert sum("see the sample sheet" in line for line in block) == 1
+    assert block[-2:] == ['        raise ValueError(f"bad input {x}")', "    checked twice"]
+
+
+def test_failure_block_of_a_chained_exception_keeps_the_cause() -> None:
+    trace = ('Traceback (most recent call last):\n  File "/x/flow.py", line 3, in f\n    {}["k"]\n'
+             "KeyError: 'k'\n\nThe above exception was the direct cause of the following exception:\n\n"
+             'Traceback (most recent call last):\n  File "/x/flow.py", line 5, in f\n'
+             '    raise RuntimeError("wrapped") from exc\nRuntimeError: wrapped\n')
+    block = failure_block(Failure("flow.f", "", "RuntimeError", "wrapped", trace)).splitlines()
+    assert "    KeyError: 'k'" in block and sum("wrapped" in line for line in block) == 2  # the line, the raise
+    assert block[-1] == '        raise RuntimeError("wrapped") from exc'
+
+
 def test_failure_block_without_traceback() -> None:
     block = failure_block(Failure("t", "", "KeyError", "'k'", ""))
     assert block == "✗ t() failed\n  KeyError: 'k'"

@@ -53,16 +53,34 @@ def summary_line(
 
 
 def failure_block(failure: Any) -> str:
-    """One readable block for a failed task: call, exception, the last traceback lines."""
+    """One readable block for a failed task: call, exception, the last traceback lines.
+
+    The exception's message is shown once, on the second line: the traceback's own
+    ``Type: message`` lines are left out (what follows them, such as notes, is kept)."""
+    message = [line.rstrip() for line in str(failure.message or "").splitlines()] or [""]
     lines = [f"✗ {failure.task_name}({failure.arguments_preview}) failed",
-             f"  {failure.exception_type}: {failure.message}"]
+             f"  {failure.exception_type}: {message[0]}", *("  " + line for line in message[1:] if line.strip())]
     trace = [line for line in (failure.traceback or "").rstrip().splitlines() if line.strip()]
-    if trace:
-        body = [line for line in trace if not line.startswith("Traceback (most recent")]
-        tail = body[-TRACEBACK_LINES - 1 : -1] if len(body) > 1 else body
+    body = [line for line in trace if not line.startswith("Traceback (most recent")]
+    shown = sum(1 for line in message if line.strip()) or 1  # blank lines are not in body
+    frames, after = _without_message(body, failure.exception_type, shown)
+    tail = frames[-TRACEBACK_LINES:] + after
+    if tail:
         lines.append("  traceback (last lines):")
         lines += ["    " + line.rstrip() for line in tail]
     return "\n".join(lines)
+
+
+def _without_message(body: list[str], exception_type: str, message_lines: int) -> tuple[list[str], list[str]]:
+    """A traceback's lines split around its last ``Type: message`` lines (left out): the
+    lines before them, and those after them (notes)."""
+    name = str(exception_type or "").rsplit(".", 1)[-1]
+    for i in range(len(body) - 1, -1, -1):
+        line = body[i]
+        head = line.split(":", 1)[0]
+        if name and not line[:1].isspace() and head.rsplit(".", 1)[-1] == name:
+            return body[:i], body[i + message_lines:]
+    return body[:-1], []  # no such line found: the last line is the message
 
 
 class RunProgress:
