@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -145,6 +147,21 @@ def test_directory_store_layout_and_no_temp_files(tmp_path: Path) -> None:
     store.put(digest, b"data")
     assert (tmp_path / digest[:2] / digest[2:]).read_bytes() == b"data"
     assert [p.name for p in (tmp_path / digest[:2]).iterdir()] == [digest[2:]]
+
+
+@pytest.mark.skipif(not hasattr(os, "umask") or os.name != "posix", reason="POSIX modes")
+@pytest.mark.parametrize("umask", [0o002, 0o022, 0o077])
+def test_directory_store_files_follow_the_umask(tmp_path: Path, umask: int) -> None:
+    """A file of a folder store gets the mode the umask gives (a group sharing the folder
+    with umask 002 can read each other's values), not the 0600 of a private temp file."""
+    store = DirectoryStore(tmp_path)
+    digest = hash_value(f"mode {umask}")
+    old = os.umask(umask)
+    try:
+        store.put(digest, b"data")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(store.path(digest).stat().st_mode) == 0o666 & ~umask
 
 
 @contract

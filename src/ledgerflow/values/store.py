@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
@@ -401,6 +400,19 @@ class _MemoryUpload(Upload):
         self.buffer = io.BytesIO()
 
 
+def _create_partial(folder: Path) -> tuple[int, str]:
+    """A new file in ``folder`` open for writing, with the permissions the process's umask
+    gives (``tempfile.mkstemp`` would make it 0600: in a folder shared by a group, the other
+    members could not read the value it becomes)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        path = folder / f"{_PARTIAL_PREFIX}{os.urandom(8).hex()}"
+        try:
+            return os.open(path, flags, 0o666), str(path)
+        except FileExistsError:
+            continue
+
+
 class _FileUpload(Upload):
     """Into ``root/.tmp/.tmp-*``, renamed to the value's path when complete."""
 
@@ -415,7 +427,7 @@ class _FileUpload(Upload):
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = store.root / ".tmp"
             partial.mkdir(exist_ok=True)
-            fd, self.tmp = tempfile.mkstemp(prefix=_PARTIAL_PREFIX, dir=partial)
+            fd, self.tmp = _create_partial(partial)
             self.out = os.fdopen(fd, "wb")
         except OSError as exc:
             raise store._unwritable(exc) from exc
