@@ -30,6 +30,7 @@ from ledgerflow.config.settings import Settings
 from ledgerflow.db import Database
 from ledgerflow.ledger.schema import Run
 from ledgerflow.testing.plugin import ci_enabled
+from ledgerflow.testing.projects import forgetting_models
 from ledgerflow.testing.workload import ExampleLedger, LedgerWriter, write_example_ledger
 
 from .conftest import HOSTILE_RUN, write_hostile_run
@@ -93,6 +94,13 @@ def _project(root: Path) -> Settings:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    # The project's plugins (tuto.data_reduction, ...) are imported in this process: unload
+    # them after the module, or other tests' copies of the examples would resolve to these.
+    with forgetting_models():
+        yield from _serve(tmp_path_factory)
+
+
+def _serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     import uvicorn
 
     from ledgerflow.web.app import create_app

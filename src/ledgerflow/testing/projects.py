@@ -26,6 +26,7 @@ import shutil
 import sys
 import textwrap
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -111,15 +112,16 @@ def make_project(
     return load_settings(path)
 
 
-@pytest.fixture
-def fresh_models() -> Iterator[None]:
-    """Undo what the test did to the global models: tables, plugin modules, ``sys.path``.
+@contextmanager
+def forgetting_models() -> Iterator[None]:
+    """Undo, on leaving, what the block did to the global models: tables, plugin modules,
+    ``sys.path``. What :func:`fresh_models` does around one test, for a fixture of a wider
+    scope (a module's project whose plugins were imported in this process).
 
     Unloads the modules written by :func:`write_plugin` and those imported from folders the
-    test added to ``sys.path`` (``load_plugins`` adds the project root).
-
-    Also forgets the cached migration scripts and closes the connections
-    :func:`ledgerflow.migrations.ensure_current` keeps.
+    block added to ``sys.path`` (``load_plugins`` adds the project root), so that another
+    project's package of the same name is imported afresh. Also forgets the cached migration
+    scripts and closes the connections :func:`ledgerflow.migrations.ensure_current` keeps.
     """
     path_before = list(sys.path)
     try:
@@ -136,3 +138,11 @@ def fresh_models() -> Iterator[None]:
 
         clear_cache()
         dispose_engines()
+
+
+@pytest.fixture
+def fresh_models() -> Iterator[None]:
+    """Undo what the test did to the global models: tables, plugin modules, ``sys.path``
+    (see :func:`forgetting_models`)."""
+    with forgetting_models():
+        yield
