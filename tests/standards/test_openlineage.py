@@ -527,3 +527,47 @@ def test_an_interrupted_run_ends_in_abort_live_and_replayed(
         assert ended["run"]["facets"]["parent"]["run"]["runId"] == run_uuid
     key = lambda e: json.dumps(_without_client_tags(e), sort_keys=True)  # noqa: E731
     assert sorted(map(key, replayed)) == sorted(map(key, live))
+
+
+def test_the_client_scans_the_environment_only_for_configured_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Sending an event does not walk the process environment unless the client was asked
+    for environment variables; when it was, they still arrive in the event."""
+    import os
+
+    from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
+    from openlineage.client.transport import Transport
+
+    from ledgerflow.provenance.lineage_live import make_client
+
+    class Recorder(Transport):  # type: ignore[misc]
+        kind = "recorder"
+
+        def __init__(self) -> None:
+            self.events: list[Any] = []
+
+        def emit(self, event: Any) -> None:
+            self.events.append(event)
+
+    class Unwalkable(dict):  # type: ignore[type-arg]
+        def items(self) -> Any:
+            raise AssertionError("the environment was walked")
+
+    def event() -> Any:
+        return RunEvent(eventType=RunState.START, eventTime="2026-12-01T00:00:00+00:00",
+                        run=Run(runId=str(uuid.uuid4())), job=Job(namespace="n", name="j"),
+                        producer="urn:ledgerflow:test")
+
+    monkeypatch.setenv("LF_LINEAGE_PROBE", "seen")
+    plain = Recorder()
+    client = make_client(plain, {})
+    with monkeypatch.context() as guarded:
+        guarded.setattr(os, "environ", Unwalkable(os.environ))
+        client.emit(event())
+    assert "environmentVariables" not in (plain.events[0].run.facets or {})
+
+    asked = Recorder()
+    make_client(asked, {"facets": {"environment_variables": ["LF_LINEAGE_PROBE"]}}).emit(event())
+    variables = asked.events[0].run.facets["environmentVariables"].environmentVariables
+    assert [(v.name, v.value) for v in variables] == [("LF_LINEAGE_PROBE", "seen")]

@@ -220,16 +220,15 @@ def export_openlineage(
 
 
 def _send(settings: Settings, config: Any, runs: Sequence[str] | None, openlineage: Any) -> LineageExport:
-    from openlineage.client import OpenLineageClient
     from sqlalchemy import select
 
     from ledgerflow.ledger import tables
-    from ledgerflow.provenance.lineage_live import make_transport
+    from ledgerflow.provenance.lineage_live import make_client, make_transport
     from ledgerflow.provenance.run_facts import read_run
 
     kind = str(config.transport.get("type"))
     try:
-        client = OpenLineageClient(transport=make_transport(config.transport))
+        client = make_client(make_transport(config.transport))
     except Exception as exc:
         raise LineageSendError(f"cannot open the OpenLineage {kind} transport: {_first(exc)}",
                                hint="check lineage.openlineage.transport in ledgerflow.yml") from None

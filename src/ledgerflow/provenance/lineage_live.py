@@ -21,6 +21,7 @@ import logging
 import sys
 import threading
 import time
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from ledgerflow.config.settings import OpenLineageConfig, Settings
     from ledgerflow.engine.results import Failure, RunResult
 
-__all__ = ["LineageObserver", "make_transport"]
+__all__ = ["LineageObserver", "make_client", "make_transport"]
 
 log = logging.getLogger("ledgerflow")
 
@@ -71,6 +72,28 @@ def make_transport(config: dict[str, Any]) -> Any:
             console.setLevel(logging.INFO)
             console.propagate = False
     return get_default_factory().create(options)
+
+
+def make_client(transport: Any, config: dict[str, Any] | None = None) -> Any:
+    """An ``OpenLineageClient`` sending through ``transport`` (``config``: the client's own
+    configuration, else its usual sources). Unlike the stock client it does not scan the
+    process environment for every event when no ``facets.environment_variables`` are
+    configured: the scan finds nothing then, and cost a sixth of each event's sending."""
+    return _client_class()(transport=transport, config=config)
+
+
+@cache
+def _client_class() -> type:
+    from openlineage.client import OpenLineageClient
+
+    class Client(OpenLineageClient):  # type: ignore[misc]
+        def _collect_environment_variables(self) -> dict[str, str]:
+            if not self.config.facets.environment_variables:
+                return {}
+            collected: dict[str, str] = super()._collect_environment_variables()
+            return collected
+
+    return Client
 
 
 class LineageObserver:
@@ -145,15 +168,13 @@ class LineageObserver:
                         exc_info=True)
 
     def _emit_all(self) -> None:
-        from openlineage.client import OpenLineageClient
-
         from ledgerflow.db import Database
         from ledgerflow.provenance.openlineage import EventBuilder
 
         assert self.run_id is not None
         try:
             transport = self._transport or make_transport(self.config.transport)
-            self._client = OpenLineageClient(transport=transport)
+            self._client = make_client(transport)
         except Exception as exc:
             self.failure = f"{type(exc).__name__}: {exc}"
             log.warning("OpenLineage: cannot open the transport (%s); the run goes on without "
