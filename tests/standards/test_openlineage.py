@@ -571,3 +571,31 @@ def test_the_client_scans_the_environment_only_for_configured_variables(
     make_client(asked, {"facets": {"environment_variables": ["LF_LINEAGE_PROBE"]}}).emit(event())
     variables = asked.events[0].run.facets["environmentVariables"].environmentVariables
     assert [(v.name, v.value) for v in variables] == [("LF_LINEAGE_PROBE", "seen")]
+
+
+@pytest.mark.parametrize("database_dialect", ["sqlite"])
+def test_an_unknown_transport_type_refuses_the_run_in_one_line(
+    tmp_path: Path, migrated_database_entry: dict[str, Any], isolated_imports: None,
+    fresh_models: None, monkeypatch: pytest.MonkeyPatch, cli: Cli,
+) -> None:
+    root = _project(tmp_path, migrated_database_entry, {"type": "pigeon"}, monkeypatch)
+    config = root / "ledgerflow.yml"
+    for kind, why in [("pigeon", "neither a transport name"),
+                      ("collections.OrderedDict", "not a Transport class"),
+                      ("no_such_package.Carrier", "no_such_package")]:
+        config.write_text(config.read_text().replace(
+            next(line for line in config.read_text().splitlines() if "type:" in line),
+            f"      type: {kind}"))
+        done = cli("run", "genomics/pipeline.py:main")
+        assert done.code == 3 and len(done.err.strip().splitlines()) == 1, done.err
+        assert f"transport type {kind!r}" in done.err and why in done.err, done.err
+        assert "console, datadog, file" in done.err
+    assert cli("runs", "--json").out.strip() == "[]"  # refused before any run began
+
+    events = tmp_path / "events.jsonl"
+    config.write_text(config.read_text().replace(
+        "type: no_such_package.Carrier", "type: openlineage.client.transport.file.FileTransport\n"
+        f"      log_file_path: {events}\n      append: true"))
+    done = cli("run", "genomics/pipeline.py:main", "--json")
+    assert done.code == 0 and done.err == "", done.err
+    assert len(events.read_text().splitlines()) == 18  # a Transport class's path is a type

@@ -89,8 +89,9 @@ def _with_lineage(settings: Settings, observer: RunObserver | None) -> RunObserv
     except ImportError:
         raise MissingExtraError("lineage: openlineage: in the configuration", "openlineage",
                                 "openlineage-python") from None
-    from ledgerflow.provenance.lineage_live import LineageObserver
+    from ledgerflow.provenance.lineage_live import LineageObserver, check_transport_type
 
+    check_transport_type(config.transport)
     lineage = LineageObserver(settings, config)
     return lineage if observer is None else _Observers(observer, lineage)  # type: ignore[return-value]
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ledgerflow.config.settings import OpenLineageConfig, Settings
     from ledgerflow.engine.results import Failure, RunResult
 
-__all__ = ["LineageObserver", "make_client", "make_transport"]
+__all__ = ["LineageObserver", "check_transport_type", "make_client", "make_transport"]
 
 log = logging.getLogger("ledgerflow")
 
@@ -72,6 +72,36 @@ def make_transport(config: dict[str, Any]) -> Any:
             console.setLevel(logging.INFO)
             console.propagate = False
     return get_default_factory().create(options)
+
+
+def check_transport_type(config: dict[str, Any]) -> None:
+    """Refuse a ``transport:`` whose ``type`` names no openlineage-python transport (neither
+    a registered name nor the importable dotted path of a ``Transport`` class), before a run
+    starts: a misspelt type would otherwise cost the whole run's events."""
+    from openlineage.client.transport import Transport, get_default_factory
+
+    from ledgerflow.errors import ConfigError
+
+    kind = str(config.get("type", ""))
+    known = get_default_factory().transports
+    if kind in known:
+        return
+    problem = "it is neither a transport name nor a Transport class's dotted path"
+    if "." in kind:
+        import importlib
+
+        module, _, name = kind.rpartition(".")
+        try:
+            found = getattr(importlib.import_module(module), name)
+        except Exception as exc:
+            problem = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        else:
+            if isinstance(found, type) and issubclass(found, Transport):
+                return
+            problem = "it is not a Transport class"
+    raise ConfigError(
+        f"lineage.openlineage.transport: cannot use the transport type {kind!r} ({problem})",
+        hint=f"use one of {', '.join(sorted(known))} or a Transport class's dotted path")
 
 
 def make_client(transport: Any, config: dict[str, Any] | None = None) -> Any:
