@@ -116,9 +116,11 @@ def measure(config: str, workload: str, n: int, phase: str) -> dict[str, Any]:
         importlib.import_module(module)
     expr = fanout(n) if workload == "fanout" else chain(n)
     started = time.perf_counter()
+    cpu_started = time.process_time()
     rerun = (workload,) if phase == "rerun-root" else ()
     result = execute(expr, settings=settings, executor="local", rerun=rerun)
     seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started  # every thread of the run, not other processes
     produced = result.value if workload == "chain" else len(result.value or ())
     if result.status != "done" or produced != n:
         raise SystemExit(f"{workload} n={n}: run ended {result.status}: {result.failures[:1]}")
@@ -126,7 +128,8 @@ def measure(config: str, workload: str, n: int, phase: str) -> dict[str, Any]:
     if result.counts.get("cached", 0) != expected_cached:
         raise SystemExit(f"{workload} n={n} {phase}: expected {expected_cached} cached calls, "
                          f"counts were {result.counts}")
-    return {"seconds": seconds, "counts": dict(result.counts), "rss_mb": peak_rss_mb()}
+    return {"seconds": seconds, "cpu_seconds": cpu, "counts": dict(result.counts),
+            "rss_mb": peak_rss_mb()}  # fmt: skip
 
 
 # -- orchestration (the parent process) ---------------------------------------------------

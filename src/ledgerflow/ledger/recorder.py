@@ -164,7 +164,8 @@ class Recorder:
         """The claimed call ``key`` ended: release its claim in the flush that writes its
         cache entry, which is written only if the claim (run id and fence) is still ours."""
         self._released[key] = fence
-        self._pending += 1
+        if key not in self._cache_entries:  # else it rides along with the entry's row
+            self._pending += 1
 
     def tags(self, rows: Iterable[tuple[Any, ...]]) -> None:
         rows = list(rows)
