@@ -1,7 +1,9 @@
 """Batched cache lookups: one query for every call that became ready together.
 
-The cache key is ``(task hash, arguments hash)``. Each query reads the cache entries of
-one task for up to :data:`CHUNK` argument hashes, joined with their value rows and the
+The cache key is ``(task hash, arguments hash)``. A key may have several entries, one per
+result recorded for it (a ``--rerun``, a call computed again because its entry could not be
+used): the newest consistent one is used. Each query reads every entry of one task for up
+to :data:`CHUNK` argument hashes, newest first, joined with their value rows and the
 ``lf_call`` row they name, through the raw driver. An entry is consistent when its call
 hash is ``combine(task_hash, args_hash, value_hash)`` and that call row says the same; an
 inconsistent one (a row changed behind ledgerflow's back) comes with a ``problem`` and is
@@ -60,6 +62,23 @@ class CacheHit(NamedTuple):
     problem: str | None = None
 
 
+def _newest(task_hash: str, rows: list[tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
+    """Per arguments hash, the newest consistent version among ``rows`` (newest first), or
+    the newest one when none is consistent (it then comes with its problem)."""
+    entries: dict[str, tuple[Any, ...]] = {}
+    usable: set[str] = set()
+    for row in rows:
+        args_hash = row[0]
+        if args_hash in usable:
+            continue
+        if entry_problem(task_hash, args_hash, row[1], row[2], row[8:]) is None:
+            entries[args_hash] = row[1:]
+            usable.add(args_hash)
+        else:
+            entries.setdefault(args_hash, row[1:])
+    return entries
+
+
 class StoredValue(NamedTuple):
     format: str
     inline: bytes | None
@@ -100,7 +119,8 @@ class CacheReader:
             "k.value_hash FROM lf_cache_entry c "
             "JOIN lf_value v ON v.hash = c.value_hash "
             "LEFT JOIN lf_call k ON k.hash = c.call_hash "
-            f"WHERE c.task_hash = {self._mark} AND c.args_hash IN ({marks})"
+            f"WHERE c.task_hash = {self._mark} AND c.args_hash IN ({marks}) "
+            "ORDER BY c.created_at DESC"
         )
 
     def lookup(
@@ -123,9 +143,14 @@ class CacheReader:
                 for chunk in chunks(args, CHUNK):
                     cursor.execute(self._sql(len(chunk)), [task_hash, *chunk])
                     self.queries += 1
-                    for row in cursor.fetchall():
+                    for row in cursor.fetchall():  # newest first
                         task, arg, call, value = row[:4]
+                        seen = found.get((task, arg))
+                        if seen is not None and seen.problem is None:
+                            continue  # a newer valid version was found
                         problem = entry_problem(task, arg, call, value, row[10:])
+                        if seen is not None and problem is not None:
+                            continue  # the newest unusable version stands for them
                         found[(task, arg)] = CacheHit(
                             task, arg, call, value, row[4], row[5], row[6], row[7], row[8],
                             row[9], problem,
@@ -158,14 +183,13 @@ class CacheReader:
                 "v.signature, v.writer, k.task_hash, k.args_hash, k.value_hash "
                 "FROM lf_cache_entry c JOIN lf_value v ON v.hash = c.value_hash "
                 "LEFT JOIN lf_call k ON k.hash = c.call_hash "
-                f"WHERE c.task_hash = {self._mark} LIMIT {PREFETCH_MAX + 1}",
+                f"WHERE c.task_hash = {self._mark} ORDER BY c.created_at DESC "
+                f"LIMIT {PREFETCH_MAX + 1}",
                 [task_hash],
             )
             rows = cursor.fetchall()
             self.queries += 1
-            self._entries[task_hash] = (
-                None if len(rows) > PREFETCH_MAX else {r[0]: r[1:] for r in rows}
-            )
+            self._entries[task_hash] = None if len(rows) > PREFETCH_MAX else _newest(task_hash, rows)
         entries = self._entries[task_hash]
         if entries is None:
             return args

@@ -234,12 +234,8 @@ class LedgerStatements:
         self.argument = s.insert(T["lf_argument"], ARGUMENT, conflict=())
         self.call = s.insert(T["lf_call"], CALL, conflict=())
         self.call_edge = s.insert(T["lf_call_edge"], CALL_EDGE, conflict=())
-        self.cache_entry = s.insert(
-            T["lf_cache_entry"],
-            CACHE_ENTRY,
-            conflict=("task_hash", "args_hash"),
-            update=("call_hash", "value_hash", "run_id", "created_at", "writer") if rewrite else (),
-        )
+        # a new version of the call's entry: the newest valid one is used, none is rewritten
+        self.cache_entry = s.insert(T["lf_cache_entry"], CACHE_ENTRY, conflict=())
         self.task_run = s.insert(T["lf_task_run"], TASK_RUN)
         self.task_run_update = s.update(T["lf_task_run"], TASK_RUN_MUTABLE, "id")
         self.log_record = s.insert(T["lf_log_record"], LOG_RECORD)

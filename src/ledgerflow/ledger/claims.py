@@ -77,6 +77,14 @@ class Polled:
     mine: dict[Key, int] = field(default_factory=dict)
 
 
+#: A key ``k`` (columns ``column1``, ``column2``) has a cache entry (a key may have several
+#: versions: the lookup picks among them).
+CACHED = (
+    "EXISTS (SELECT 1 FROM lf_cache_entry c "
+    "WHERE c.task_hash = k.column1 AND c.args_hash = k.column2)"
+)
+
+
 class ClaimSql:
     """The statements of one dialect; every time is the database's own."""
 
@@ -110,16 +118,14 @@ class ClaimSql:
         return (
             "INSERT INTO lf_claim (task_hash, args_hash, run_id, fence, claimed_at, expires_at, "
             f"host, pid) SELECT k.column1, k.column2, {m}, 1, {self.now}, {self.later(lease)}, "
-            f"{m}, {m} FROM {self.values(count)} AS k WHERE NOT EXISTS (SELECT 1 FROM "
-            "lf_cache_entry c WHERE c.task_hash = k.column1 AND c.args_hash = k.column2) "
+            f"{m}, {m} FROM {self.values(count)} AS k WHERE NOT {CACHED} "
             "ON CONFLICT (task_hash, args_hash) DO NOTHING RETURNING task_hash, args_hash"
         )
 
     def poll(self, count: int) -> str:
         return (
-            "SELECT 0, c.task_hash, c.args_hash, NULL, NULL, NULL, NULL, 0 "
-            f"FROM {self.values(count)} AS k JOIN lf_cache_entry c "
-            "ON c.task_hash = k.column1 AND c.args_hash = k.column2 UNION ALL "
+            "SELECT 0, k.column1, k.column2, NULL, NULL, NULL, NULL, 0 "
+            f"FROM {self.values(count)} AS k WHERE {CACHED} UNION ALL "
             "SELECT 1, l.task_hash, l.args_hash, l.run_id, l.fence, l.host, l.pid, "
             f"CASE WHEN l.expires_at < {self.now} THEN 1 ELSE 0 END "
             f"FROM {self.values(count)} AS k JOIN lf_claim l "
@@ -127,10 +133,7 @@ class ClaimSql:
         )
 
     def cached(self, count: int) -> str:
-        return (
-            f"SELECT c.task_hash, c.args_hash FROM {self.values(count)} AS k JOIN "
-            "lf_cache_entry c ON c.task_hash = k.column1 AND c.args_hash = k.column2"
-        )
+        return f"SELECT k.column1, k.column2 FROM {self.values(count)} AS k WHERE {CACHED}"
 
     def take_over(self, count: int, lease: float, expired_only: bool) -> str:
         """Parameters: new owner's run id, host, pid; old owner's run id, fence; the keys."""

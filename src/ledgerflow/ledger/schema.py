@@ -188,7 +188,10 @@ class Tag(LedgerBase):
 
 
 class CacheEntry(LedgerBase):
-    """The cached result of a task on given arguments, shared by every run of the database."""
+    """A cached result of a task on given arguments, shared by every run of the database.
+    Each result recorded for a call adds a version (a rerun, a call computed again because
+    its entry could not be used); a lookup uses the newest version that passes its checks,
+    and the earlier ones stay as history."""
 
     __table__ = tables.cache_entry
     task_hash: Mapped[str]

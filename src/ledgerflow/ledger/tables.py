@@ -221,7 +221,8 @@ tag = Table(
     Index("ix_lf_tag_key_value", "key", "value"),
 )
 
-#: The cached result of a task on given arguments, shared by every run of the database.
+#: A cached result of a task on given arguments (one version per result recorded for the
+#: call; the newest valid one is used), shared by every run of the database.
 cache_entry = Table(
     "lf_cache_entry", metadata,
     _required("task_hash", HASH, primary_key=True),
@@ -229,7 +230,8 @@ cache_entry = Table(
     _required("call_hash", HASH),
     _required("value_hash", HASH, ForeignKey("lf_value.hash")),
     _optional("run_id", ID),  # run that produced it
-    _required("created_at", WHEN),
+    # each result recorded for a call is a new version; the newest valid one is used
+    _required("created_at", WHEN, primary_key=True),
     _optional("writer", String(255)),  # database role (PostgreSQL) or OS user that wrote it
     Index("ix_lf_cache_entry_value_hash", "value_hash"),
 )

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, case, delete, func, select
+from sqlalchemy.orm import aliased
 
 from ledgerflow.config.settings import Settings
 from ledgerflow.db import Database
@@ -83,6 +84,20 @@ def _connect(settings: Settings, bind: str) -> tuple[Database, Connection]:
     return database, database.engine(bind).connect()
 
 
+def _newest() -> Any:
+    """The entry is its call's newest version (a call's earlier results stay as history)."""
+    newer = aliased(CacheEntry)
+    return ~(
+        select(newer.task_hash)
+        .where(
+            newer.task_hash == CacheEntry.task_hash,
+            newer.args_hash == CacheEntry.args_hash,
+            newer.created_at > CacheEntry.created_at,
+        )
+        .exists()
+    )
+
+
 def cache_list(
     settings: Settings, task: str | None = None, *, bind: str = DEFAULT_BIND
 ) -> list[TaskCacheStats]:
@@ -96,6 +111,7 @@ def cache_list(
         )
         .join(TaskDef, TaskDef.hash == CacheEntry.task_hash)
         .join(Value, Value.hash == CacheEntry.value_hash)
+        .where(_newest())
         .group_by(TASK_FULLNAME)
     )
     runs = (
@@ -150,6 +166,7 @@ def cache_entries(
         )
         .join(TaskDef, TaskDef.hash == CacheEntry.task_hash)
         .join(Value, Value.hash == CacheEntry.value_hash)
+        .where(_newest())
         .order_by(CacheEntry.created_at.desc(), CacheEntry.args_hash)
         .limit(limit)
     )

@@ -277,12 +277,32 @@ def _as_admin(
         database.dispose()
 
 
+def _damaged_versions(conn: Connection, keys: list[tuple[str, ...]]) -> list[tuple[Any, ...]]:
+    """The versions of the cache entries of ``keys`` that fail their check (a key's valid
+    versions stay: the newest of them is what runs use)."""
+    c, k, v = t.cache_entry, t.call, t.value
+    query = (
+        select(c.c.task_hash, c.c.args_hash, c.c.call_hash, c.c.value_hash, k.c.task_hash,
+               k.c.args_hash, k.c.value_hash, v.c.hash, c.c.created_at)
+        .outerjoin(k, k.c.hash == c.c.call_hash)
+        .outerjoin(v, v.c.hash == c.c.value_hash)
+        .where(tuple_(c.c.task_hash, c.c.args_hash).in_(keys))
+    )  # fmt: skip
+    return [
+        (row[0], row[1], row[8])
+        for row in conn.execute(query)
+        if row[7] is None or entry_problem(*row[:4], tuple(row[4:7])) is not None
+    ]
+
+
 def _remove(conn: Connection, entries: tuple[str, ...], values: tuple[str, ...]) -> set[str]:
     """Delete ``entries`` and drop the bytes of ``values``; the store keys to delete."""
     c, v = t.cache_entry, t.value
     pairs = [tuple(key.split("/", 1)) for key in entries]
     for chunk in chunks(pairs, CHUNK):
-        conn.execute(delete(c).where(tuple_(c.c.task_hash, c.c.args_hash).in_(chunk)))
+        conn.execute(delete(c).where(tuple_(c.c.task_hash, c.c.args_hash, c.c.created_at).in_(
+            _damaged_versions(conn, chunk)
+        )))  # fmt: skip
     keys: set[str] = set()
     for chunk in chunks(list(values), CHUNK):
         for value_hash, store_key in conn.execute(
