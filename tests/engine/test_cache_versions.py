@@ -255,3 +255,18 @@ def test_export_and_import_carry_each_version_once(
     again = import_(ledger_settings, path)
     assert again.added.get("cache_entry", 0) == 0 and again.skipped["cache_entry"] == 2
     assert ledger.count("lf_cache_entry") == 2
+
+
+def test_downgrading_keeps_each_call_s_newest_entry(
+    ledger_settings: Settings, ledger: LedgerRows
+) -> None:
+    from ledgerflow import migrations
+    from ledgerflow.migrations.scripts import FRAMEWORK_BRANCH
+
+    _two_versions(ledger_settings)
+    (down,) = migrations.downgrade(ledger_settings, f"{FRAMEWORK_BRANCH}@-1")
+    assert down.revision == "e5d1b7c93a62"
+    assert [r["value_hash"] for r in ledger.rows("lf_cache_entry")] == [hash_value(200)]
+    migrations.upgrade(ledger_settings)
+    CALLS.clear()
+    assert ledgerflow.run(reading(0), settings=ledger_settings) == 200 and CALLS == []
