@@ -103,14 +103,36 @@ class ClaimSql:
         return self._later(seconds)
 
     def values(self, count: int) -> str:
-        """``(VALUES (?, ?), ...)``: columns ``column1``, ``column2`` on both dialects."""
+        """The keys as a table ``k`` with columns ``column1``, ``column2``: ``(VALUES (?, ?),
+        ...)`` on SQLite; on PostgreSQL two array parameters unnested, so that the statement's
+        text is the same for every count (the driver converts it and the server plans it
+        once, instead of once per statement with two parameters per key)."""
+        if not self.sqlite:
+            m = self.mark
+            return f"unnest({m}::varchar[], {m}::varchar[]) AS k(column1, column2)"
         row = f"({self.mark}, {self.mark})"
-        return f"(VALUES {', '.join([row] * count)})"
+        return f"(VALUES {', '.join([row] * count)}) AS k"
+
+    def execute(self, cursor: Any, sql: str, params: Sequence[Any]) -> None:
+        """Run ``sql`` on a driver cursor. On PostgreSQL never as a prepared statement: a
+        generic plan cannot see how many keys the arrays hold, and may join them to the
+        table by scanning it (dead rows included) once per key; planned each time, the
+        server knows the count and probes the primary key."""
+        if self.sqlite:
+            cursor.execute(sql, params)
+        else:
+            cursor.execute(sql, params, prepare=False)
+
+    def keys(self, keys: Sequence[Key]) -> list[Any]:
+        """The parameters of :meth:`values` for ``keys``."""
+        if self.sqlite:
+            return [part for key in keys for part in key]
+        return [[t for t, _ in keys], [a for _, a in keys]]
 
     def keyed(self, count: int) -> str:
         """A condition on ``(task_hash, args_hash)`` that the primary key index serves."""
         return (
-            f"(task_hash, args_hash) IN (SELECT column1, column2 FROM {self.values(count)} AS k)"
+            f"(task_hash, args_hash) IN (SELECT column1, column2 FROM {self.values(count)})"
         )
 
     def claim(self, count: int, lease: float) -> str:
@@ -118,22 +140,22 @@ class ClaimSql:
         return (
             "INSERT INTO lf_claim (task_hash, args_hash, run_id, fence, claimed_at, expires_at, "
             f"host, pid) SELECT k.column1, k.column2, {m}, 1, {self.now}, {self.later(lease)}, "
-            f"{m}, {m} FROM {self.values(count)} AS k WHERE NOT {CACHED} "
+            f"{m}, {m} FROM {self.values(count)} WHERE NOT {CACHED} "
             "ON CONFLICT (task_hash, args_hash) DO NOTHING RETURNING task_hash, args_hash"
         )
 
     def poll(self, count: int) -> str:
         return (
             "SELECT 0, k.column1, k.column2, NULL, NULL, NULL, NULL, 0 "
-            f"FROM {self.values(count)} AS k WHERE {CACHED} UNION ALL "
+            f"FROM {self.values(count)} WHERE {CACHED} UNION ALL "
             "SELECT 1, l.task_hash, l.args_hash, l.run_id, l.fence, l.host, l.pid, "
             f"CASE WHEN l.expires_at < {self.now} THEN 1 ELSE 0 END "
-            f"FROM {self.values(count)} AS k JOIN lf_claim l "
+            f"FROM {self.values(count)} JOIN lf_claim l "
             "ON l.task_hash = k.column1 AND l.args_hash = k.column2"
         )
 
     def cached(self, count: int) -> str:
-        return f"SELECT k.column1, k.column2 FROM {self.values(count)} AS k WHERE {CACHED}"
+        return f"SELECT k.column1, k.column2 FROM {self.values(count)} WHERE {CACHED}"
 
     def take_over(self, count: int, lease: float, expired_only: bool) -> str:
         """Parameters: new owner's run id, host, pid; old owner's run id, fence; the keys."""
@@ -149,7 +171,7 @@ class ClaimSql:
                 f"AND {self.keyed(count)} RETURNING task_hash, args_hash, fence"
             )
         return (
-            f"UPDATE lf_claim AS l {sets} FROM {self.values(count)} AS k "
+            f"UPDATE lf_claim AS l {sets} FROM {self.values(count)} "
             "WHERE l.task_hash = k.column1 AND l.args_hash = k.column2 "
             f"AND l.run_id = {m} AND l.fence = {m}{expired.replace('expires_at', 'l.expires_at')} "
             "RETURNING l.task_hash, l.args_hash, l.fence"
@@ -165,24 +187,20 @@ class ClaimSql:
                 f"{self.keyed(count)} RETURNING task_hash, args_hash"
             )
         return (
-            f"DELETE FROM lf_claim AS l USING {self.values(count)} AS k "
+            f"DELETE FROM lf_claim AS l USING {self.values(count)} "
             "WHERE l.task_hash = k.column1 AND l.args_hash = k.column2 "
             f"AND l.run_id = {m} AND l.fence = {m} RETURNING l.task_hash, l.args_hash"
         )
 
     def release_params(self, run_id: str, fence: int, keys: Sequence[Key]) -> list[Any]:
-        flat = _flat(keys)
+        flat = self.keys(keys)
         return [run_id, fence, *flat] if self.sqlite else [*flat, run_id, fence]
 
     def take_over_params(
         self, new: tuple[str, str, int], old: tuple[str, int], keys: Sequence[Key]
     ) -> list[Any]:
-        flat = _flat(keys)
+        flat = self.keys(keys)
         return [*new, *old, *flat] if self.sqlite else [*new, *flat, *old]
-
-
-def _flat(keys: Sequence[Key]) -> list[str]:
-    return [part for key in keys for part in key]
 
 
 class Claims:
@@ -233,7 +251,7 @@ class Claims:
     def _run(self, sql: str, params: Sequence[Any], what: str) -> list[tuple[Any, ...]]:
         cursor = self._cursor()
         try:
-            cursor.execute(sql, params)
+            self.sql.execute(cursor, sql, params)
             self.statements += 1
             return list(cursor.fetchall())
         except Exception as exc:
@@ -253,7 +271,7 @@ class Claims:
         for chunk in chunks(list(keys), CHUNK):
             rows = self._run(
                 self.sql.claim(len(chunk), self.lease),
-                [self.run_id, self.host, self.pid, *_flat(chunk)],
+                [self.run_id, self.host, self.pid, *self.sql.keys(chunk)],
                 "claiming calls",
             )
             won.update((t, a) for t, a in rows)
@@ -271,7 +289,7 @@ class Claims:
     def cached(self, keys: Sequence[Key]) -> set[Key]:
         found: set[Key] = set()
         for chunk in chunks(list(keys), CHUNK):
-            rows = self._run(self.sql.cached(len(chunk)), _flat(chunk), "reading the cache")
+            rows = self._run(self.sql.cached(len(chunk)), self.sql.keys(chunk), "reading the cache")
             found.update((t, a) for t, a in rows)
         return found
 
@@ -282,7 +300,7 @@ class Claims:
         entries: set[Key] = set()
         claims: dict[Key, tuple[str, int, str | None, int | None, int]] = {}
         for chunk in chunks(keys, CHUNK):
-            params = _flat(chunk)
+            params = self.sql.keys(chunk)
             for kind, t, a, run_id, fence, host, pid, expired in self._run(
                 self.sql.poll(len(chunk)), params + params, "polling claimed calls"
             ):
@@ -388,8 +406,10 @@ class Claims:
         owned: set[Key] = set()
         for fence, group in by_fence.items():
             for chunk in chunks(group, CHUNK):
-                cursor.execute(
-                    self.sql.release(len(chunk)), self.sql.release_params(self.run_id, fence, chunk)
+                self.sql.execute(
+                    cursor,
+                    self.sql.release(len(chunk)),
+                    self.sql.release_params(self.run_id, fence, chunk),
                 )
                 owned.update((t, a) for t, a in cursor.fetchall())
         lost = len(keys) - len(owned)
