@@ -466,7 +466,7 @@ def test_task_runs_carry_the_git_commit_and_source_location(
 
 @pytest.mark.parametrize("database_dialect", ["sqlite"])
 @pytest.mark.parametrize(("signame", "executor"), [("SIGINT", "local"), ("SIGTERM", "local"),
-                                                ("SIGTERM", "processes")])
+                                                ("SIGINT", "threads"), ("SIGTERM", "processes")])
 def test_an_interrupted_run_ends_in_abort_live_and_replayed(
     tmp_path: Path, migrated_database_entry: dict[str, Any], isolated_imports: None,
     fresh_models: None, monkeypatch: pytest.MonkeyPatch, cli: Cli, signame: str, executor: str,
