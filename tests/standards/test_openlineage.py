@@ -414,9 +414,10 @@ def _git(root: Path, *args: str) -> str:
 
 
 @pytest.mark.parametrize("database_dialect", ["sqlite"])
+@pytest.mark.parametrize("with_remote", [False, True])
 def test_task_runs_carry_the_git_commit_and_source_location(
     tmp_path: Path, migrated_database_entry: dict[str, Any], isolated_imports: None,
-    fresh_models: None, monkeypatch: pytest.MonkeyPatch, cli: Cli,
+    fresh_models: None, monkeypatch: pytest.MonkeyPatch, cli: Cli, with_remote: bool,
 ) -> None:
     """The project sits in a subfolder of a git repository with a commit: every task run's
     START names that commit, the repository and the file's path in it."""
@@ -438,12 +439,19 @@ def test_task_runs_carry_the_git_commit_and_source_location(
     commit = _git(repo, "rev-parse", "HEAD")
     assert len(commit) == 40
 
+    if with_remote:  # a remote with credentials in its URL: the events name only the host
+        _git(repo, "remote", "add", "origin", "https://alice:s3cret@git.example.invalid/lab/g.git")
+        repo_url = "https://git.example.invalid/lab/g.git"
+    else:
+        repo_url = repo.resolve().as_uri()
     done = cli("run", "genomics/pipeline.py:main", "--json")
     assert done.code == 0, done.err
     run_id = json.loads(done.out)["run_id"]
+    assert "s3cret" not in (tmp_path / "events.jsonl").read_text()
     live = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     replay = tmp_path / "replay.jsonl"
     assert cli("export", "--openlineage", run_id, "-o", str(replay)).code == 0
+    assert "s3cret" not in replay.read_text()
     replayed = [json.loads(line) for line in replay.read_text().splitlines()]
     for events in (live, replayed):
         for event in events:
@@ -457,7 +465,7 @@ def test_task_runs_carry_the_git_commit_and_source_location(
             assert location["type"] == "git"
             assert location["version"] == commit
             assert location["path"] == "project/genomics/pipeline.py"  # in the repository
-            assert location["repoUrl"] == repo.resolve().as_uri()
+            assert location["repoUrl"] == repo_url
             assert location["branch"] == "trunk"
             assert location["url"] == (root / "genomics/pipeline.py").resolve().as_uri()
         begun = next(e for e in events if e["run"]["runId"] == run_uuid)

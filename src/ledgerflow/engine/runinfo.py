@@ -66,9 +66,10 @@ def git_commit(start: Path) -> str | None:
     return None
 
 
-def git_work_tree(start: Path) -> tuple[Path, str | None] | None:
-    """The top folder of the git work tree holding ``start`` and the branch checked out
-    there (None when detached); None outside a repository."""
+def git_work_tree(start: Path) -> tuple[Path, str | None, str | None] | None:
+    """The top folder of the git work tree holding ``start``, the branch checked out there
+    (None when detached) and the URL of its ``origin`` remote without any user name or
+    password in it (None without one); None outside a repository."""
     try:
         start = start.resolve()
         for directory in (start, *start.parents):
@@ -77,8 +78,29 @@ def git_work_tree(start: Path) -> tuple[Path, str | None] | None:
                 continue
             head = (git_dir / "HEAD").read_text(encoding="utf-8", errors="replace").strip()
             ref = head[4:].strip() if head.startswith("ref:") else ""
-            return directory, (ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/")
-                               else None)
+            branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
+            return directory, branch, _origin(git_dir)
     except OSError:
         return None
     return None
+
+
+def _origin(git_dir: Path) -> str | None:
+    import configparser
+    from urllib.parse import urlsplit, urlunsplit
+
+    common = git_dir
+    if (git_dir / "commondir").is_file():
+        common = (git_dir / (git_dir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    try:
+        parser.read(common / "config", encoding="utf-8")
+        url = parser.get('remote "origin"', "url", fallback=None)
+    except (configparser.Error, UnicodeDecodeError):
+        return None
+    if not url:
+        return None
+    parts = urlsplit(url.strip())
+    if parts.scheme and "@" in parts.netloc:  # https://user:token@host/...: keep the host
+        parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
+    return urlunsplit(parts)

@@ -15,7 +15,7 @@ replay (``ledgerflow export --openlineage``), so both say the same thing about a
 * a task run's START carries its job's ``sourceCode`` (the task's source as recorded) and
   ``sourceCodeLocation``: ``url``, the module's file in the project when one still defines
   the task's function; when the run recorded a git commit (``version``), ``type`` git,
-  ``repoUrl`` the work tree holding the project, ``path`` the file in that repository and
+  ``repoUrl`` the ``origin`` remote (without credentials), else the work tree holding the project, ``path`` the file in that repository and
   ``branch`` the branch checked out there (when the events are built);
 * a file is the dataset ``file://<host>`` / ``<absolute path>`` (the OpenLineage naming of
   a file system, through openlineage-python's ``naming``), with the ``version`` facet (its
@@ -147,8 +147,8 @@ def _located(root: str, module: str, function: str) -> str | None:
 
 
 @cache
-def _checkout(root: str) -> tuple[Path, str | None] | None:
-    """The git work tree holding the project and its branch (see ``git_work_tree``)."""
+def _checkout(root: str) -> tuple[Path, str | None, str | None] | None:
+    """The git work tree holding the project, its branch and origin (see ``git_work_tree``)."""
     from ledgerflow.engine.runinfo import git_work_tree
 
     return git_work_tree(Path(root))
@@ -195,8 +195,8 @@ class EventBuilder:
             checkout = _checkout(str(self.root)) if run.code_version else None
             path, repo, branch = where, None, None
             if checkout is not None:
-                top, branch = checkout
-                repo = top.as_uri()
+                top, branch, origin = checkout
+                repo = origin or top.as_uri()
                 try:
                     path = target.relative_to(top).as_posix() if where else None
                 except ValueError:
