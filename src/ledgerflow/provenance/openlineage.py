@@ -15,8 +15,9 @@ replay (``ledgerflow export --openlineage``), so both say the same thing about a
 * a task run's START carries its job's ``sourceCode`` (the task's source as recorded) and
   ``sourceCodeLocation``: ``url``, the module's file in the project when one still defines
   the task's function; when the run recorded a git commit (``version``), ``type`` git,
-  ``repoUrl`` the ``origin`` remote (without credentials), else the work tree holding the project, ``path`` the file in that repository and
-  ``branch`` the branch checked out there (when the events are built);
+  ``repoUrl`` the ``origin`` remote (without credentials), else the work tree holding the
+  project, ``path`` the file in that repository and ``branch`` the branch checked out
+  there (when the events are built);
 * a file is the dataset ``file://<host>`` / ``<absolute path>`` (the OpenLineage naming of
   a file system, through openlineage-python's ``naming``), with the ``version`` facet (its
   content hash) and ``ledgerflow_file`` (hash algorithm, content hash, size, ledger hash).
