@@ -29,7 +29,7 @@ CLAIM_AHEAD = 0.5
 #: ... at least this many calls (and the executor's workers twice over) ...
 MIN_WINDOW = 8
 #: ... and at most this many (one statement's worth).
-MAX_WINDOW = 400
+MAX_WINDOW = 1000
 
 
 class Parking:
@@ -58,7 +58,7 @@ class Parking:
     def window(self, workers: int) -> int:
         """How many calls this run keeps claimed ahead: about :data:`CLAIM_AHEAD` seconds of
         its own throughput, so that slow calls are shared out between the runs that want
-        them and quick ones cost one statement per few hundred calls."""
+        them and quick ones cost one statement per up to a thousand calls."""
         now = time.monotonic()
         if self._since is None:
             self._since = now

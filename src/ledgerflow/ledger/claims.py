@@ -43,8 +43,8 @@ Key = tuple[str, str]  # (task hash, arguments hash)
 LEASE = CacheConfig.lease
 #: Default seconds between two polls of a run's parked calls (``cache.poll``).
 POLL = CacheConfig.poll
-#: Keys per statement (two parameters each).
-CHUNK = 400
+#: Keys per statement (two parameters each on SQLite; two arrays on PostgreSQL).
+CHUNK = 1000
 
 
 def process_gone(host: str | None, pid: int | None) -> bool:
