@@ -6,6 +6,8 @@ it, with no admin, while the user role still only adds rows (PostgreSQL enforces
 from __future__ import annotations
 
 import json
+import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -264,9 +266,73 @@ def test_downgrading_keeps_each_call_s_newest_entry(
     from ledgerflow.migrations.scripts import FRAMEWORK_BRANCH
 
     _two_versions(ledger_settings)
-    (down,) = migrations.downgrade(ledger_settings, f"{FRAMEWORK_BRANCH}@-1")
-    assert down.revision == "e5d1b7c93a62"
+    steps = migrations.downgrade(ledger_settings, f"{FRAMEWORK_BRANCH}@-2")
+    assert [s.revision for s in steps] == ["f3a6c2d8b951", "e5d1b7c93a62"]
     assert [r["value_hash"] for r in ledger.rows("lf_cache_entry")] == [hash_value(200)]
     migrations.upgrade(ledger_settings)
     CALLS.clear()
     assert ledgerflow.run(reading(0), settings=ledger_settings) == 200 and CALLS == []
+
+
+class _SkewedTime:
+    """The ``time`` module as a host whose clock runs an hour behind sees it."""
+
+    def __init__(self, behind: float) -> None:
+        self.behind = behind
+
+    def time(self) -> float:
+        return time.time() - self.behind
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+@pytest.mark.parametrize("database_dialect", ["postgresql"])
+def test_a_rerun_from_a_host_whose_clock_is_behind_is_what_later_runs_get(
+    ledger_settings: Settings, ledger: LedgerRows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ledgerflow.engine import scheduler
+
+    _feed(100)
+    assert ledgerflow.run(reading(0), settings=ledger_settings) == 100
+    monkeypatch.setattr(scheduler, "time", _SkewedTime(3600.0))
+    _feed(200)
+    assert ledgerflow.run(reading(0), settings=ledger_settings, rerun=["reading"]) == 200
+    monkeypatch.undo()
+    CALLS.clear()
+    assert ledgerflow.run(reading(0), settings=ledger_settings) == 200 and CALLS == []
+    versions = ledger.rows("lf_cache_entry", order_by="created_at")
+    assert [v["value_hash"] for v in versions] == [hash_value(100), hash_value(200)]
+
+
+@pytest.mark.parametrize("database_dialect", ["postgresql"])
+def test_versions_of_one_key_in_one_transaction_never_collide(
+    ledger_settings: Settings, ledger: LedgerRows
+) -> None:
+    _feed(100)
+    ledgerflow.run(reading(0), settings=ledger_settings)
+    (first,) = ledger.rows("lf_cache_entry")
+    columns = "task_hash, args_hash, call_hash, value_hash, run_id"
+    add = (
+        f"INSERT INTO lf_cache_entry ({columns}, created_at) SELECT {columns}, {{at}} "
+        "FROM lf_cache_entry{join} WHERE created_at = :at"
+    )
+    database = Database(ledger_settings)  # the user role, as pipelines connect
+    try:
+        with database.engine().begin() as conn:
+            # a version that keeps its own time, a day ahead (as an import does) ...
+            conn.execute(text("SELECT set_config('ledgerflow.keep_time', 'on', true)"))
+            ahead = add.format(at="created_at + interval '1 day'", join="")
+            conn.execute(text(ahead), {"at": first["created_at"]})
+            conn.execute(text("SELECT set_config('ledgerflow.keep_time', 'off', true)"))
+            # ... then four of the same key, with one client time: three in one statement
+            at = {"at": first["created_at"]}
+            three = " CROSS JOIN generate_series(1, 3)"
+            conn.execute(text(add.format(at=":at", join=three)), at)
+            conn.execute(text(add.format(at=":at", join="")), at)
+    finally:
+        database.dispose()
+    times = [v["created_at"] for v in ledger.rows("lf_cache_entry", order_by="created_at")]
+    assert len(times) == 6 and len(set(times)) == 6
+    imported = first["created_at"] + timedelta(days=1)
+    assert times[:2] == [first["created_at"], imported]  # the new ones all come after both

@@ -106,8 +106,12 @@ class RecordWriter:
         )
         if conn.dialect.name == "sqlite":  # big indexes stay in memory while they grow
             conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
-        else:  # the admin's import leaves foreign records' writer unknown, not the admin's
-            conn.exec_driver_sql("SELECT set_config('ledgerflow.keep_writer', 'on', true)")
+        else:  # the admin's import leaves foreign records' writer unknown, not the admin's;
+            # every import keeps the records' own times, so importing a file again adds nothing
+            conn.exec_driver_sql(
+                "SELECT set_config('ledgerflow.keep_writer', 'on', true), "
+                "set_config('ledgerflow.keep_time', 'on', true)"
+            )
         self._failed: Exception | None = None
         self._queue: queue.Queue[Batch | None] | None = None
         self._thread: threading.Thread | None = None
