@@ -15,11 +15,17 @@ import math
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from ledgerflow.engine import node as st
 
 if TYPE_CHECKING:
+    from ledgerflow.engine.cache import CacheHit, CacheReader
+    from ledgerflow.engine.executor import Executor
     from ledgerflow.engine.node import Node
+    from ledgerflow.engine.written import WrittenRows
     from ledgerflow.ledger.claims import Claims, Key
+    from ledgerflow.ledger.recorder import Recorder
 
 #: The first poll of newly parked calls comes this soon (their owner may be done already).
 FIRST_POLL = 0.1
@@ -115,3 +121,100 @@ class Parking:
             won |= claims.take_over(polled.dead, dead=True)
         compute = [self.parked.pop(key) for key in won if key in self.parked]
         return cached, compute
+
+
+class Claiming:
+    """The scheduler's claim steps: a mixin of :class:`ledgerflow.engine.scheduler.Scheduler`,
+    which provides the queues, the cache reader and the node phase helpers they use."""
+
+    parking: Parking | None
+    executor: Executor
+    recorder: Recorder
+    cache: CacheReader | None
+    written: WrittenRows | None
+    runnable: Any
+    running: Any
+    #: seconds the loop waits at most before its housekeeping turn
+    tick: float
+
+    def _queue(self, node: Node) -> None:
+        raise NotImplementedError
+
+    def _set_phase(self, node: Node, phase: str) -> None:
+        raise NotImplementedError
+
+    def _use_hit(self, node: Node, hit: CacheHit) -> bool:
+        raise NotImplementedError
+
+    def _settle(self) -> None:
+        raise NotImplementedError
+
+    def _housekeeping(self) -> None:
+        raise NotImplementedError
+
+    def _compute(self, nodes: list[Node]) -> None:
+        """Queue uncached calls, once this run claimed them (a window at a time)."""
+        if self.parking is None:
+            for node in nodes:
+                self._queue(node)
+            return
+        self.parking.unclaimed.extend(nodes)
+        self._claim_more()
+
+    def _claim_more(self) -> None:
+        """Claim the next calls (one statement) when what this run holds runs low; park
+        those another run holds."""
+        parking = self.parking
+        assert parking is not None
+        unclaimed = parking.unclaimed
+        want = parking.window(self.executor.workers) - len(self.runnable) - len(self.running)
+        if want <= 0 or not unclaimed:
+            return
+        batch: list[Node] = []
+        while unclaimed and len(batch) < want:
+            node = unclaimed.popleft()
+            if node.phase is st.READY:  # not interrupted meanwhile
+                batch.append(node)
+        if not batch:
+            return
+        compute, parked = parking.sort(batch)
+        for node in parked:
+            self._set_phase(node, st.PARKED)
+        for node in compute:
+            self._queue(node)
+
+    def _poll_parked(self) -> None:
+        assert self.parking is not None
+        cached, compute = self.parking.poll()
+        if cached and self.cache is not None:
+            hits = self.cache.lookup([n.key for n in cached], fresh=True)  # type: ignore[misc]
+            written = self.written
+            gone = written.check(hits.values(), fresh=True) if written is not None else {}
+            for node in cached:
+                hit = hits.get(node.key)  # type: ignore[arg-type]
+                if hit is not None and hit.call_hash in gone:
+                    node.miss_reason, hit = gone[hit.call_hash], None
+                if hit is None or not self._use_hit(node, hit):
+                    compute.append(node)  # an entry that cannot be used: computed here
+        for node in compute:
+            self._queue(node)
+        self._settle()
+
+    def _wait_parked(self) -> None:
+        """Nothing else to do: claim more, or wait for the next poll of the parked calls."""
+        assert self.parking is not None
+        if self.parking.unclaimed:
+            self._claim_more()
+            if self.runnable:
+                return
+        self._housekeeping()
+        if self.parking.parked and not self.parking.due():
+            time.sleep(min(self.parking.seconds_to_poll(), self.tick))
+
+    def _release_claim(self, node: Node) -> None:
+        """``node`` ended: its claim, if this run holds it, goes with the next flush."""
+        if self.parking is not None and node.key is not None:
+            fence = self.parking.fence(node)
+            if fence is not None:
+                self.recorder.release_claim(node.key, fence)
+                self.parking.finished()

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ledgerflow.engine import node as st
+from ledgerflow.engine.claiming import Claiming
 from ledgerflow.engine.executor import ErrorInfo, Job, Outcome
 from ledgerflow.engine.expr import ATOMS, find_calls, substitute
 from ledgerflow.engine.failing import Failing
@@ -52,8 +53,10 @@ def _new_id() -> str:
     return os.urandom(16).hex()
 
 
-class Scheduler(Failing):
+class Scheduler(Claiming, Failing):
     """Runs one expression to its value, recording every call."""
+
+    tick = TICK
 
     def __init__(
         self,
@@ -295,75 +298,6 @@ class Scheduler(Failing):
                     missed.append(node)
             self._compute(missed)
         self._settle()
-
-    # -- claims: each call computed by one run -----------------------------------------
-
-    def _compute(self, nodes: list[Node]) -> None:
-        """Queue uncached calls, once this run claimed them (a window at a time)."""
-        if self.parking is None:
-            for node in nodes:
-                self._queue(node)
-            return
-        self.parking.unclaimed.extend(nodes)
-        self._claim_more()
-
-    def _claim_more(self) -> None:
-        """Claim the next calls (one statement) when what this run holds runs low; park
-        those another run holds."""
-        parking = self.parking
-        assert parking is not None
-        unclaimed = parking.unclaimed
-        want = parking.window(self.executor.workers) - len(self.runnable) - len(self.running)
-        if want <= 0 or not unclaimed:
-            return
-        batch: list[Node] = []
-        while unclaimed and len(batch) < want:
-            node = unclaimed.popleft()
-            if node.phase is st.READY:  # not interrupted meanwhile
-                batch.append(node)
-        if not batch:
-            return
-        compute, parked = parking.sort(batch)
-        for node in parked:
-            self._set_phase(node, st.PARKED)
-        for node in compute:
-            self._queue(node)
-
-    def _poll_parked(self) -> None:
-        assert self.parking is not None
-        cached, compute = self.parking.poll()
-        if cached and self.cache is not None:
-            hits = self.cache.lookup([n.key for n in cached], fresh=True)  # type: ignore[misc]
-            written = self.written
-            gone = written.check(hits.values(), fresh=True) if written is not None else {}
-            for node in cached:
-                hit = hits.get(node.key)  # type: ignore[arg-type]
-                if hit is not None and hit.call_hash in gone:
-                    node.miss_reason, hit = gone[hit.call_hash], None
-                if hit is None or not self._use_hit(node, hit):
-                    compute.append(node)  # an entry that cannot be used: computed here
-        for node in compute:
-            self._queue(node)
-        self._settle()
-
-    def _wait_parked(self) -> None:
-        """Nothing else to do: claim more, or wait for the next poll of the parked calls."""
-        assert self.parking is not None
-        if self.parking.unclaimed:
-            self._claim_more()
-            if self.runnable:
-                return
-        self._housekeeping()
-        if self.parking.parked and not self.parking.due():
-            time.sleep(min(self.parking.seconds_to_poll(), TICK))
-
-    def _release_claim(self, node: Node) -> None:
-        """``node`` ended: its claim, if this run holds it, goes with the next flush."""
-        if self.parking is not None and node.key is not None:
-            fence = self.parking.fence(node)
-            if fence is not None:
-                self.recorder.release_claim(node.key, fence)
-                self.parking.finished()
 
     def _rerun(self, task: Task[Any, Any]) -> bool:
         found = self._reruns.get(id(task))
