@@ -13,13 +13,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ledgerflow.errors import DatabaseError, UsageError
 
 if TYPE_CHECKING:
     from ledgerflow.config.settings import Settings
     from ledgerflow.engine.task import Call, Task
+    from ledgerflow.values.file import File
+
+T = TypeVar("T")
 
 #: How deep :func:`check_input_files` looks into lists, tuples and dicts of arguments.
 _MAX_DEPTH = 4
@@ -27,18 +30,23 @@ _MAX_DEPTH = 4
 _REFUSALS = ("readonly database", "read-only", "permission denied")
 
 
-def entry_calls(expr: Any, depth: int = 0) -> Iterator[Call]:
-    """The task calls in ``expr`` (a call, or calls nested in lists, tuples, sets, dicts)."""
-    from ledgerflow.engine.task import Call
-
-    if isinstance(expr, Call):
+def _nested(expr: Any, kind: type[T], depth: int = 0) -> Iterator[T]:
+    """The ``kind`` objects in ``expr``: itself, or nested in lists, tuples, sets, dicts."""
+    if isinstance(expr, kind):
         yield expr
     elif depth < _MAX_DEPTH and isinstance(expr, list | tuple | set | frozenset):
         for item in expr:
-            yield from entry_calls(item, depth + 1)
+            yield from _nested(item, kind, depth + 1)
     elif depth < _MAX_DEPTH and isinstance(expr, dict):
         for item in expr.values():
-            yield from entry_calls(item, depth + 1)
+            yield from _nested(item, kind, depth + 1)
+
+
+def entry_calls(expr: Any) -> Iterator[Call]:
+    """The task calls in ``expr`` (a call, or calls nested in lists, tuples, sets, dicts)."""
+    from ledgerflow.engine.task import Call
+
+    return _nested(expr, Call)
 
 
 # -- rerun -------------------------------------------------------------------------------
@@ -113,17 +121,10 @@ def check_rerun(expr: Any, names: Iterable[str], settings: Settings) -> None:
 # -- input files -------------------------------------------------------------------------
 
 
-def _files_in(value: Any, depth: int = 0) -> Iterator[Any]:
+def _files_in(value: Any) -> Iterator[File]:
     from ledgerflow.values.file import File
 
-    if isinstance(value, File):
-        yield value
-    elif depth < _MAX_DEPTH and isinstance(value, list | tuple | set | frozenset):
-        for item in value:
-            yield from _files_in(item, depth + 1)
-    elif depth < _MAX_DEPTH and isinstance(value, dict):
-        for item in value.values():
-            yield from _files_in(item, depth + 1)
+    return _nested(value, File)
 
 
 def check_input_files(expr: Any, directory: Path | None) -> None:
